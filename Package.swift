@@ -1,0 +1,72 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Till",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "till", targets: ["till"]),
+        .executable(name: "till-bench", targets: ["TillBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // libcurl, the customer's HTTP library: a C shim (Swift cannot call variadic curl_easy_setopt)
+        // and a small Swift client used for Metrc over TCP and for registers over the Unix socket.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(name: "CurlHTTP", dependencies: ["CCurl"]),
+
+        .target(name: "MetrcKit", dependencies: [
+            "CurlHTTP",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "MetrcSimulator", dependencies: [
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "TillMigrations", path: "Migrations", resources: [.copy("sql")]),
+        .target(name: "TillDomain"),
+        .target(name: "TillStore", dependencies: [
+            "TillDomain", "TillMigrations",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        .target(name: "TillReporter", dependencies: [
+            "TillDomain", "TillStore", "MetrcKit",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+        .target(name: "TillAPI", dependencies: [
+            "TillDomain", "TillStore", "TillReporter", "MetrcKit",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ], resources: [.copy("openapi.json")]),
+        .executableTarget(name: "till", dependencies: [
+            "TillAPI", "TillReporter", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+        .executableTarget(name: "TillBench", dependencies: [
+            "CurlHTTP", "MetrcKit", "MetrcSimulator",
+        ]),
+
+        .testTarget(name: "MetrcKitTests", dependencies: ["MetrcKit", "MetrcSimulator", "CurlHTTP"]),
+        .testTarget(name: "MetrcSimulatorTests", dependencies: ["MetrcSimulator", "CurlHTTP"]),
+        .testTarget(name: "TillDomainTests", dependencies: ["TillDomain"]),
+        .testTarget(name: "TillStoreTests", dependencies: ["TillStore", "TillDomain"]),
+        .testTarget(name: "TillEndToEndTests", dependencies: [
+            "TillAPI", "TillReporter", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator", "CurlHTTP",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,45 @@
+import Foundation
+
+/// An amount of US dollars held as integer cents, so sums are exact.
+public struct Money: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+    public var cents: Int64
+
+    public init(cents: Int64) { self.cents = cents }
+
+    public static let zero = Money(cents: 0)
+
+    /// Exact conversion from a decimal amount; nil when it has more than two decimal places or is out of range.
+    public init?(exactly amount: Decimal) {
+        var scaled = amount * 100
+        var rounded = Decimal()
+        NSDecimalRound(&rounded, &scaled, 0, .plain)
+        guard rounded == scaled, let cents = Int64(exactly: NSDecimalNumber(decimal: rounded).int64Value),
+              Decimal(cents) == rounded else { return nil }
+        self.cents = cents
+    }
+
+    public var decimal: Decimal { Decimal(cents) / 100 }
+
+    public var description: String {
+        let sign = cents < 0 ? "-" : ""
+        let magnitude = cents.magnitude
+        return "\(sign)\(magnitude / 100).\(String(format: "%02d", Int(magnitude % 100)))"
+    }
+
+    public static func + (lhs: Money, rhs: Money) -> Money { Money(cents: lhs.cents + rhs.cents) }
+    public static func < (lhs: Money, rhs: Money) -> Bool { lhs.cents < rhs.cents }
+
+    public init(from decoder: any Decoder) throws {
+        let amount = try decoder.singleValueContainer().decode(Decimal.self)
+        guard let money = Money(exactly: amount) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "money has at most two decimal places"))
+        }
+        self = money
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(decimal)
+    }
+}

@@ -1,0 +1,34 @@
+/// A refusal the user can act on: a stable machine-readable code, a sentence for a person, and details.
+///
+/// The domain says what kind of refusal it is; the API maps the kind to an HTTP status.
+public struct TillError: Error, Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case invalidRequest   // the request itself is malformed or out of range
+        case notFound
+        case conflict         // clashes with something already recorded
+        case unprocessable    // well-formed, but the rules (stock, lab tests, Metrc) refuse it
+        case unauthorized
+        case forbidden
+        case unavailable      // a dependency (Metrc) cannot answer now
+    }
+
+    public var kind: Kind
+    public var code: String
+    public var message: String
+    public var details: [String: String]
+
+    public init(_ kind: Kind, code: String, _ message: String, details: [String: String] = [:]) {
+        self.kind = kind
+        self.code = code
+        self.message = message
+        self.details = details
+    }
+
+    public static func invalid(_ code: String, _ message: String, details: [String: String] = [:]) -> TillError {
+        TillError(.invalidRequest, code: code, message, details: details)
+    }
+
+    public static func unprocessable(_ code: String, _ message: String, details: [String: String] = [:]) -> TillError {
+        TillError(.unprocessable, code: code, message, details: details)
+    }
+}

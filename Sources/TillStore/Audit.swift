@@ -1,0 +1,73 @@
+import Crypto
+import Foundation
+import GRDB
+
+/// One append-only audit record: who did what, against which license and Metrc endpoint.
+public struct AuditEvent: Sendable {
+    public var actor: String
+    public var terminalId: Int64?
+    public var action: String
+    public var license: String?
+    public var metrcEndpoint: String?
+    public var requestDigest: String?
+    public var responseDigest: String?
+    public var subject: String?
+    public var detail: String?
+
+    public init(actor: String, terminalId: Int64? = nil, action: String, license: String? = nil,
+                metrcEndpoint: String? = nil, requestDigest: String? = nil, responseDigest: String? = nil,
+                subject: String? = nil, detail: String? = nil) {
+        self.actor = actor
+        self.terminalId = terminalId
+        self.action = action
+        self.license = license
+        self.metrcEndpoint = metrcEndpoint
+        self.requestDigest = requestDigest
+        self.responseDigest = responseDigest
+        self.subject = subject
+        self.detail = detail
+    }
+}
+
+/// A stored audit record.
+public struct AuditRecord: Sendable {
+    public var id: Int64
+    public var at: Date
+    public var event: AuditEvent
+}
+
+/// SHA-256 in hex: how request and response bodies are kept in the audit log (never the bodies themselves).
+public func sha256Hex(_ data: Data) -> String {
+    SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+}
+
+extension TillStore {
+    public func appendAudit(_ event: AuditEvent, at: Date = Date()) throws {
+        try pool.write { db in try Self.appendAudit(event, at: at, db) }
+    }
+
+    static func appendAudit(_ event: AuditEvent, at: Date, _ db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO audit_log (at, actor, terminal_id, action, license, metrc_endpoint, request_digest,
+                                   response_digest, subject, detail)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [at.epochMilliseconds, event.actor, event.terminalId, event.action, event.license,
+                             event.metrcEndpoint, event.requestDigest, event.responseDigest, event.subject, event.detail])
+    }
+
+    /// The newest audit records first.
+    public func auditLog(limit: Int = 100, action: String? = nil) throws -> [AuditRecord] {
+        try pool.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM audit_log WHERE (?1 IS NULL OR action = ?1) ORDER BY id DESC LIMIT ?2
+                """, arguments: [action, limit])
+            return rows.map { row in
+                AuditRecord(id: row["id"], at: Date(epochMilliseconds: row["at"]),
+                            event: AuditEvent(actor: row["actor"], terminalId: row["terminal_id"], action: row["action"],
+                                              license: row["license"], metrcEndpoint: row["metrc_endpoint"],
+                                              requestDigest: row["request_digest"], responseDigest: row["response_digest"],
+                                              subject: row["subject"], detail: row["detail"]))
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+import GRDB
+import TillDomain
+
+/// A receipt Till still owes Metrc.
+public struct PendingReport: Sendable {
+    public var sale: Sale
+    public var attempts: Int
+    /// An earlier attempt may have reached Metrc: look it up by external number before posting.
+    public var needsLookup: Bool
+    public var lastError: String?
+}
+
+/// What managers see of reporting: what is owed, what Metrc refused, when it last worked.
+public struct ReportingSummary: Sendable {
+    public var pending: Int
+    public var oldestPendingSoldAt: Date?
+    public var rejected: [Sale]
+    public var lastReportedAt: Date?
+    public var lastError: String?
+}
+
+extension TillStore {
+    /// Outbox rows due now, oldest sale first; rows leased to an attempt in flight are not due.
+    public func dueReports(now: Date, limit: Int) throws -> [PendingReport] {
+        try pool.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT sale_id, attempts, needs_lookup, last_error FROM outbox
+                WHERE kind = 'receipt' AND next_attempt_at <= ? ORDER BY sale_id LIMIT ?
+                """, arguments: [now.epochMilliseconds, limit])
+            let sales = try Self.sales(from: Row.fetchAll(db, sql: """
+                SELECT * FROM sales WHERE id IN (\(databaseQuestionMarks(count: rows.count)))
+                """, arguments: StatementArguments(rows.map { $0["sale_id"] as Int64 })), db)
+            let byId = Dictionary(uniqueKeysWithValues: sales.map { ($0.id, $0) })
+            return rows.compactMap { row in
+                byId[row["sale_id"]].map { sale in
+                    PendingReport(sale: sale, attempts: row["attempts"], needsLookup: row["needs_lookup"],
+                                  lastError: row["last_error"])
+                }
+            }
+        }
+    }
+
+    /// When the next outbox row falls due, if any.
+    public func nextReportDue() throws -> Date? {
+        try pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM outbox").map(Date.init(epochMilliseconds:))
+        }
+    }
+
+    /// Takes rows for an attempt: nobody else picks them up until `until`, and should the process die
+    /// mid-flight the next attempt looks Metrc up first.
+    public func leaseReports(saleIds: [Int64], until: Date, now: Date) throws {
+        guard !saleIds.isEmpty else { return }
+        try pool.write { db in
+            try db.execute(sql: """
+                UPDATE outbox SET next_attempt_at = ?, needs_lookup = 1, attempts = attempts + 1, last_attempt_at = ?
+                WHERE sale_id IN (\(databaseQuestionMarks(count: saleIds.count)))
+                """, arguments: StatementArguments([until.epochMilliseconds, now.epochMilliseconds] + saleIds))
+        }
+    }
+
+    /// After a restart no attempt is in flight: every lease is void.
+    public func releaseLeases(now: Date) throws {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE outbox SET next_attempt_at = ? WHERE next_attempt_at > ?",
+                           arguments: [now.epochMilliseconds, now.epochMilliseconds])
+        }
+    }
+
+    /// Metrc holds these receipts: the sales are reported and nothing more is owed for them.
+    public func recordReported(_ receipts: [(saleId: Int64, metrcReceiptId: Int64)], at: Date, audit: AuditEvent) throws {
+        guard !receipts.isEmpty else { return }
+        try pool.write { db in
+            for receipt in receipts {
+                try db.execute(sql: """
+                    UPDATE sales SET status = 'reported', metrc_receipt_id = ?, reported_at = ?, rejection_json = NULL
+                    WHERE id = ?
+                    """, arguments: [receipt.metrcReceiptId, at.epochMilliseconds, receipt.saleId])
+                try db.execute(sql: "DELETE FROM outbox WHERE sale_id = ?", arguments: [receipt.saleId])
+            }
+            var event = audit
+            event.subject = event.subject ?? receipts.map { "\($0.saleId)" }.joined(separator: ",")
+            try Self.appendAudit(event, at: at, db)
+        }
+    }
+
+    /// Metrc refused the receipt. When the register was told so (`restoreStock`), the sale never
+    /// happened and its quantities go back; a sale already handed over stays and becomes an exception.
+    public func recordRejected(saleId: Int64, messages: [String], restoreStock: Bool, at: Date, audit: AuditEvent) throws {
+        let json = String(decoding: try JSONEncoder().encode(messages), as: UTF8.self)
+        try pool.write { db in
+            try db.execute(sql: "UPDATE sales SET status = 'rejected', rejection_json = ? WHERE id = ?",
+                           arguments: [json, saleId])
+            try db.execute(sql: "DELETE FROM outbox WHERE sale_id = ?", arguments: [saleId])
+            if restoreStock {
+                try db.execute(sql: """
+                    UPDATE packages SET quantity_micros = quantity_micros +
+                        (SELECT SUM(package_quantity_micros) FROM sale_lines l WHERE l.sale_id = ?1 AND l.package_label = packages.label)
+                    WHERE label IN (SELECT package_label FROM sale_lines WHERE sale_id = ?1)
+                    """, arguments: [saleId])
+            }
+            try Self.appendAudit(audit, at: at, db)
+        }
+    }
+
+    /// An attempt failed in a way worth retrying; try again at `nextAttemptAt`.
+    public func recordFailure(saleIds: [Int64], message: String, needsLookup: Bool, nextAttemptAt: Date, at: Date) throws {
+        guard !saleIds.isEmpty else { return }
+        try pool.write { db in
+            try db.execute(sql: """
+                UPDATE outbox SET last_error = ?, needs_lookup = ?, next_attempt_at = ?, last_attempt_at = ?
+                WHERE sale_id IN (\(databaseQuestionMarks(count: saleIds.count)))
+                """, arguments: StatementArguments([message, needsLookup, nextAttemptAt.epochMilliseconds, at.epochMilliseconds]
+                                                   + saleIds.map { $0 as (any DatabaseValueConvertible)? }))
+        }
+    }
+
+    public func reportingSummary() throws -> ReportingSummary {
+        try pool.read { db in
+            let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sales WHERE status = 'pending_report'") ?? 0
+            let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(sold_at) FROM sales WHERE status = 'pending_report'")
+            let rejected = try Self.sales(from: Row.fetchAll(db, sql: "SELECT * FROM sales WHERE status = 'rejected' ORDER BY id"), db)
+            let lastReported = try Int64.fetchOne(db, sql: "SELECT MAX(reported_at) FROM sales")
+            let lastError = try String.fetchOne(db, sql: """
+                SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY last_attempt_at DESC LIMIT 1
+                """)
+            return ReportingSummary(pending: pending, oldestPendingSoldAt: oldest.map(Date.init(epochMilliseconds:)),
+                                    rejected: rejected, lastReportedAt: lastReported.map(Date.init(epochMilliseconds:)),
+                                    lastError: lastError)
+        }
+    }
+}

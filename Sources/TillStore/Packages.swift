@@ -1,0 +1,112 @@
+import Foundation
+import GRDB
+import TillDomain
+
+/// A package as Metrc reported it, ready to store.
+public struct MetrcPackageState: Sendable {
+    public var label: String
+    public var metrcId: Int64?
+    public var itemName: String
+    public var category: String?
+    public var unit: String
+    public var quantity: Decimal
+    public var onHold: Bool
+    public var labTestingState: String?
+    public var active: Bool
+    public var lastModified: String?
+
+    public init(label: String, metrcId: Int64?, itemName: String, category: String?, unit: String, quantity: Decimal,
+                onHold: Bool, labTestingState: String?, active: Bool, lastModified: String?) {
+        self.label = label
+        self.metrcId = metrcId
+        self.itemName = itemName
+        self.category = category
+        self.unit = unit
+        self.quantity = quantity
+        self.onHold = onHold
+        self.labTestingState = labTestingState
+        self.active = active
+        self.lastModified = lastModified
+    }
+}
+
+extension TillStore {
+    /// Stores packages pulled from Metrc. The local quantity is Metrc's less what sales not yet
+    /// confirmed by Metrc have taken, so a sync never hands back stock that is already sold.
+    /// A full sync also deactivates local packages Metrc no longer lists as active.
+    public func applyMetrcPackages(_ packages: [MetrcPackageState], fullSync: Bool, at: Date = Date()) throws {
+        try pool.write { db in
+            let pending = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: """
+                SELECT l.package_label, SUM(l.package_quantity_micros) AS taken
+                FROM sale_lines l JOIN sales s ON s.id = l.sale_id
+                WHERE s.status = 'pending_report' GROUP BY l.package_label
+                """).map { row in (row["package_label"] as String, row["taken"] as Int64) })
+            for package in packages {
+                let metrcMicros = Quantities.microsRoundingDown(package.quantity)
+                let local = max(0, metrcMicros - pending[package.label, default: 0])
+                try db.execute(sql: """
+                    INSERT INTO packages (label, metrc_id, item_name, category, unit, quantity_micros, on_hold,
+                                          lab_testing_state, active, metrc_quantity, metrc_last_modified, synced_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (label) DO UPDATE SET
+                        metrc_id = excluded.metrc_id, item_name = excluded.item_name, category = excluded.category,
+                        unit = excluded.unit, quantity_micros = excluded.quantity_micros, on_hold = excluded.on_hold,
+                        lab_testing_state = excluded.lab_testing_state, active = excluded.active,
+                        metrc_quantity = excluded.metrc_quantity, metrc_last_modified = excluded.metrc_last_modified,
+                        synced_at = excluded.synced_at
+                    """, arguments: [package.label, package.metrcId, package.itemName, package.category, package.unit,
+                                     local, package.onHold, package.labTestingState, package.active,
+                                     "\(package.quantity)", package.lastModified, at.epochMilliseconds])
+            }
+            if fullSync {
+                let seen = Set(packages.map(\.label))
+                let known = try String.fetchAll(db, sql: "SELECT label FROM packages WHERE active = 1")
+                for label in known where !seen.contains(label) {
+                    try db.execute(sql: "UPDATE packages SET active = 0, synced_at = ? WHERE label = ?",
+                                   arguments: [at.epochMilliseconds, label])
+                }
+            }
+        }
+    }
+
+    public func packages(labels: some Collection<String>) throws -> [String: PackageSnapshot] {
+        let labels = Array(Set(labels))
+        guard !labels.isEmpty else { return [:] }
+        return try pool.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM packages WHERE label IN (\(databaseQuestionMarks(count: labels.count)))",
+                                        arguments: StatementArguments(labels))
+            return Dictionary(uniqueKeysWithValues: rows.map { row in
+                let snapshot = Self.snapshot(from: row)
+                return (snapshot.label, snapshot)
+            })
+        }
+    }
+
+    /// Active packages with stock left, as registers see them.
+    public func sellablePackages() throws -> [PackageSnapshot] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM packages WHERE active = 1 AND quantity_micros > 0 ORDER BY label")
+                .map(Self.snapshot(from:))
+        }
+    }
+
+    public func packageCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM packages WHERE active = 1") ?? 0 }
+    }
+
+    static func snapshot(from row: Row) -> PackageSnapshot {
+        PackageSnapshot(label: row["label"], itemName: row["item_name"], category: row["category"], unit: row["unit"],
+                        quantity: Quantities.decimal(micros: row["quantity_micros"]), onHold: row["on_hold"],
+                        labTestingState: row["lab_testing_state"], active: row["active"])
+    }
+}
+
+extension Quantities {
+    /// Millionths, dropping anything finer (Metrc's own figures are never finer than that in practice).
+    public static func microsRoundingDown(_ quantity: Decimal) -> Int64 {
+        var scaled = quantity * 1_000_000
+        var rounded = Decimal()
+        NSDecimalRound(&rounded, &scaled, 0, .down)
+        return NSDecimalNumber(decimal: rounded).int64Value
+    }
+}

@@ -1,0 +1,181 @@
+import Foundation
+import GRDB
+import TillDomain
+
+/// Everything needed to journal one validated sale in one transaction.
+public struct JournalEntry: Sendable {
+    public var request: SaleRequest
+    /// Digest of the request body: a retry with the same clientSaleId must carry the same sale.
+    public var requestDigest: String
+    public var lines: [ValidatedLine]
+    public var terminalId: Int64?
+    public var actor: String
+    public var license: String
+    public var soldAt: Date
+    public var salesDateTimeLocal: String
+    public var businessDate: String
+    /// The sale's own first report attempt holds the outbox row until then; the reporter leaves it alone.
+    public var firstAttemptLease: Date
+
+    public init(request: SaleRequest, requestDigest: String, lines: [ValidatedLine], terminalId: Int64?, actor: String,
+                license: String, soldAt: Date, salesDateTimeLocal: String, businessDate: String, firstAttemptLease: Date) {
+        self.request = request
+        self.requestDigest = requestDigest
+        self.lines = lines
+        self.terminalId = terminalId
+        self.actor = actor
+        self.license = license
+        self.soldAt = soldAt
+        self.salesDateTimeLocal = salesDateTimeLocal
+        self.businessDate = businessDate
+        self.firstAttemptLease = firstAttemptLease
+    }
+}
+
+/// What journaling did.
+public enum JournalResult: Sendable {
+    /// A new sale was recorded; its report is owed.
+    case recorded(Sale)
+    /// The clientSaleId was already recorded with the same content: this is the original sale.
+    case replay(Sale)
+}
+
+extension TillStore {
+    /// Records the sale, its lines, the package decrements, the outbox row and an audit event in one
+    /// transaction. Stock is guarded in the UPDATE itself, so concurrent registers can never oversell.
+    public func journal(_ entry: JournalEntry) throws -> JournalResult {
+        try pool.write { db in
+            if let existing = try Self.sale(clientSaleId: entry.request.clientSaleId, db) {
+                let digest = try String.fetchOne(db, sql: "SELECT request_digest FROM sales WHERE id = ?", arguments: [existing.id])
+                guard digest == entry.requestDigest else {
+                    throw TillError(.conflict, code: "client_sale_id_reused",
+                                    "clientSaleId \(entry.request.clientSaleId) was already used for a different sale.",
+                                    details: ["saleId": "\(existing.id)", "receiptNumber": existing.receiptNumber])
+                }
+                return .replay(existing)
+            }
+            let id = (try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM sales")) ?? 1
+            let receiptNumber = "\(receiptPrefix)-\(String(format: "%06lld", id))"
+            let total = entry.lines.reduce(Money.zero) { $0 + $1.request.totalAmount }
+            let request = entry.request
+            try db.execute(sql: """
+                INSERT INTO sales (id, client_sale_id, request_digest, receipt_number, terminal_id, customer_type,
+                                   patient_license_number, caregiver_license_number, identification_method,
+                                   patient_registration_location_id, sold_at, sales_date_time_local, business_date_local,
+                                   total_cents, status)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending_report')
+                """, arguments: [id, request.clientSaleId, entry.requestDigest, receiptNumber, entry.terminalId,
+                                 request.customerType.rawValue, request.patientLicenseNumber, request.caregiverLicenseNumber,
+                                 request.identificationMethod, request.patientRegistrationLocationId,
+                                 entry.soldAt.epochMilliseconds, entry.salesDateTimeLocal, entry.businessDate, total.cents])
+            for (number, line) in entry.lines.enumerated() {
+                let taxes = line.request.taxes
+                try db.execute(sql: """
+                    INSERT INTO sale_lines (sale_id, line_number, package_label, quantity, unit, package_quantity_micros,
+                                            total_cents, discount_cents, sales_tax_cents, excise_tax_cents, city_tax_cents,
+                                            county_tax_cents, municipal_tax_cents)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [id, number, line.request.packageLabel, "\(line.request.quantity)", line.unitName,
+                                     line.packageDecrementMicros, line.request.totalAmount.cents,
+                                     line.request.discountAmount?.cents, taxes?.salesTax?.cents, taxes?.exciseTax?.cents,
+                                     taxes?.cityTax?.cents, taxes?.countyTax?.cents, taxes?.municipalTax?.cents])
+                try db.execute(sql: """
+                    UPDATE packages SET quantity_micros = quantity_micros - ?1
+                    WHERE label = ?2 AND active = 1 AND quantity_micros >= ?1
+                    """, arguments: [line.packageDecrementMicros, line.request.packageLabel])
+                guard db.changesCount == 1 else {
+                    let left = try Int64.fetchOne(db, sql: "SELECT quantity_micros FROM packages WHERE label = ?",
+                                                  arguments: [line.request.packageLabel]) ?? 0
+                    throw TillError.unprocessable(
+                        "insufficient_quantity",
+                        "Package \(line.request.packageLabel) has \(Quantities.decimal(micros: left)) left; another sale took the rest.",
+                        details: ["line": "\(number)", "packageLabel": line.request.packageLabel,
+                                  "available": "\(Quantities.decimal(micros: left))"])
+                }
+            }
+            // needs_lookup = 1: the first attempt is about to be sent; should the process die mid-flight,
+            // the reporter must ask Metrc before posting again.
+            try db.execute(sql: """
+                INSERT INTO outbox (kind, sale_id, created_at, attempts, next_attempt_at, needs_lookup, last_attempt_at)
+                VALUES ('receipt', ?, ?, 1, ?, 1, ?)
+                """, arguments: [id, entry.soldAt.epochMilliseconds, entry.firstAttemptLease.epochMilliseconds,
+                                 entry.soldAt.epochMilliseconds])
+            try Self.appendAudit(AuditEvent(actor: entry.actor, terminalId: entry.terminalId, action: "sale.journaled",
+                                            license: entry.license, requestDigest: entry.requestDigest,
+                                            subject: receiptNumber, detail: "total \(total)"),
+                                 at: entry.soldAt, db)
+            guard let sale = try Self.sale(id: id, db) else { throw DatabaseError(message: "sale \(id) vanished") }
+            return .recorded(sale)
+        }
+    }
+
+    /// The digest of the request that created the sale.
+    public func journalDigest(saleId: Int64) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT request_digest FROM sales WHERE id = ?", arguments: [saleId]) }
+    }
+
+    public func sale(id: Int64) throws -> Sale? {
+        try pool.read { db in try Self.sale(id: id, db) }
+    }
+
+    public func sale(clientSaleId: String) throws -> Sale? {
+        try pool.read { db in try Self.sale(clientSaleId: clientSaleId, db) }
+    }
+
+    /// Sales of one facility-local business day, oldest first.
+    public func sales(businessDate: String) throws -> [Sale] {
+        try pool.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM sales WHERE business_date_local = ? ORDER BY id",
+                                        arguments: [businessDate])
+            return try Self.sales(from: rows, db)
+        }
+    }
+
+    static func sale(id: Int64, _ db: Database) throws -> Sale? {
+        try sales(from: Row.fetchAll(db, sql: "SELECT * FROM sales WHERE id = ?", arguments: [id]), db).first
+    }
+
+    static func sale(clientSaleId: String, _ db: Database) throws -> Sale? {
+        try sales(from: Row.fetchAll(db, sql: "SELECT * FROM sales WHERE client_sale_id = ?", arguments: [clientSaleId]), db).first
+    }
+
+    static func sales(from rows: [Row], _ db: Database) throws -> [Sale] {
+        guard !rows.isEmpty else { return [] }
+        let ids = rows.map { $0["id"] as Int64 }
+        var linesBySale: [Int64: [SaleLine]] = [:]
+        let lineRows = try Row.fetchAll(db, sql: """
+            SELECT * FROM sale_lines WHERE sale_id IN (\(databaseQuestionMarks(count: ids.count))) ORDER BY sale_id, line_number
+            """, arguments: StatementArguments(ids))
+        for row in lineRows {
+            let cents: (String) -> Money? = { column in (row[column] as Int64?).map(Money.init(cents:)) }
+            let taxes = LineTaxes(salesTax: cents("sales_tax_cents"), exciseTax: cents("excise_tax_cents"),
+                                  cityTax: cents("city_tax_cents"), countyTax: cents("county_tax_cents"),
+                                  municipalTax: cents("municipal_tax_cents"))
+            let line = SaleLine(packageLabel: row["package_label"], quantity: Decimal(string: row["quantity"]) ?? 0,
+                                unit: row["unit"], totalAmount: Money(cents: row["total_cents"]),
+                                discountAmount: cents("discount_cents"),
+                                taxes: taxes == LineTaxes() ? nil : taxes,
+                                packageDecrementMicros: row["package_quantity_micros"])
+            linesBySale[row["sale_id"], default: []].append(line)
+        }
+        return rows.map { row in
+            let id: Int64 = row["id"]
+            let rejection = (row["rejection_json"] as String?).flatMap {
+                try? JSONDecoder().decode([String].self, from: Data($0.utf8))
+            }
+            return Sale(id: id, clientSaleId: row["client_sale_id"], receiptNumber: row["receipt_number"],
+                        customerType: CustomerType(rawValue: row["customer_type"]) ?? .consumer,
+                        patientLicenseNumber: row["patient_license_number"],
+                        caregiverLicenseNumber: row["caregiver_license_number"],
+                        identificationMethod: row["identification_method"],
+                        patientRegistrationLocationId: row["patient_registration_location_id"],
+                        soldAt: Date(epochMilliseconds: row["sold_at"]), salesDateTime: row["sales_date_time_local"],
+                        businessDate: row["business_date_local"], lines: linesBySale[id] ?? [],
+                        totalAmount: Money(cents: row["total_cents"]),
+                        status: SaleStatus(rawValue: row["status"]) ?? .pendingReport,
+                        metrcReceiptId: row["metrc_receipt_id"],
+                        reportedAt: (row["reported_at"] as Int64?).map(Date.init(epochMilliseconds:)),
+                        rejection: rejection)
+        }
+    }
+}

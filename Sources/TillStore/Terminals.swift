@@ -1,0 +1,56 @@
+import Foundation
+import GRDB
+import TillDomain
+
+extension TillStore {
+    /// Registers a terminal and returns it with its bearer token; only the token's hash is stored.
+    public func addTerminal(name: String, role: TerminalRole, at: Date = Date()) throws -> (Terminal, token: String) {
+        var bytes = [UInt8](repeating: 0, count: 24)
+        var generator = SystemRandomNumberGenerator()
+        for index in bytes.indices { bytes[index] = generator.next() }
+        let token = "till_" + bytes.map { String(format: "%02x", $0) }.joined()
+        let terminal = try pool.write { db -> Terminal in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM terminals WHERE name = ?", arguments: [name]) == true {
+                throw TillError(.conflict, code: "terminal_exists", "A terminal named \(name) already exists.")
+            }
+            try db.execute(sql: "INSERT INTO terminals (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
+                           arguments: [name, role.rawValue, Self.tokenHash(token), at.epochMilliseconds])
+            let terminal = Terminal(id: db.lastInsertedRowID, name: name, role: role, revoked: false)
+            try Self.appendAudit(AuditEvent(actor: "cli", action: "terminal.added", subject: name, detail: role.rawValue), at: at, db)
+            return terminal
+        }
+        return (terminal, token)
+    }
+
+    /// The live terminal holding `token`, if any.
+    public func terminal(token: String) throws -> Terminal? {
+        let hash = Self.tokenHash(token)
+        return try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM terminals WHERE token_hash = ? AND revoked_at IS NULL", arguments: [hash])
+                .map(Self.terminal(from:))
+        }
+    }
+
+    public func terminals() throws -> [Terminal] {
+        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM terminals ORDER BY name").map(Self.terminal(from:)) }
+    }
+
+    /// Revokes the terminal's token; returns false when no live terminal has that name.
+    @discardableResult
+    public func revokeTerminal(name: String, at: Date = Date()) throws -> Bool {
+        try pool.write { db in
+            try db.execute(sql: "UPDATE terminals SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                           arguments: [at.epochMilliseconds, name])
+            guard db.changesCount > 0 else { return false }
+            try Self.appendAudit(AuditEvent(actor: "cli", action: "terminal.revoked", subject: name), at: at, db)
+            return true
+        }
+    }
+
+    private static func terminal(from row: Row) -> Terminal {
+        Terminal(id: row["id"], name: row["name"], role: TerminalRole(rawValue: row["role"]) ?? .register,
+                 revoked: (row["revoked_at"] as Int64?) != nil)
+    }
+
+    static func tokenHash(_ token: String) -> String { sha256Hex(Data(token.utf8)) }
+}

@@ -1,0 +1,54 @@
+import Foundation
+import GRDB
+import TillDomain
+import TillMigrations
+
+/// Till's durable state in one SQLite file: WAL for concurrent readers, `synchronous=FULL` so a
+/// committed sale survives power loss, foreign keys on, schema from `Migrations/sql`.
+public final class TillStore: Sendable {
+    public let pool: DatabasePool
+    /// Prefix of every receipt number this database issues (random per database).
+    public let receiptPrefix: String
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)  // another process (`till sync`, `till terminals`) may hold the write lock briefly
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator().migrate(pool)
+        receiptPrefix = try pool.read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'receipt_prefix'") ?? "TILL"
+        }
+    }
+
+    /// Applies pending migrations and returns the names of all applied ones.
+    public static func migrate(path: String) throws -> [String] {
+        let store = try TillStore(path: path)
+        return try store.pool.read { db in try migrator().appliedMigrations(db) }
+    }
+
+    static func migrator() throws -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        for migration in try SQLMigrations.all() {
+            migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
+        }
+        return migrator
+    }
+
+    /// The current journal mode and synchronous setting, for `till status` and tests.
+    public func durabilitySettings() throws -> (journalMode: String, synchronous: Int) {
+        try pool.read { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "?",
+             try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
+        }
+    }
+}
+
+extension Date {
+    var epochMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    init(epochMilliseconds: Int64) { self.init(timeIntervalSince1970: Double(epochMilliseconds) / 1000) }
+}
