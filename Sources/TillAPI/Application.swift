@@ -1,0 +1,63 @@
+import Foundation
+import Hummingbird
+import Logging
+import MetrcKit
+import TillDomain
+import TillReporter
+import TillStore
+
+/// Every long-lived part of a running Till, built once and shared by the routes and the background services.
+public struct TillServices: Sendable {
+    public let configuration: TillConfiguration
+    public let store: TillStore
+    public let metrc: any MetrcAPI
+    public let health: MetrcHealth
+    public let reporter: ReceiptReporter
+    public let desk: SaleDesk
+    public let sync: InventorySync
+    public let logger: Logger
+
+    public init(configuration: TillConfiguration, store: TillStore, metrc: any MetrcAPI, logger: Logger,
+                reporterSettings: ReporterSettings? = nil, syncInterval: Duration = .seconds(300)) {
+        self.configuration = configuration
+        self.store = store
+        self.metrc = metrc
+        self.logger = logger
+        health = MetrcHealth()
+        var settings = reporterSettings ?? ReporterSettings()
+        settings.deadline = reporterSettings?.deadline ?? configuration.reportDeadline
+        reporter = ReceiptReporter(store: store, metrc: metrc, health: health, settings: settings, logger: logger)
+        desk = SaleDesk(store: store, reporter: reporter, license: configuration.license, timeZone: configuration.timeZone,
+                        logger: logger)
+        sync = InventorySync(store: store, metrc: metrc, logger: logger, interval: syncInterval)
+    }
+}
+
+/// The Till server on its Unix socket, with the reporter and inventory sync running beside it.
+/// `till serve` and the end-to-end tests both run exactly this.
+///
+/// - Parameter runReporter: false leaves the outbox alone (tests that build a backlog first).
+public func buildApplication(services: TillServices, runReporter: Bool = true) throws -> some ApplicationProtocol {
+    let router = Router(context: TillRequestContext.self)
+    router.add(middleware: JSONErrorMiddleware())
+    router.add(middleware: TerminalAuthMiddleware(store: services.store,
+                                                  publicPaths: ["/v1/health", "/v1/openapi.json"]))
+    Routes(services: services).add(to: router)
+
+    let socketPath = services.configuration.socketPath
+    try FileManager.default.createDirectory(atPath: (socketPath as NSString).deletingLastPathComponent,
+                                            withIntermediateDirectories: true)
+    // A socket file left by a killed server would make bind fail.
+    if FileManager.default.fileExists(atPath: socketPath) { try FileManager.default.removeItem(atPath: socketPath) }
+    let logger = services.logger
+    return Application(
+        router: router,
+        configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "Till"),
+        services: runReporter ? [services.reporter, services.sync] : [services.sync],
+        onServerRunning: { _ in
+            // Registers and staff tools share a group with Till; nobody else may talk to it.
+            chmod(socketPath, 0o660)
+            logger.info("Till listening", metadata: ["socket": "\(socketPath)"])
+        },
+        logger: logger)
+}

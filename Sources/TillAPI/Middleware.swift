@@ -1,0 +1,108 @@
+import Foundation
+import Hummingbird
+import Logging
+import TillDomain
+import TillStore
+
+/// Turns every failure into `{"error":{"code","message","details"}}` with a fitting status; never a stack trace.
+struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context,
+                next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as TillError {
+            return APIError.response(error)
+        } catch let error as HTTPError {
+            return APIError.response(APIError.from(error))
+        } catch {
+            context.logger.error("unexpected error", metadata: ["error": "\(error)"])
+            return APIError.response(TillError(.unavailable, code: "internal_error", "Till could not complete the request."))
+        }
+    }
+}
+
+/// Resolves `Authorization: Bearer <token>` to a terminal; the token itself is never logged.
+struct TerminalAuthMiddleware: RouterMiddleware {
+    let store: TillStore
+    /// Paths anyone on the socket may read (the socket itself is mode 0660).
+    let publicPaths: Set<String>
+
+    func handle(_ request: Request, context: TillRequestContext,
+                next: (Request, TillRequestContext) async throws -> Response) async throws -> Response {
+        if publicPaths.contains(request.uri.path) { return try await next(request, context) }
+        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+            throw TillError(.unauthorized, code: "unauthorized", "A bearer token is required (Authorization: Bearer <token>).")
+        }
+        let token = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        let terminal: Terminal?
+        do {
+            terminal = try store.terminal(token: token)
+        } catch {
+            throw TillError(.unavailable, code: "store_unavailable", "Terminals could not be read.")
+        }
+        guard let terminal else {
+            throw TillError(.unauthorized, code: "invalid_token", "The bearer token is unknown or revoked.")
+        }
+        var context = context
+        context.terminal = terminal
+        context.logger[metadataKey: "terminal"] = "\(terminal.name)"
+        return try await next(request, context)
+    }
+}
+
+enum APIError {
+    static func status(_ kind: TillError.Kind) -> HTTPResponse.Status {
+        switch kind {
+        case .invalidRequest: .badRequest
+        case .notFound: .notFound
+        case .conflict: .conflict
+        case .unprocessable: .unprocessableContent
+        case .unauthorized: .unauthorized
+        case .forbidden: .forbidden
+        case .unavailable: .serviceUnavailable
+        }
+    }
+
+    static func from(_ error: HTTPError) -> TillError {
+        switch error.status {
+        case .notFound: TillError(.notFound, code: "not_found", "No such resource.")
+        case .methodNotAllowed: TillError(.invalidRequest, code: "method_not_allowed", "That method is not allowed here.")
+        case .contentTooLarge: TillError(.invalidRequest, code: "payload_too_large", "The request body is too large.")
+        case .unauthorized: TillError(.unauthorized, code: "unauthorized", "A bearer token is required.")
+        default: TillError(.invalidRequest, code: "bad_request", error.body ?? "The request could not be read.")
+        }
+    }
+
+    static func response(_ error: TillError) -> Response {
+        var status = status(error.kind)
+        if error.code == "payload_too_large" { status = .contentTooLarge }
+        if error.code == "method_not_allowed" { status = .methodNotAllowed }
+        let body = ErrorBody(error: .init(code: error.code, message: error.message,
+                                          details: error.details.isEmpty ? nil : error.details))
+        return JSONResponse.make(body, status: status)
+    }
+
+    struct ErrorBody: Encodable {
+        struct Detail: Encodable {
+            var code: String
+            var message: String
+            var details: [String: String]?
+        }
+        var error: Detail
+    }
+}
+
+enum JSONResponse {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }()
+
+    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? encoder.encode(value)) ?? Data(#"{"error":{"code":"internal_error","message":"encoding failed"}}"#.utf8)
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

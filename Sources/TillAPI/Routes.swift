@@ -1,0 +1,115 @@
+import Foundation
+import Hummingbird
+import TillDomain
+import TillReporter
+import TillStore
+
+/// The register-facing routes; each one reads its input, asks the desk or store, and answers JSON.
+struct Routes: Sendable {
+    let services: TillServices
+
+    func add(to router: Router<TillRequestContext>) {
+        let v1 = router.group("v1")
+        v1.post("sales", use: postSale)
+        v1.get("sales", use: listSales)
+        v1.get("sales/:id", use: getSale)
+        v1.get("packages", use: listPackages)
+        v1.get("reporting", use: reporting)
+        v1.get("health", use: health)
+        v1.get("openapi.json", use: openAPI)
+    }
+
+    // MARK: Sales
+
+    @Sendable func postSale(_ request: Request, context: TillRequestContext) async throws -> Response {
+        let terminal = try context.requireTerminal([.register, .manager])
+        let body = try await Self.readBody(request, context: context)
+        let sale = try RequestDecoding.decodeSale(body)
+        let digest = sha256Hex(try RequestDecoding.canonical(sale))
+        let outcome = try await services.desk.sell(sale, requestDigest: digest, terminal: terminal)
+        switch outcome {
+        case .reported(let sale):
+            return JSONResponse.make(SaleView(sale), status: .created)
+        case .pendingReport(let sale):
+            return JSONResponse.make(SaleView(sale), status: .accepted)
+        case .rejected(let sale):
+            throw TillError.unprocessable(
+                "metrc_rejected",
+                "Metrc refused the sale: " + (sale.rejection ?? []).joined(separator: "; "),
+                details: ["saleId": "\(sale.id)", "receiptNumber": sale.receiptNumber,
+                          "metrcMessages": (sale.rejection ?? []).joined(separator: "\n")])
+        }
+    }
+
+    @Sendable func getSale(_ request: Request, context: TillRequestContext) async throws -> Response {
+        _ = try context.requireTerminal(Set(TerminalRole.allCases))
+        guard let id = context.parameters.get("id", as: Int64.self) else {
+            throw TillError.invalid("invalid_sale_id", "A sale id is a positive whole number.")
+        }
+        guard let sale = try services.store.sale(id: id) else {
+            throw TillError(.notFound, code: "sale_not_found", "No sale with id \(id).")
+        }
+        return JSONResponse.make(SaleView(sale))
+    }
+
+    @Sendable func listSales(_ request: Request, context: TillRequestContext) async throws -> Response {
+        _ = try context.requireTerminal(Set(TerminalRole.allCases))
+        let date = request.uri.queryParameters.get("date")
+            ?? SaleDesk.businessDate(of: Date(), in: services.configuration.timeZone)
+        guard date.wholeMatch(of: /\d{4}-\d{2}-\d{2}/) != nil else {
+            throw TillError.invalid("invalid_date", "date must be YYYY-MM-DD (the facility's local date).")
+        }
+        let sales = try services.store.sales(businessDate: date)
+        let total = sales.filter { $0.status != .rejected }.reduce(Money.zero) { $0 + $1.totalAmount }
+        return JSONResponse.make(SalesListView(date: date, count: sales.count, totalAmount: total,
+                                               sales: sales.map(SaleView.init)))
+    }
+
+    // MARK: Stock and reporting
+
+    @Sendable func listPackages(_ request: Request, context: TillRequestContext) async throws -> Response {
+        _ = try context.requireTerminal(Set(TerminalRole.allCases))
+        let packages = try services.store.sellablePackages()
+        return JSONResponse.make(PackagesView(packages: packages.map(PackageView.init)))
+    }
+
+    @Sendable func reporting(_ request: Request, context: TillRequestContext) async throws -> Response {
+        _ = try context.requireTerminal([.manager, .register])
+        let summary = try services.store.reportingSummary()
+        let health = await services.health.current()
+        return JSONResponse.make(ReportingView(summary: summary, health: health))
+    }
+
+    @Sendable func health(_ request: Request, context: TillRequestContext) async throws -> Response {
+        let durability = try services.store.durabilitySettings()
+        let pending = try services.store.reportingSummary().pending
+        return JSONResponse.make(HealthView(status: "ok", license: services.configuration.license,
+                                            journalMode: durability.journalMode,
+                                            synchronous: durability.synchronous == 2 ? "full" : "\(durability.synchronous)",
+                                            pendingReports: pending))
+    }
+
+    @Sendable func openAPI(_ request: Request, context: TillRequestContext) async throws -> Response {
+        Response(status: .ok, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.data)))
+    }
+
+    /// Reads the whole body, refusing an oversized one before reading it.
+    static func readBody(_ request: Request, context: TillRequestContext) async throws -> Data {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > context.maxUploadSize {
+            throw TillError(.invalidRequest, code: "payload_too_large",
+                            "The request body is larger than \(context.maxUploadSize) bytes.")
+        }
+        let buffer = try await request.body.collect(upTo: context.maxUploadSize)
+        return Data(buffer.readableBytesView)
+    }
+}
+
+/// The OpenAPI document shipped in the repository (Sources/TillAPI/openapi.json).
+enum OpenAPIDocument {
+    static let data: Data = {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"),
+              let data = try? Data(contentsOf: url) else { return Data("{}".utf8) }
+        return data
+    }()
+}

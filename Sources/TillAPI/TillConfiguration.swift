@@ -1,0 +1,116 @@
+import Foundation
+
+/// A setting that is missing or wrong; its description is the one line printed before Till refuses to start.
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public var setting: String
+    public var problem: String
+    public var description: String { "\(setting): \(problem)" }
+}
+
+/// Till's settings, from environment variables (a `TILL_CONFIG` file of KEY=VALUE lines may add to them).
+public struct TillConfiguration: Sendable {
+    public static let metrcStates: Set<String> = [
+        "al", "ca", "co", "dc", "gu", "ky", "la", "ma", "md", "me", "mi", "mn", "mo", "ms", "mt", "nj", "nv", "oh",
+        "ok", "or", "ri", "sd", "wv", "il", "ny", "va", "vi",
+    ]
+    /// What the bundled simulator's demo facility uses; the defaults when no Metrc is configured.
+    public static let demoLicense = "LIC-DEMO-0001"
+    public static let demoTimeZone = "America/Denver"
+
+    public var dataDirectory: String
+    public var socketPath: String
+    public var license: String
+    public var timeZone: TimeZone
+    /// nil: run against the bundled simulator, started in-process.
+    public var metrcBaseURL: String?
+    public var vendorKey: String
+    public var userKey: String
+    public var reportDeadline: Duration
+
+    public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("till.sqlite") }
+    public var usesEmbeddedSimulator: Bool { metrcBaseURL == nil }
+
+    public init(dataDirectory: String, socketPath: String, license: String, timeZone: TimeZone, metrcBaseURL: String?,
+                vendorKey: String, userKey: String, reportDeadline: Duration) {
+        self.dataDirectory = dataDirectory
+        self.socketPath = socketPath
+        self.license = license
+        self.timeZone = timeZone
+        self.metrcBaseURL = metrcBaseURL
+        self.vendorKey = vendorKey
+        self.userKey = userKey
+        self.reportDeadline = reportDeadline
+    }
+
+    /// Reads the settings; the first missing or invalid one is reported by name.
+    public static func fromEnvironment(_ environment: [String: String]) throws(ConfigurationError) -> TillConfiguration {
+        var env = environment
+        if let file = env["TILL_CONFIG"], !file.isEmpty {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw ConfigurationError(setting: "TILL_CONFIG", problem: "cannot read \(file)")
+            }
+            for line in text.split(whereSeparator: \.isNewline) {
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                guard !trimmed.isEmpty, !trimmed.hasPrefix("#"), let equals = trimmed.firstIndex(of: "=") else { continue }
+                let key = String(trimmed[..<equals]).trimmingCharacters(in: .whitespaces)
+                let value = String(trimmed[trimmed.index(after: equals)...]).trimmingCharacters(in: .whitespaces)
+                if env[key] == nil { env[key] = value }  // the environment wins over the file
+            }
+        }
+        func value(_ name: String) -> String? {
+            guard let raw = env[name]?.trimmingCharacters(in: .whitespaces), !raw.isEmpty else { return nil }
+            return raw
+        }
+
+        let dataDirectory = value("TILL_DATA_DIR") ?? ".till"
+        let socketPath = value("TILL_SOCKET") ?? (dataDirectory as NSString).appendingPathComponent("till.sock")
+        guard socketPath.utf8.count < 104 else {
+            throw ConfigurationError(setting: "TILL_SOCKET", problem: "the socket path is longer than 103 bytes (a Unix socket limit)")
+        }
+
+        var baseURL: String? = nil
+        if let url = value("TILL_METRC_BASE_URL") {
+            guard let parsed = URL(string: url), let scheme = parsed.scheme, ["http", "https"].contains(scheme),
+                  parsed.host != nil else {
+                throw ConfigurationError(setting: "TILL_METRC_BASE_URL", problem: "'\(url)' is not an http(s) URL")
+            }
+            baseURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        } else if let state = value("TILL_METRC_STATE")?.lowercased() {
+            guard metrcStates.contains(state) else {
+                throw ConfigurationError(setting: "TILL_METRC_STATE",
+                                         problem: "'\(state)' is not a Metrc state (one of \(metrcStates.sorted().joined(separator: ", ")))")
+            }
+            let sandbox: Bool
+            switch value("TILL_METRC_SANDBOX")?.lowercased() {
+            case nil, "0", "false", "no": sandbox = false
+            case "1", "true", "yes": sandbox = true
+            case let other?: throw ConfigurationError(setting: "TILL_METRC_SANDBOX", problem: "'\(other)' is not true or false")
+            }
+            baseURL = "https://\(sandbox ? "sandbox-api" : "api")-\(state).metrc.com"
+        }
+
+        let usesSimulator = baseURL == nil
+        func required(_ name: String, demo: String) throws(ConfigurationError) -> String {
+            if let found = value(name) { return found }
+            if usesSimulator { return demo }
+            throw ConfigurationError(setting: name, problem: "required when Till reports to a real Metrc")
+        }
+        let license = try required("TILL_LICENSE", demo: demoLicense)
+        let zoneName = try required("TILL_TIMEZONE", demo: demoTimeZone)
+        guard let timeZone = TimeZone(identifier: zoneName) else {
+            throw ConfigurationError(setting: "TILL_TIMEZONE", problem: "'\(zoneName)' is not an IANA time zone name")
+        }
+        let vendorKey = try required("TILL_METRC_VENDOR_KEY", demo: "sim-vendor-key")
+        let userKey = try required("TILL_METRC_USER_KEY", demo: "sim-user-key")
+
+        var deadline = Duration.milliseconds(2000)
+        if let raw = value("TILL_REPORT_DEADLINE_MS") {
+            guard let ms = Int(raw), (1...60_000).contains(ms) else {
+                throw ConfigurationError(setting: "TILL_REPORT_DEADLINE_MS", problem: "'\(raw)' is not a whole number of milliseconds from 1 to 60000")
+            }
+            deadline = .milliseconds(ms)
+        }
+        return TillConfiguration(dataDirectory: dataDirectory, socketPath: socketPath, license: license, timeZone: timeZone,
+                                 metrcBaseURL: baseURL, vendorKey: vendorKey, userKey: userKey, reportDeadline: deadline)
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import TillDomain
+import TillReporter
+import TillStore
+
+/// A sale as registers see it.
+struct SaleView: Encodable {
+    var id: Int64
+    var clientSaleId: String
+    var receiptNumber: String
+    var status: String
+    var metrcReceiptId: Int64?
+    var salesDateTime: String
+    var businessDate: String
+    var customerType: String
+    var patientLicenseNumber: String?
+    var caregiverLicenseNumber: String?
+    var lines: [LineView]
+    var totalAmount: Money
+    var reportedAt: Date?
+    var rejection: [String]?
+
+    struct LineView: Encodable {
+        var packageLabel: String
+        var quantity: Decimal
+        var unit: String
+        var totalAmount: Money
+        var discountAmount: Money?
+        var taxes: LineTaxes?
+    }
+
+    init(_ sale: Sale) {
+        id = sale.id
+        clientSaleId = sale.clientSaleId
+        receiptNumber = sale.receiptNumber
+        status = sale.status.rawValue
+        metrcReceiptId = sale.metrcReceiptId
+        salesDateTime = sale.salesDateTime
+        businessDate = sale.businessDate
+        customerType = sale.customerType.rawValue
+        patientLicenseNumber = sale.patientLicenseNumber
+        caregiverLicenseNumber = sale.caregiverLicenseNumber
+        lines = sale.lines.map {
+            LineView(packageLabel: $0.packageLabel, quantity: $0.quantity, unit: $0.unit, totalAmount: $0.totalAmount,
+                     discountAmount: $0.discountAmount, taxes: $0.taxes)
+        }
+        totalAmount = sale.totalAmount
+        reportedAt = sale.reportedAt
+        rejection = sale.rejection
+    }
+}
+
+struct SalesListView: Encodable {
+    var date: String
+    var count: Int
+    /// Sum over sales that stand (rejected ones excluded).
+    var totalAmount: Money
+    var sales: [SaleView]
+}
+
+struct PackageView: Encodable {
+    var label: String
+    var itemName: String
+    var category: String?
+    var quantity: Decimal
+    var unit: String
+    var onHold: Bool
+    var labTestingState: String?
+
+    init(_ package: PackageSnapshot) {
+        label = package.label
+        itemName = package.itemName
+        category = package.category
+        quantity = package.quantity
+        unit = package.unit
+        onHold = package.onHold
+        labTestingState = package.labTestingState
+    }
+}
+
+struct PackagesView: Encodable {
+    var packages: [PackageView]
+}
+
+struct ReportingView: Encodable {
+    struct Rejected: Encodable {
+        var saleId: Int64
+        var receiptNumber: String
+        var clientSaleId: String
+        var salesDateTime: String
+        var totalAmount: Money
+        var messages: [String]
+    }
+    struct MetrcView: Encodable {
+        var reachable: Bool?
+        var lastError: String?
+        var lastErrorAt: Date?
+        var lastSuccessAt: Date?
+    }
+    /// Every sale not yet confirmed in Metrc.
+    var pending: Int
+    var oldestPendingSoldAt: Date?
+    var rejected: [Rejected]
+    var lastReportedAt: Date?
+    var metrc: MetrcView
+
+    init(summary: ReportingSummary, health: MetrcHealth.Snapshot) {
+        pending = summary.pending
+        oldestPendingSoldAt = summary.oldestPendingSoldAt
+        rejected = summary.rejected.map {
+            Rejected(saleId: $0.id, receiptNumber: $0.receiptNumber, clientSaleId: $0.clientSaleId,
+                     salesDateTime: $0.salesDateTime, totalAmount: $0.totalAmount, messages: $0.rejection ?? [])
+        }
+        lastReportedAt = summary.lastReportedAt
+        metrc = MetrcView(reachable: health.reachable, lastError: health.lastError ?? summary.lastError,
+                          lastErrorAt: health.lastErrorAt, lastSuccessAt: health.lastSuccessAt)
+    }
+}
+
+struct HealthView: Encodable {
+    var status: String
+    var license: String
+    var journalMode: String
+    var synchronous: String
+    var pendingReports: Int
+}

@@ -1,0 +1,290 @@
+import Foundation
+import Logging
+import MetrcKit
+import Metrics
+import ServiceLifecycle
+import TillDomain
+import TillStore
+
+/// Tunables of the reporter.
+public struct ReporterSettings: Sendable {
+    /// How long a register waits for Metrc before it is told `pending_report`.
+    public var deadline: Duration
+    /// Receipts per POST when a backlog is drained (Metrc's object limit).
+    public var batchSize: Int
+    /// How long an attempt holds its outbox rows; longer than any Metrc request can take.
+    public var lease: Duration
+    public var retry: RetryPolicy
+    /// The longest the drain loop sleeps when nothing is due.
+    public var idlePoll: Duration
+
+    public init(deadline: Duration = .milliseconds(2000), batchSize: Int = 10, lease: Duration = .seconds(60),
+                retry: RetryPolicy = RetryPolicy(), idlePoll: Duration = .seconds(1)) {
+        self.deadline = deadline
+        self.batchSize = batchSize
+        self.lease = lease
+        self.retry = retry
+        self.idlePoll = idlePoll
+    }
+}
+
+/// Owns the outbox: reports each sale to Metrc exactly once, now or later.
+///
+/// Exactly once rests on three rules: a row is leased before it is sent (so two attempts never
+/// overlap); a row that may have reached Metrc is looked up by its external receipt number before it
+/// is posted again; and the outcome is recorded in the same transaction that clears the row.
+public final class ReceiptReporter: Service, Sendable {
+    private let store: TillStore
+    private let metrc: any MetrcAPI
+    private let health: MetrcHealth
+    private let settings: ReporterSettings
+    private let logger: Logger
+    private let now: @Sendable () -> Date
+    private let wakeUp: AsyncStream<Void>.Continuation
+    private let wakeUps: AsyncStream<Void>
+
+    private let reported = Counter(label: "till_receipts_reported_total")
+    private let retries = Counter(label: "till_receipt_report_failures_total")
+    private let rejectedCount = Counter(label: "till_receipts_rejected_total")
+    private let postTimer = Timer(label: "till_metrc_receipt_post_seconds")
+
+    public init(store: TillStore, metrc: any MetrcAPI, health: MetrcHealth, settings: ReporterSettings,
+                logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
+        self.store = store
+        self.metrc = metrc
+        self.health = health
+        self.settings = settings
+        self.logger = logger
+        self.now = now
+        (wakeUps, wakeUp) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    public var deadline: Duration { settings.deadline }
+    public var leaseDuration: Duration { settings.lease }
+
+    // MARK: - The first attempt, made while the register waits
+
+    /// Posts a freshly journaled sale (its outbox row is already leased to this attempt) and records the outcome.
+    ///
+    /// - Parameter claimRegisterAnswer: called only when Metrc refuses the receipt; returns true when the
+    ///   register has not been answered yet, so the sale can be undone rather than kept as an exception.
+    public func reportFresh(_ sale: Sale, claimRegisterAnswer: @Sendable () -> Bool) async -> Sale {
+        let draft = MetrcReceiptDraft(sale: sale)
+        let started = DispatchTime.now()
+        do {
+            let ids = try await metrc.postReceipts([draft])
+            postTimer.recordInterval(since: started)
+            if let id = ids.first, ids.count == 1 {
+                await recordReported([(sale, id)], drafts: [draft])
+            } else {
+                // 200 without Ids: Metrc has it, but we must ask which Id it got.
+                await recordFailures([sale], error: .invalidResponse("no Ids in answer"), hadUncertainAttempt: true)
+            }
+        } catch {
+            postTimer.recordInterval(since: started)
+            if case .rejected(let rows) = error {
+                await recordRejection(sale, rows: rows, restoreStock: claimRegisterAnswer())
+            } else {
+                await recordFailures([sale], error: error, hadUncertainAttempt: false)
+            }
+        }
+        return (try? store.sale(id: sale.id)) ?? sale
+    }
+
+    // MARK: - The background drain
+
+    public func run() async throws {
+        try store.releaseLeases(now: now())
+        logger.info("reporter started")
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let handled = await self.drainOnce()
+                if handled > 0 { continue }
+                await self.waitForWork()
+            }
+        }
+        logger.info("reporter stopped")
+    }
+
+    /// Nudges the drain loop (e.g. after a first attempt failed).
+    public func wake() { wakeUp.yield() }
+
+    private func waitForWork() async {
+        let pause: Duration = if let due = try? store.nextReportDue() {
+            min(settings.idlePoll, max(.milliseconds(Int64(max(0, due.timeIntervalSince(now())) * 1000)), .milliseconds(5)))
+        } else {
+            settings.idlePoll
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: pause) }
+            group.addTask { [wakeUps] in for await _ in wakeUps { break } }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// One pass over what is due: look up the uncertain, then post the rest in batches. Returns rows handled.
+    @discardableResult
+    public func drainOnce() async -> Int {
+        let due: [PendingReport]
+        do {
+            due = try store.dueReports(now: now(), limit: settings.batchSize * 5)
+            guard !due.isEmpty else { return 0 }
+            try store.leaseReports(saleIds: due.map(\.sale.id), until: now().addingTimeInterval(settings.lease.seconds),
+                                   now: now())
+        } catch {
+            logger.error("outbox unreadable", metadata: ["error": "\(error)"])
+            return 0
+        }
+
+        var toPost: [Sale] = []
+        for item in due {
+            guard item.needsLookup else {
+                toPost.append(item.sale)
+                continue
+            }
+            do {
+                if let found = try await metrc.receipt(externalNumber: item.sale.receiptNumber) {
+                    await health.succeeded(at: now())
+                    logger.notice("receipt found in Metrc after an uncertain attempt",
+                                  metadata: ["sale": "\(item.sale.id)", "metrcReceipt": "\(found.id)"])
+                    await recordReported([(item.sale, found.id)], drafts: [MetrcReceiptDraft(sale: item.sale)],
+                                         action: "metrc.receipt.found")
+                } else {
+                    toPost.append(item.sale)
+                }
+            } catch {
+                await recordFailures([item.sale], error: error, hadUncertainAttempt: true, attempts: item.attempts)
+            }
+        }
+
+        let attemptsById = Dictionary(uniqueKeysWithValues: due.map { ($0.sale.id, $0.attempts) })
+        var index = 0
+        while index < toPost.count {
+            let batch = Array(toPost[index..<min(index + settings.batchSize, toPost.count)])
+            index += batch.count
+            await post(batch, attempts: batch.map { attemptsById[$0.id] ?? 1 }.max() ?? 1)
+        }
+        return due.count
+    }
+
+    /// Posts one batch. A refused batch is split so that one bad receipt never holds up the others:
+    /// Metrc applies none of a refused request, so the good ones can go again at once.
+    private func post(_ batch: [Sale], attempts: Int) async {
+        guard !batch.isEmpty else { return }
+        let drafts = batch.map(MetrcReceiptDraft.init(sale:))
+        let started = DispatchTime.now()
+        do {
+            let ids = try await metrc.postReceipts(drafts)
+            postTimer.recordInterval(since: started)
+            if ids.count == batch.count {
+                await recordReported(Array(zip(batch, ids)), drafts: drafts)
+            } else {
+                await recordFailures(batch, error: .invalidResponse("\(ids.count) Ids for \(batch.count) receipts"),
+                                     hadUncertainAttempt: true, attempts: attempts)
+            }
+        } catch {
+            postTimer.recordInterval(since: started)
+            guard case .rejected(let rows) = error else {
+                await recordFailures(batch, error: error, hadUncertainAttempt: false, attempts: attempts)
+                return
+            }
+            let badRows = Set(rows.compactMap(\.row).filter { batch.indices.contains($0) })
+            if batch.count == 1 {
+                await recordRejection(batch[0], rows: rows, restoreStock: false)
+            } else if !badRows.isEmpty {
+                for row in badRows.sorted() {
+                    await recordRejection(batch[row], rows: rows.filter { $0.row == row }, restoreStock: false)
+                }
+                await post(batch.enumerated().filter { !badRows.contains($0.offset) }.map(\.element), attempts: attempts)
+            } else {
+                // Metrc did not say which receipt it refused: halve until it does.
+                let middle = batch.count / 2
+                await post(Array(batch[..<middle]), attempts: attempts)
+                await post(Array(batch[middle...]), attempts: attempts)
+            }
+        }
+    }
+
+    // MARK: - Recording outcomes
+
+    private func recordReported(_ receipts: [(Sale, Int64)], drafts: [MetrcReceiptDraft],
+                                action: String = "metrc.receipts.posted") async {
+        let at = now()
+        await health.succeeded(at: at)
+        reported.increment(by: receipts.count)
+        let audit = AuditEvent(actor: "reporter", action: action, license: metrc.licenseNumber,
+                               metrcEndpoint: action == "metrc.receipt.found"
+                                   ? "GET /sales/v2/receipts/external/{externalNumber}" : "POST /sales/v2/receipts",
+                               requestDigest: digest(drafts),
+                               responseDigest: sha256Hex(Data(receipts.map { "\($0.1)" }.joined(separator: ",").utf8)),
+                               subject: receipts.map { $0.0.receiptNumber }.joined(separator: ","))
+        do {
+            try store.recordReported(receipts.map { (saleId: $0.0.id, metrcReceiptId: $0.1) }, at: at, audit: audit)
+            logger.debug("reported", metadata: ["receipts": "\(receipts.map { $0.0.receiptNumber })"])
+        } catch {
+            // The outbox row stays leased and marked for lookup: the next attempt finds the receipt in Metrc.
+            logger.error("could not record a reported receipt; it will be looked up again",
+                         metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func recordRejection(_ sale: Sale, rows: [MetrcRowError], restoreStock: Bool) async {
+        let at = now()
+        await health.succeeded(at: at)  // Metrc answered; it just said no
+        rejectedCount.increment()
+        let messages = rows.map(\.message)
+        logger.warning("Metrc refused a receipt", metadata: ["sale": "\(sale.id)", "receipt": "\(sale.receiptNumber)",
+                                                             "reason": "\(messages.joined(separator: "; "))",
+                                                             "stockRestored": "\(restoreStock)"])
+        let audit = AuditEvent(actor: "reporter", action: "metrc.receipt.rejected", license: metrc.licenseNumber,
+                               metrcEndpoint: "POST /sales/v2/receipts",
+                               requestDigest: digest([MetrcReceiptDraft(sale: sale)]),
+                               responseDigest: sha256Hex(Data(messages.joined(separator: "\n").utf8)),
+                               subject: sale.receiptNumber, detail: messages.joined(separator: "; "))
+        do {
+            try store.recordRejected(saleId: sale.id, messages: messages, restoreStock: restoreStock, at: at, audit: audit)
+        } catch {
+            logger.error("could not record a rejection", metadata: ["sale": "\(sale.id)", "error": "\(error)"])
+        }
+    }
+
+    /// - Parameter hadUncertainAttempt: an earlier attempt of these rows may already be in Metrc.
+    private func recordFailures(_ sales: [Sale], error: MetrcError, hadUncertainAttempt: Bool, attempts: Int = 1) async {
+        let at = now()
+        let answered: Bool = switch error {
+        case .unauthorized, .rateLimited, .notFound, .invalidResponse: true
+        case .transient(_, let mayHaveBeenApplied): mayHaveBeenApplied  // a 5xx is an answer; a refused connection is not
+        case .ambiguous, .rejected: false
+        }
+        await health.failed(error.summary, reachable: answered, at: at)
+        retries.increment(by: sales.count)
+        var retryAfter: Duration? = nil
+        if case .rateLimited(let after) = error { retryAfter = after }
+        let next = at.addingTimeInterval(settings.retry.delay(afterAttempt: attempts, retryAfter: retryAfter).seconds)
+        logger.warning("receipt report failed; will retry", metadata: [
+            "receipts": "\(sales.map(\.receiptNumber))", "error": "\(error.summary)",
+            "retryAt": "\(next)", "lookupFirst": "\(hadUncertainAttempt || error.mayHaveBeenApplied)"])
+        do {
+            try store.recordFailure(saleIds: sales.map(\.id), message: error.summary,
+                                    needsLookup: hadUncertainAttempt || error.mayHaveBeenApplied,
+                                    nextAttemptAt: next, at: at)
+        } catch {
+            logger.error("could not record a failed attempt", metadata: ["error": "\(error)"])
+        }
+        wake()
+    }
+
+    private func digest(_ drafts: [MetrcReceiptDraft]) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return sha256Hex((try? encoder.encode(drafts)) ?? Data())
+    }
+}
+
+extension Duration {
+    /// Seconds as a TimeInterval, for Date arithmetic.
+    var seconds: TimeInterval {
+        TimeInterval(components.seconds) + TimeInterval(components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,257 @@
+import ArgumentParser
+import CurlHTTP
+import Foundation
+import Hummingbird
+import Logging
+import MetrcKit
+import MetrcSimulator
+import ServiceLifecycle
+import TillAPI
+import TillDomain
+import TillReporter
+import TillStore
+
+@main
+struct Till: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "till",
+        abstract: "Point-of-sale back-end that reports every sale to Metrc exactly once.",
+        subcommands: [Serve.self, Sim.self, Sync.self, Migrate.self, Terminals.self, Status.self],
+        defaultSubcommand: Serve.self)
+}
+
+// MARK: - Shared start-up
+
+enum Startup {
+    static let simulatorURLFile = "simulator.url"
+
+    static func bootstrapLogging() {
+        let level = ProcessInfo.processInfo.environment["TILL_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+
+    /// The settings, or one line naming the bad setting and exit status 2.
+    static func configuration() throws -> TillConfiguration {
+        do {
+            return try TillConfiguration.fromEnvironment(ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("till: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    static func openStore(_ configuration: TillConfiguration) throws -> TillStore {
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        return try TillStore(path: configuration.databasePath)
+    }
+
+    static func metrcClient(_ configuration: TillConfiguration, baseURL: String, logger: Logger) -> MetrcClient {
+        MetrcClient(configuration: MetrcConfiguration(baseURL: baseURL, vendorKey: configuration.vendorKey,
+                                                      userKey: configuration.userKey,
+                                                      licenseNumber: configuration.license,
+                                                      timeZone: configuration.timeZone),
+                    transport: CurlHTTPClient(), logger: logger)
+    }
+
+    /// For commands run beside `till serve`: the real Metrc, or the simulator that `till serve` started.
+    static func metrcForTool(_ configuration: TillConfiguration, logger: Logger) throws -> MetrcClient {
+        if let url = configuration.metrcBaseURL { return metrcClient(configuration, baseURL: url, logger: logger) }
+        let file = (configuration.dataDirectory as NSString).appendingPathComponent(simulatorURLFile)
+        guard let url = try? String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+              !url.isEmpty else {
+            FileHandle.standardError.write(Data("till: TILL_METRC_BASE_URL: not set, and no simulator is running (start `till serve` first)\n".utf8))
+            throw ExitCode(2)
+        }
+        return metrcClient(configuration, baseURL: url, logger: logger)
+    }
+}
+
+// MARK: - serve
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run Till on its Unix socket (with the bundled Metrc simulator unless a Metrc is configured).")
+
+    func run() async throws {
+        Startup.bootstrapLogging()
+        let configuration = try Startup.configuration()
+        let logger = Logger(label: "till")
+        let store = try Startup.openStore(configuration)
+
+        var simulator: RunningSimulator? = nil
+        let baseURL: String
+        if let url = configuration.metrcBaseURL {
+            baseURL = url
+        } else {
+            let simulation = MetrcSimulation(configuration: SimulatorConfiguration())
+            let running = try await MetrcSimulatorServer.start(simulation: simulation, logger: Logger(label: "metrc-sim"))
+            simulator = running
+            baseURL = running.baseURL
+            try baseURL.write(toFile: (configuration.dataDirectory as NSString).appendingPathComponent(Startup.simulatorURLFile),
+                              atomically: true, encoding: .utf8)
+        }
+        let metrc = Startup.metrcClient(configuration, baseURL: baseURL, logger: logger)
+        let services = TillServices(configuration: configuration, store: store, metrc: metrc, logger: logger)
+        do {
+            try await services.sync.syncOnce()
+        } catch {
+            logger.warning("first inventory sync failed; selling from local stock", metadata: ["error": "\(error)"])
+        }
+
+        if simulator != nil {
+            // The demo gets a fresh register token each start: only token hashes are stored, so an old one can't be shown again.
+            try? store.revokeTerminal(name: "demo-register")
+            let (_, token) = try store.addTerminal(name: "demo-register-\(Int(Date().timeIntervalSince1970))", role: .register)
+            let label = try store.sellablePackages().first { $0.unit == "Grams" && $0.quantity >= 10 }?.label ?? "LABEL"
+            // Written unbuffered: a piped stdout must see the token while the server runs.
+            FileHandle.standardOutput.write(Data("""
+                Till is running against the bundled Metrc simulator at \(baseURL) (facility \(configuration.license)).
+                Socket: \(configuration.socketPath)
+                Register token: \(token)
+
+                Make a sale:
+                  curl --unix-socket \(configuration.socketPath) -H 'Authorization: Bearer \(token)' \\
+                    -H 'Content-Type: application/json' http://till/v1/sales \\
+                    -d '{"clientSaleId":"demo-1","customerType":"Consumer","lines":[{"packageLabel":"\(label)","quantity":3.5,"unit":"Grams","totalAmount":35.00}]}'
+                See stock:   curl --unix-socket \(configuration.socketPath) -H 'Authorization: Bearer \(token)' http://till/v1/packages
+
+                """.utf8))
+        }
+        let app = try buildApplication(services: services)
+        try await app.runService()
+        await simulator?.stop()
+    }
+}
+
+// MARK: - sim
+
+struct Sim: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the bundled Metrc simulator on loopback.")
+
+    @Option(help: "TCP port on 127.0.0.1 (0 picks a free one).")
+    var port: Int = 8123
+
+    func run() async throws {
+        Startup.bootstrapLogging()
+        let simulation = MetrcSimulation(configuration: SimulatorConfiguration())
+        let server = MetrcSimulatorServer(simulation: simulation, host: "127.0.0.1", port: port,
+                                          logger: Logger(label: "metrc-sim"))
+        let defaults = SimulatorConfiguration()
+        try await server.run { url in
+            print("""
+                Metrc simulator at \(url)
+                  vendor key \(defaults.vendorKey), user key \(defaults.userKey), license \(TillConfiguration.demoLicense)
+                  faults: POST \(url)/_sim/faults  e.g. [{"status":503,"pathPrefix":"/sales","seconds":30}]
+                """)
+        }
+    }
+}
+
+// MARK: - sync, migrate
+
+struct Sync: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Pull active packages from Metrc into the local store.")
+
+    @Flag(help: "Pull everything, not only what changed since the last sync.")
+    var full = false
+
+    func run() async throws {
+        Startup.bootstrapLogging()
+        let configuration = try Startup.configuration()
+        let logger = Logger(label: "till")
+        let store = try Startup.openStore(configuration)
+        let metrc = try Startup.metrcForTool(configuration, logger: logger)
+        let report = try await InventorySync(store: store, metrc: metrc, logger: logger).syncOnce(full: full)
+        print("\(report.full ? "full" : "incremental") sync: \(report.packages) packages from Metrc; \(try store.packageCount()) active locally")
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply the database migrations in Migrations/sql.")
+
+    func run() async throws {
+        let configuration = try Startup.configuration()
+        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        let applied = try TillStore.migrate(path: configuration.databasePath)
+        print("\(configuration.databasePath): \(applied.joined(separator: ", "))")
+    }
+}
+
+// MARK: - terminals
+
+struct Terminals: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Manage register and staff terminals.",
+                                                    subcommands: [Add.self, List.self, Revoke.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a terminal; its token is the last line printed.")
+        @Argument var name: String
+        @Option(help: "register, pharmacist or manager") var role: String = "register"
+
+        func run() async throws {
+            guard let role = TerminalRole(rawValue: role) else {
+                throw ValidationError("--role must be register, pharmacist or manager")
+            }
+            let store = try Startup.openStore(try Startup.configuration())
+            do {
+                let (terminal, token) = try store.addTerminal(name: name, role: role)
+                print("added \(terminal.name) (\(terminal.role.rawValue)); its token is shown once:")
+                print(token)
+            } catch let error as TillError {
+                FileHandle.standardError.write(Data("till: \(error.message)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List terminals.")
+        func run() async throws {
+            let store = try Startup.openStore(try Startup.configuration())
+            for terminal in try store.terminals() {
+                print("\(terminal.name)\t\(terminal.role.rawValue)\t\(terminal.revoked ? "revoked" : "active")")
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a terminal's token.")
+        @Argument var name: String
+        func run() async throws {
+            let store = try Startup.openStore(try Startup.configuration())
+            guard try store.revokeTerminal(name: name) else {
+                FileHandle.standardError.write(Data("till: no active terminal named \(name)\n".utf8))
+                throw ExitCode(1)
+            }
+            print("revoked \(name)")
+        }
+    }
+}
+
+// MARK: - status
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show what Till still owes Metrc and what Metrc refused.")
+
+    func run() async throws {
+        let configuration = try Startup.configuration()
+        let store = try Startup.openStore(configuration)
+        let summary = try store.reportingSummary()
+        let durability = try store.durabilitySettings()
+        let formatter = ISO8601DateFormatter()
+        print("facility:        \(configuration.license) (\(configuration.timeZone.identifier))")
+        print("database:        \(configuration.databasePath) journal=\(durability.journalMode) synchronous=\(durability.synchronous)")
+        print("pending report:  \(summary.pending)" + (summary.oldestPendingSoldAt.map { " (oldest sold \(formatter.string(from: $0)))" } ?? ""))
+        print("last reported:   \(summary.lastReportedAt.map(formatter.string(from:)) ?? "never")")
+        if let error = summary.lastError { print("last Metrc error: \(error)") }
+        print("rejected by Metrc: \(summary.rejected.count)")
+        for sale in summary.rejected {
+            print("  sale \(sale.id) receipt \(sale.receiptNumber) (\(sale.salesDateTime), \(sale.totalAmount)): \((sale.rejection ?? []).joined(separator: "; "))")
+        }
+        if summary.pending > 0 || !summary.rejected.isEmpty { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,169 @@
+import CurlHTTP
+import Foundation
+import Logging
+import MetrcSimulator
+import Testing
+import TillAPI
+
+/// `till serve` as a real process, killed with SIGKILL and started again over the same data folder.
+@Suite struct CrashRecoveryTests {
+    @Test func saleJournaledDuringAnOutageIsReportedExactlyOnceAfterSIGKILLAndRestart() async throws {
+        let world = try await TillProcessWorld.make()
+        defer { Task { await world.tearDown() } }
+        await world.simulation.setFaults([SimFault(.status(503, body: nil, retryAfterSeconds: nil),
+                                                   method: "POST", pathPrefix: "/sales/v2/receipts")])
+        var till = try await world.launch()
+        let answer = try await world.sell("crash-outage-1")
+        #expect(answer.status == 202)
+        let receiptNumber = try #require(answer.json["receiptNumber"] as? String)
+        till.kill9()
+
+        await world.simulation.clearFaults()
+        #expect(await world.simulation.receipts(license: TillHarness.license).isEmpty)
+        till = try await world.launch()
+        defer { till.kill9() }
+        try await world.waitUntilReported(receiptNumber)
+        #expect(await world.simulation.receipts(license: TillHarness.license, externalNumber: receiptNumber).count == 1)
+    }
+
+    @Test func saleWhosePostWasInFlightWhenTillWasKilledIsReportedExactlyOnce() async throws {
+        let world = try await TillProcessWorld.make()
+        defer { Task { await world.tearDown() } }
+        // Metrc takes 1.5 s to commit the first receipt; Till is killed while it waits.
+        await world.simulation.setFaults([SimFault(.latency(.milliseconds(1500)), method: "POST",
+                                                   pathPrefix: "/sales/v2/receipts", times: 1)])
+        var till = try await world.launch()
+        let answer = try await world.sell("crash-inflight-1")
+        #expect(answer.status == 202)
+        let receiptNumber = try #require(answer.json["receiptNumber"] as? String)
+        till.kill9()
+        try await Task.sleep(for: .milliseconds(1800))  // let the simulated Metrc finish (or abandon) that request
+
+        till = try await world.launch()
+        defer { till.kill9() }
+        try await world.waitUntilReported(receiptNumber)
+        #expect(await world.simulation.receipts(license: TillHarness.license, externalNumber: receiptNumber).count == 1)
+    }
+}
+
+/// A simulator in this process and a data folder that successive `till serve` processes share.
+struct TillProcessWorld: Sendable {
+    let simulation: MetrcSimulation
+    let simulator: RunningSimulator
+    let directory: String
+    let environment: [String: String]
+    let token: String
+    let client: CurlHTTPClient
+
+    static var binary: String {
+        if let path = ProcessInfo.processInfo.environment["TILL_BINARY"] { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/till").path
+    }
+
+    static func make() async throws -> TillProcessWorld {
+        try #require(FileManager.default.isExecutableFile(atPath: binary),
+                     "build the till executable first (swift build); looked for \(binary)")
+        var logger = Logger(label: "sim")
+        logger.logLevel = .critical
+        let configuration = SimulatorConfiguration()
+        let simulation = MetrcSimulation(configuration: configuration)
+        let simulator = try await MetrcSimulatorServer.start(simulation: simulation, logger: logger)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("till-kill-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let environment = [
+            "TILL_DATA_DIR": directory, "TILL_SOCKET": directory + "/till.sock",
+            "TILL_METRC_BASE_URL": simulator.baseURL, "TILL_LICENSE": TillHarness.license,
+            "TILL_TIMEZONE": TillConfiguration.demoTimeZone, "TILL_METRC_VENDOR_KEY": configuration.vendorKey,
+            "TILL_METRC_USER_KEY": configuration.userKey, "TILL_REPORT_DEADLINE_MS": "300", "TILL_LOG_LEVEL": "error",
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+        ]
+        let output = try run(["terminals", "add", "register-1", "--role", "register"], environment: environment)
+        let token = try #require(output.split(separator: "\n").last.map(String.init))
+        return TillProcessWorld(simulation: simulation, simulator: simulator, directory: directory,
+                                environment: environment, token: token,
+                                client: CurlHTTPClient(unixSocketPath: directory + "/till.sock"))
+    }
+
+    /// Starts `till serve` and waits until it answers on its socket.
+    func launch() async throws -> RunningTill {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["serve"]
+        process.environment = environment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let till = RunningTill(process: process)
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(20)
+        while clock.now < deadline {
+            if let health = try? await client.send(HTTPRequest(method: "GET", url: "http://till/v1/health")),
+               health.status == 200 { return till }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        till.kill9()
+        Issue.record("till serve did not start")
+        throw CancellationError()
+    }
+
+    func sell(_ clientSaleId: String) async throws -> (status: Int, json: [String: Any]) {
+        let body = """
+            {"clientSaleId":"\(clientSaleId)","customerType":"Consumer",
+             "lines":[{"packageLabel":"\(Labels.flower)","quantity":1,"unit":"Grams","totalAmount":10.00}]}
+            """
+        let response = try await client.send(HTTPRequest(
+            method: "POST", url: "http://till/v1/sales",
+            headers: [(name: "Authorization", value: "Bearer \(token)"), (name: "Content-Type", value: "application/json")],
+            body: Data(body.utf8)))
+        return (response.status, (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:])
+    }
+
+    func waitUntilReported(_ receiptNumber: String) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(20)
+        while clock.now < deadline {
+            let status = try? await client.send(HTTPRequest(method: "GET", url: "http://till/v1/reporting",
+                                                            headers: [(name: "Authorization", value: "Bearer \(token)")]))
+            if let status, let json = try? JSONSerialization.jsonObject(with: status.body) as? [String: Any],
+               json["pending"] as? Int == 0,
+               await !simulation.receipts(license: TillHarness.license, externalNumber: receiptNumber).isEmpty {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("receipt \(receiptNumber) was not reported in time")
+    }
+
+    func tearDown() async {
+        await simulator.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    static func run(_ arguments: [String], environment: [String: String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// A `till serve` child process.
+struct RunningTill: @unchecked Sendable {
+    // @unchecked: Process is only signalled and awaited, from one test at a time.
+    let process: Process
+
+    /// SIGKILL: no shutdown handler runs, exactly like a power cut for the process.
+    func kill9() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}

@@ -1,0 +1,155 @@
+import CurlHTTP
+import Foundation
+import Logging
+import MetrcKit
+import MetrcSimulator
+import Testing
+import TillAPI
+import TillDomain
+import TillReporter
+import TillStore
+
+/// Seeded simulator packages the tests sell from (see `SimFacility.demo`).
+enum Labels {
+    /// Flower in Grams with plenty of stock.
+    static let flower = "1A4FF0100000022000000101"
+    /// Exactly 10 Each.
+    static let tenEach = "1A4FF0100000022000000110"
+    static let onHold = "1A4FF0100000022000000120"
+    static let failedLabTest = "1A4FF0100000022000000121"
+}
+
+/// A decoded JSON answer from Till.
+struct Answer: @unchecked Sendable {
+    // @unchecked: the dictionary comes from JSONSerialization and is never mutated after decoding.
+    let status: Int
+    let json: [String: Any]
+    let body: Data
+
+    var error: [String: Any]? { json["error"] as? [String: Any] }
+    var errorCode: String? { error?["code"] as? String }
+    subscript(key: String) -> Any? { json[key] }
+}
+
+/// A real Till server on a temporary Unix socket, reporting to a simulated Metrc on loopback.
+final class TillHarness: Sendable {
+    let simulation: MetrcSimulation
+    let simulator: RunningSimulator
+    let services: TillServices
+    let socketPath: String
+    let directory: String
+    let client: CurlHTTPClient
+    let registerToken: String
+    let managerToken: String
+    let pharmacistToken: String
+    private let server: Task<Void, any Error>
+
+    static let license = TillConfiguration.demoLicense
+    static let fastRetry = RetryPolicy(base: .milliseconds(50), cap: .milliseconds(500), jitter: 0.1)
+
+    static func start(deadline: Duration = .milliseconds(1000), retry: RetryPolicy = fastRetry,
+                      simulator simulatorConfiguration: SimulatorConfiguration = SimulatorConfiguration(),
+                      runReporter: Bool = true) async throws -> TillHarness {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("till-e2e-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var logger = Logger(label: "till-test")
+        logger.logLevel = ProcessInfo.processInfo.environment["TILL_TEST_LOG"] == "1" ? .debug : .critical
+
+        let simulation = MetrcSimulation(configuration: simulatorConfiguration)
+        let simulator = try await MetrcSimulatorServer.start(simulation: simulation, logger: logger)
+        let configuration = TillConfiguration(
+            dataDirectory: directory, socketPath: directory + "/till.sock", license: license,
+            timeZone: TimeZone(identifier: TillConfiguration.demoTimeZone)!, metrcBaseURL: simulator.baseURL,
+            vendorKey: simulatorConfiguration.vendorKey, userKey: simulatorConfiguration.userKey, reportDeadline: deadline)
+        let store = try TillStore(path: configuration.databasePath)
+        let metrc = MetrcClient(configuration: MetrcConfiguration(baseURL: simulator.baseURL,
+                                                                  vendorKey: configuration.vendorKey,
+                                                                  userKey: configuration.userKey,
+                                                                  licenseNumber: license, timeZone: configuration.timeZone),
+                                transport: CurlHTTPClient(), logger: logger)
+        let services = TillServices(configuration: configuration, store: store, metrc: metrc, logger: logger,
+                                    reporterSettings: ReporterSettings(deadline: deadline, retry: retry,
+                                                                       idlePoll: .milliseconds(50)),
+                                    syncInterval: .seconds(3600))
+        try await services.sync.syncOnce()
+        let register = try store.addTerminal(name: "register-1", role: .register).token
+        let manager = try store.addTerminal(name: "manager-1", role: .manager).token
+        let pharmacist = try store.addTerminal(name: "pharmacist-1", role: .pharmacist).token
+
+        let app = try buildApplication(services: services, runReporter: runReporter)
+        let server = Task { try await app.run() }
+        let harness = TillHarness(simulation: simulation, simulator: simulator, services: services,
+                                  socketPath: configuration.socketPath, directory: directory,
+                                  registerToken: register, managerToken: manager, pharmacistToken: pharmacist,
+                                  server: server)
+        try await harness.waitUntil("the server listens") {
+            (try? await harness.request("GET", "/v1/health"))?.status == 200
+        }
+        return harness
+    }
+
+    private init(simulation: MetrcSimulation, simulator: RunningSimulator, services: TillServices, socketPath: String,
+                 directory: String, registerToken: String, managerToken: String, pharmacistToken: String,
+                 server: Task<Void, any Error>) {
+        self.simulation = simulation
+        self.simulator = simulator
+        self.services = services
+        self.socketPath = socketPath
+        self.directory = directory
+        self.client = CurlHTTPClient(unixSocketPath: socketPath, maxIdleHandles: 32)
+        self.registerToken = registerToken
+        self.managerToken = managerToken
+        self.pharmacistToken = pharmacistToken
+        self.server = server
+    }
+
+    func stop() async {
+        server.cancel()
+        _ = await server.result
+        await simulator.stop()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Sends a request to Till over its socket; `token` nil sends no Authorization header.
+    func request(_ method: String, _ path: String, body: String? = nil, token: String? = nil,
+                 headers: [(name: String, value: String)] = []) async throws -> Answer {
+        var allHeaders = headers
+        if let token { allHeaders.append((name: "Authorization", value: "Bearer \(token)")) }
+        if body != nil { allHeaders.append((name: "Content-Type", value: "application/json")) }
+        let response = try await client.send(HTTPRequest(method: method, url: "http://till\(path)", headers: allHeaders,
+                                                         body: body.map { Data($0.utf8) }, timeout: .seconds(30)))
+        let json = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
+        return Answer(status: response.status, json: json, body: response.body)
+    }
+
+    /// Posts a one-line consumer sale from a register.
+    func sell(_ clientSaleId: String, label: String = Labels.flower, quantity: String = "3.5", unit: String = "Grams",
+              amount: String = "35.00", token: String? = nil) async throws -> Answer {
+        try await request("POST", "/v1/sales", body: """
+            {"clientSaleId":"\(clientSaleId)","customerType":"Consumer",
+             "lines":[{"packageLabel":"\(label)","quantity":\(quantity),"unit":"\(unit)","totalAmount":\(amount)}]}
+            """, token: token ?? registerToken)
+    }
+
+    func receiptsInMetrc(for receiptNumber: String) async -> [SimReceipt] {
+        await simulation.receipts(license: Self.license, externalNumber: receiptNumber)
+    }
+
+    func localQuantity(_ label: String) throws -> Decimal? {
+        try services.store.packages(labels: [label])[label]?.quantity
+    }
+
+    /// Polls `condition` until it holds or `timeout` passes (then the test fails).
+    func waitUntil(_ what: String, timeout: Duration = .seconds(20),
+                   _ condition: @Sendable () async throws -> Bool) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("timed out waiting until \(what)")
+        throw CancellationError()
+    }
+}
