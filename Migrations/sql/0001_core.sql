@@ -1,6 +1,7 @@
 -- Till's core: terminals, local stock, the sales journal, the report outbox and the audit log.
 -- Times are Unix epoch milliseconds (UTC) unless named *_local. Quantities are exact fixed-point
--- integers in millionths of the package's unit (*_micros); money is integer cents.
+-- integers in 10^-12 of the package's unit (*_picos), so 1/8 oz taken from a gram package is exact;
+-- money is integer cents.
 
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
@@ -26,7 +27,7 @@ CREATE TABLE packages (
     item_name            TEXT NOT NULL,
     category             TEXT,
     unit                 TEXT NOT NULL,
-    quantity_micros      INTEGER NOT NULL CHECK (quantity_micros >= 0),
+    quantity_picos      INTEGER NOT NULL CHECK (quantity_picos >= 0),
     on_hold              INTEGER NOT NULL DEFAULT 0 CHECK (on_hold IN (0, 1)),
     lab_testing_state    TEXT,
     active               INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
@@ -65,7 +66,7 @@ CREATE TABLE sale_lines (
     package_label            TEXT NOT NULL REFERENCES packages(label),
     quantity                 TEXT NOT NULL,
     unit                     TEXT NOT NULL,
-    package_quantity_micros  INTEGER NOT NULL CHECK (package_quantity_micros > 0),
+    package_quantity_picos  INTEGER NOT NULL CHECK (package_quantity_picos > 0),
     total_cents              INTEGER NOT NULL CHECK (total_cents >= 0),
     discount_cents           INTEGER CHECK (discount_cents >= 0),
     sales_tax_cents          INTEGER CHECK (sales_tax_cents >= 0),

@@ -51,13 +51,13 @@ public protocol HTTPTransport: Sendable {
 
 /// An HTTP client over libcurl's easy interface.
 ///
-/// Easy handles are pooled so that kept-alive connections are reused; each transfer runs on a
-/// Dispatch thread because `curl_easy_perform` blocks.
+/// Easy handles are pooled so that kept-alive connections are reused. Each transfer runs on a thread
+/// of its own because `curl_easy_perform` blocks: on GCD's pool (as wide as the core count) a few
+/// slow Metrc calls would stall every other request in the process.
 public final class CurlHTTPClient: HTTPTransport {
     private let unixSocketPath: String?
     private let idleHandles = Mutex<[EasyHandle]>([])
     private let maxIdleHandles: Int
-    private let queue = DispatchQueue(label: "till.curl", attributes: .concurrent)
 
     /// - Parameter unixSocketPath: when set, every request goes to this socket; the URL still names host and path.
     public init(unixSocketPath: String? = nil, maxIdleHandles: Int = 16) {
@@ -76,9 +76,11 @@ public final class CurlHTTPClient: HTTPTransport {
         let handle = idleHandles.withLock { $0.popLast() } ?? EasyHandle()
         let socket = unixSocketPath
         let result: Result<HTTPResponse, HTTPTransportError> = await withCheckedContinuation { continuation in
-            queue.async {
+            let thread = Thread {
                 continuation.resume(returning: handle.perform(request, unixSocketPath: socket))
             }
+            thread.stackSize = 256 * 1024
+            thread.start()
         }
         idleHandles.withLock { handles in
             if handles.count < maxIdleHandles { handles.append(handle) }

@@ -111,7 +111,13 @@ public struct ValidatedLine: Sendable, Hashable {
     public var request: SaleLineRequest
     /// The unit name as Metrc spells it.
     public var unitName: String
-    public var packageDecrementMicros: Int64
+    public var packageDecrementPicos: Int64
+
+    public init(request: SaleLineRequest, unitName: String, packageDecrementPicos: Int64) {
+        self.request = request
+        self.unitName = unitName
+        self.packageDecrementPicos = packageDecrementPicos
+    }
 }
 
 /// One line of a recorded sale.
@@ -122,18 +128,18 @@ public struct SaleLine: Sendable, Hashable, Codable {
     public var totalAmount: Money
     public var discountAmount: Money?
     public var taxes: LineTaxes?
-    /// The quantity taken off the package, in the package's unit, in millionths.
-    public var packageDecrementMicros: Int64
+    /// The quantity taken off the package, in 10^-12 of the package's unit.
+    public var packageDecrementPicos: Int64
 
     public init(packageLabel: String, quantity: Decimal, unit: String, totalAmount: Money, discountAmount: Money?,
-                taxes: LineTaxes?, packageDecrementMicros: Int64) {
+                taxes: LineTaxes?, packageDecrementPicos: Int64) {
         self.packageLabel = packageLabel
         self.quantity = quantity
         self.unit = unit
         self.totalAmount = totalAmount
         self.discountAmount = discountAmount
         self.taxes = taxes
-        self.packageDecrementMicros = packageDecrementMicros
+        self.packageDecrementPicos = packageDecrementPicos
     }
 }
 

@@ -31,7 +31,8 @@ public enum SaleRules {
             guard line.quantity > 0 else {
                 throw .invalid("invalid_quantity", "Line \(index): quantity must be greater than zero.", details: at)
             }
-            guard Quantities.micros(exactly: line.quantity) != nil else {
+            guard Quantities.hasAtMost(Quantities.inputDecimalPlaces, decimalPlacesIn: line.quantity),
+                  Quantities.picos(exactly: line.quantity) != nil else {
                 throw .invalid("invalid_quantity", "Line \(index): quantity has more than six decimal places.", details: at)
             }
             let amounts = [line.totalAmount, line.discountAmount, line.taxes?.salesTax, line.taxes?.exciseTax,
@@ -58,7 +59,7 @@ public enum SaleRules {
     /// Checks every line against local stock and returns what each line takes off its package.
     public static func validate(_ request: SaleRequest, packages: [String: PackageSnapshot]) throws(TillError) -> [ValidatedLine] {
         try checkShape(request)
-        var takenMicros: [String: Int64] = [:]
+        var takenPicos: [String: Int64] = [:]
         var validated: [ValidatedLine] = []
         for (index, line) in request.lines.enumerated() {
             let at = ["line": "\(index)", "packageLabel": line.packageLabel]
@@ -89,19 +90,19 @@ public enum SaleRules {
                                      details: at)
             }
             guard let decrement = Quantities.convert(line.quantity, from: saleUnit, to: packageUnit),
-                  let decrementMicros = Quantities.micros(exactly: decrement) else {
+                  let decrementPicos = Quantities.picos(exactly: decrement) else {
                 throw .unprocessable("inexact_unit_conversion",
                                      "Line \(index): \(line.quantity) \(saleUnit.name) is not an exact amount of \(packageUnit.name); sell it in \(packageUnit.name).",
                                      details: at)
             }
-            let taken = takenMicros[line.packageLabel, default: 0] + decrementMicros
-            guard let availableMicros = Quantities.micros(exactly: package.quantity), taken <= availableMicros else {
+            let taken = takenPicos[line.packageLabel, default: 0] + decrementPicos
+            guard let availablePicos = Quantities.picos(exactly: package.quantity), taken <= availablePicos else {
                 throw .unprocessable("insufficient_quantity",
-                                     "Package \(line.packageLabel) has \(package.quantity) \(packageUnit.name) left; this sale needs \(Quantities.decimal(micros: taken)).",
+                                     "Package \(line.packageLabel) has \(package.quantity) \(packageUnit.name) left; this sale needs \(Quantities.decimal(picos: taken)).",
                                      details: at.merging(["available": "\(package.quantity)", "unit": packageUnit.name]) { a, _ in a })
             }
-            takenMicros[line.packageLabel] = taken
-            validated.append(ValidatedLine(request: line, unitName: saleUnit.name, packageDecrementMicros: decrementMicros))
+            takenPicos[line.packageLabel] = taken
+            validated.append(ValidatedLine(request: line, unitName: saleUnit.name, packageDecrementPicos: decrementPicos))
         }
         return validated
     }

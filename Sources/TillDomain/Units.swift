@@ -36,24 +36,29 @@ public struct UnitOfMeasure: Sendable, Hashable {
 
 /// Exact arithmetic on cannabis quantities.
 public enum Quantities {
-    /// The finest step Till stores: a millionth of a package's unit.
-    public static let scale: Int16 = 6
+    /// Stored quantities are whole multiples of 10^-12 of the package's unit ("picos"), so an eighth of an
+    /// ounce taken from a package kept in grams (3.543690390625 g) is exact, and Int64 still holds
+    /// over nine million units of any package.
+    public static let storedDecimalPlaces: Int16 = 12
+    static let picosPerUnit = Decimal(string: "1000000000000")!
+    /// Registers send quantities with at most this many decimal places.
+    public static let inputDecimalPlaces = 6
 
-    /// `quantity` in `from` expressed in `to`, or nil when the kinds differ or the result is not exact at `scale` places.
+    /// `quantity` in `from` expressed in `to`, or nil when the kinds differ or the result is not a whole number of picos.
     public static func convert(_ quantity: Decimal, from: UnitOfMeasure, to: UnitOfMeasure) -> Decimal? {
         guard from.kind == to.kind else { return nil }
         if from == to { return quantity }
         let inBase = quantity * from.factorToBase
         let converted = inBase / to.factorToBase
-        guard let micros = micros(exactly: converted), Decimal(micros) / 1_000_000 * to.factorToBase == inBase else {
+        guard let picos = picos(exactly: converted), decimal(picos: picos) * to.factorToBase == inBase else {
             return nil
         }
-        return Decimal(micros) / 1_000_000
+        return decimal(picos: picos)
     }
 
-    /// The quantity in millionths, or nil when it has more than six decimal places or does not fit.
-    public static func micros(exactly quantity: Decimal) -> Int64? {
-        var scaled = quantity * 1_000_000
+    /// The quantity in picos, or nil when it is finer than 10^-12 or does not fit.
+    public static func picos(exactly quantity: Decimal) -> Int64? {
+        var scaled = quantity * picosPerUnit
         var rounded = Decimal()
         NSDecimalRound(&rounded, &scaled, 0, .plain)
         guard rounded == scaled, abs(rounded) < Decimal(Int64.max) else { return nil }
@@ -61,5 +66,13 @@ public enum Quantities {
         return Decimal(value) == rounded ? value : nil
     }
 
-    public static func decimal(micros: Int64) -> Decimal { Decimal(micros) / 1_000_000 }
+    /// True when the quantity has at most `places` decimal places.
+    public static func hasAtMost(_ places: Int, decimalPlacesIn quantity: Decimal) -> Bool {
+        var value = quantity
+        var rounded = Decimal()
+        NSDecimalRound(&rounded, &value, places, .plain)
+        return rounded == quantity
+    }
+
+    public static func decimal(picos: Int64) -> Decimal { Decimal(picos) / picosPerUnit }
 }

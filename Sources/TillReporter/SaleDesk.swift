@@ -87,16 +87,7 @@ public final class SaleDesk: Sendable {
                 }
             }
         }
-        let finished: Sale? = await withTaskGroup(of: Sale?.self) { group in
-            group.addTask { await attempt.value }
-            group.addTask { [deadline = reporter.deadline] in
-                try? await Task.sleep(for: deadline)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
+        let finished = await Self.valueOrNil(of: attempt, within: reporter.deadline)
         if let finished { return Self.outcome(finished) }
         let tookTheAnswer = registerAnswered.withLock { answered in
             defer { answered = true }
@@ -110,6 +101,25 @@ public final class SaleDesk: Sendable {
         }
         // The refusal arrived at the deadline and has already undone the sale: say so.
         return Self.outcome(await attempt.value)
+    }
+
+    /// The task's value if it finishes within `limit`, else nil at the limit; the task itself runs on.
+    /// (A task group would not do: awaiting `attempt.value` ignores cancellation, so the group would
+    /// wait for Metrc however slow it is.)
+    static func valueOrNil<T: Sendable>(of task: Task<T, Never>, within limit: Duration) async -> T? {
+        let race = FirstAnswer<T?>()
+        return await withCheckedContinuation { continuation in
+            race.arm(continuation)
+            let timer = Task {
+                try? await Task.sleep(for: limit)
+                race.answer(nil)
+            }
+            Task {
+                let value = await task.value
+                timer.cancel()
+                race.answer(value)
+            }
+        }
     }
 
     private func replay(_ existing: Sale, request: SaleRequest, digest: String) throws(TillError) -> SaleOutcome {
@@ -146,6 +156,22 @@ public final class SaleDesk: Sendable {
         } catch {
             logger.error("store failure", metadata: ["error": "\(error)"])
             throw TillError(.unavailable, code: "store_unavailable", "The sales journal could not be read or written.")
+        }
+    }
+}
+
+/// Resumes a continuation with whichever answer comes first; later answers are dropped.
+private final class FirstAnswer<T: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<T, Never>?>(nil)
+
+    func arm(_ continuation: CheckedContinuation<T, Never>) {
+        self.continuation.withLock { $0 = continuation }
+    }
+
+    func answer(_ value: T) {
+        continuation.withLock { slot in
+            slot?.resume(returning: value)
+            slot = nil
         }
     }
 }

@@ -95,8 +95,8 @@ extension TillStore {
             try db.execute(sql: "DELETE FROM outbox WHERE sale_id = ?", arguments: [saleId])
             if restoreStock {
                 try db.execute(sql: """
-                    UPDATE packages SET quantity_micros = quantity_micros +
-                        (SELECT SUM(package_quantity_micros) FROM sale_lines l WHERE l.sale_id = ?1 AND l.package_label = packages.label)
+                    UPDATE packages SET quantity_picos = quantity_picos +
+                        (SELECT SUM(package_quantity_picos) FROM sale_lines l WHERE l.sale_id = ?1 AND l.package_label = packages.label)
                     WHERE label IN (SELECT package_label FROM sale_lines WHERE sale_id = ?1)
                     """, arguments: [saleId])
             }

@@ -37,20 +37,20 @@ extension TillStore {
     public func applyMetrcPackages(_ packages: [MetrcPackageState], fullSync: Bool, at: Date = Date()) throws {
         try pool.write { db in
             let pending = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: """
-                SELECT l.package_label, SUM(l.package_quantity_micros) AS taken
+                SELECT l.package_label, SUM(l.package_quantity_picos) AS taken
                 FROM sale_lines l JOIN sales s ON s.id = l.sale_id
                 WHERE s.status = 'pending_report' GROUP BY l.package_label
                 """).map { row in (row["package_label"] as String, row["taken"] as Int64) })
             for package in packages {
-                let metrcMicros = Quantities.microsRoundingDown(package.quantity)
-                let local = max(0, metrcMicros - pending[package.label, default: 0])
+                let metrcPicos = Quantities.picosRoundingDown(package.quantity)
+                let local = max(0, metrcPicos - pending[package.label, default: 0])
                 try db.execute(sql: """
-                    INSERT INTO packages (label, metrc_id, item_name, category, unit, quantity_micros, on_hold,
+                    INSERT INTO packages (label, metrc_id, item_name, category, unit, quantity_picos, on_hold,
                                           lab_testing_state, active, metrc_quantity, metrc_last_modified, synced_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (label) DO UPDATE SET
                         metrc_id = excluded.metrc_id, item_name = excluded.item_name, category = excluded.category,
-                        unit = excluded.unit, quantity_micros = excluded.quantity_micros, on_hold = excluded.on_hold,
+                        unit = excluded.unit, quantity_picos = excluded.quantity_picos, on_hold = excluded.on_hold,
                         lab_testing_state = excluded.lab_testing_state, active = excluded.active,
                         metrc_quantity = excluded.metrc_quantity, metrc_last_modified = excluded.metrc_last_modified,
                         synced_at = excluded.synced_at
@@ -85,7 +85,7 @@ extension TillStore {
     /// Active packages with stock left, as registers see them.
     public func sellablePackages() throws -> [PackageSnapshot] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM packages WHERE active = 1 AND quantity_micros > 0 ORDER BY label")
+            try Row.fetchAll(db, sql: "SELECT * FROM packages WHERE active = 1 AND quantity_picos > 0 ORDER BY label")
                 .map(Self.snapshot(from:))
         }
     }
@@ -96,15 +96,15 @@ extension TillStore {
 
     static func snapshot(from row: Row) -> PackageSnapshot {
         PackageSnapshot(label: row["label"], itemName: row["item_name"], category: row["category"], unit: row["unit"],
-                        quantity: Quantities.decimal(micros: row["quantity_micros"]), onHold: row["on_hold"],
+                        quantity: Quantities.decimal(picos: row["quantity_picos"]), onHold: row["on_hold"],
                         labTestingState: row["lab_testing_state"], active: row["active"])
     }
 }
 
 extension Quantities {
-    /// Millionths, dropping anything finer (Metrc's own figures are never finer than that in practice).
-    public static func microsRoundingDown(_ quantity: Decimal) -> Int64 {
-        var scaled = quantity * 1_000_000
+    /// Picos, dropping anything finer (Metrc's own figures are never that fine in practice).
+    public static func picosRoundingDown(_ quantity: Decimal) -> Int64 {
+        var scaled = quantity * Decimal(string: "1000000000000")!
         var rounded = Decimal()
         NSDecimalRound(&rounded, &scaled, 0, .down)
         return NSDecimalNumber(decimal: rounded).int64Value

@@ -71,26 +71,26 @@ extension TillStore {
             for (number, line) in entry.lines.enumerated() {
                 let taxes = line.request.taxes
                 try db.execute(sql: """
-                    INSERT INTO sale_lines (sale_id, line_number, package_label, quantity, unit, package_quantity_micros,
+                    INSERT INTO sale_lines (sale_id, line_number, package_label, quantity, unit, package_quantity_picos,
                                             total_cents, discount_cents, sales_tax_cents, excise_tax_cents, city_tax_cents,
                                             county_tax_cents, municipal_tax_cents)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [id, number, line.request.packageLabel, "\(line.request.quantity)", line.unitName,
-                                     line.packageDecrementMicros, line.request.totalAmount.cents,
+                                     line.packageDecrementPicos, line.request.totalAmount.cents,
                                      line.request.discountAmount?.cents, taxes?.salesTax?.cents, taxes?.exciseTax?.cents,
                                      taxes?.cityTax?.cents, taxes?.countyTax?.cents, taxes?.municipalTax?.cents])
                 try db.execute(sql: """
-                    UPDATE packages SET quantity_micros = quantity_micros - ?1
-                    WHERE label = ?2 AND active = 1 AND quantity_micros >= ?1
-                    """, arguments: [line.packageDecrementMicros, line.request.packageLabel])
+                    UPDATE packages SET quantity_picos = quantity_picos - ?1
+                    WHERE label = ?2 AND active = 1 AND quantity_picos >= ?1
+                    """, arguments: [line.packageDecrementPicos, line.request.packageLabel])
                 guard db.changesCount == 1 else {
-                    let left = try Int64.fetchOne(db, sql: "SELECT quantity_micros FROM packages WHERE label = ?",
+                    let left = try Int64.fetchOne(db, sql: "SELECT quantity_picos FROM packages WHERE label = ?",
                                                   arguments: [line.request.packageLabel]) ?? 0
                     throw TillError.unprocessable(
                         "insufficient_quantity",
-                        "Package \(line.request.packageLabel) has \(Quantities.decimal(micros: left)) left; another sale took the rest.",
+                        "Package \(line.request.packageLabel) has \(Quantities.decimal(picos: left)) left; another sale took the rest.",
                         details: ["line": "\(number)", "packageLabel": line.request.packageLabel,
-                                  "available": "\(Quantities.decimal(micros: left))"])
+                                  "available": "\(Quantities.decimal(picos: left))"])
                 }
             }
             // needs_lookup = 1: the first attempt is about to be sent; should the process die mid-flight,
@@ -155,7 +155,7 @@ extension TillStore {
                                 unit: row["unit"], totalAmount: Money(cents: row["total_cents"]),
                                 discountAmount: cents("discount_cents"),
                                 taxes: taxes == LineTaxes() ? nil : taxes,
-                                packageDecrementMicros: row["package_quantity_micros"])
+                                packageDecrementPicos: row["package_quantity_picos"])
             linesBySale[row["sale_id"], default: []].append(line)
         }
         return rows.map { row in

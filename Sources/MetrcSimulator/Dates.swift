@@ -1,0 +1,127 @@
+import Foundation
+
+/// A date-time as written in a request: wall-clock fields and, when present, the zone offset.
+struct SimDateTime: Equatable {
+    var year, month, day, hour, minute, second: Int
+    /// Fractional seconds as written, digits only ("5" for ".5"); empty when absent.
+    var fraction: String
+    /// Seconds east of UTC when the text carried `Z` or an offset; nil for a zone-less local time.
+    var offsetSeconds: Int?
+
+    /// Parses `yyyy-MM-ddTHH:mm[:ss[.f…]][Z|±hh:mm|±hhmm]`, checking that every field is in range.
+    init?(_ text: String) {
+        var scanner = Scanner(Array(text.utf8))
+        guard let year = scanner.digits(4), scanner.take("-"), let month = scanner.digits(2), scanner.take("-"),
+              let day = scanner.digits(2), scanner.take("T") || scanner.take("t") || scanner.take(" "),
+              let hour = scanner.digits(2), scanner.take(":"), let minute = scanner.digits(2)
+        else { return nil }
+        var second = 0
+        var fraction = ""
+        if scanner.take(":") {
+            guard let s = scanner.digits(2) else { return nil }
+            second = s
+            if scanner.take(".") {
+                fraction = scanner.digitRun()
+                guard (1...7).contains(fraction.count) else { return nil }
+            }
+        }
+        var offset: Int? = nil
+        if scanner.take("Z") || scanner.take("z") {
+            offset = 0
+        } else if let sign = scanner.sign() {
+            guard let hh = scanner.digits(2) else { return nil }
+            _ = scanner.take(":")
+            guard let mm = scanner.digits(2), hh <= 23, mm <= 59 else { return nil }
+            offset = sign * (hh * 3600 + mm * 60)
+        }
+        guard scanner.atEnd else { return nil }
+        guard (1...12).contains(month), (0...23).contains(hour), (0...59).contains(minute), (0...59).contains(second),
+              (1...SimDateTime.daysIn(month: month, year: year)).contains(day)
+        else { return nil }
+        (self.year, self.month, self.day, self.hour, self.minute, self.second) = (year, month, day, hour, minute, second)
+        self.fraction = fraction
+        self.offsetSeconds = offset
+    }
+
+    /// The instant this wall-clock time names in `zone` (ignored when the text had its own offset).
+    func date(in zone: TimeZone) -> Date {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = offsetSeconds.flatMap { TimeZone(secondsFromGMT: $0) } ?? zone
+        let nanos = fraction.isEmpty ? 0 : Int((fraction + String(repeating: "0", count: 9 - fraction.count)))!
+        let components = DateComponents(year: year, month: month, day: day, hour: hour, minute: minute,
+                                        second: second, nanosecond: nanos)
+        return calendar.date(from: components)!
+    }
+
+    /// Metrc's way of writing a local sales time: `2026-11-22T14:05:00.000`.
+    var localText: String {
+        let millis = (fraction + "000").prefix(3)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.", year, month, day, hour, minute, second) + millis
+    }
+
+    private static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: 30
+        default: 31
+        }
+    }
+
+    private struct Scanner {
+        let bytes: [UInt8]
+        var index = 0
+        init(_ bytes: [UInt8]) { self.bytes = bytes }
+        var atEnd: Bool { index == bytes.count }
+
+        mutating func take(_ character: Character) -> Bool {
+            guard index < bytes.count, bytes[index] == character.asciiValue! else { return false }
+            index += 1
+            return true
+        }
+
+        mutating func digits(_ count: Int) -> Int? {
+            guard index + count <= bytes.count else { return nil }
+            var value = 0
+            for byte in bytes[index..<index + count] {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+            index += count
+            return value
+        }
+
+        mutating func digitRun() -> String {
+            var run = ""
+            while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) {
+                run.append(Character(UnicodeScalar(bytes[index])))
+                index += 1
+            }
+            return run
+        }
+
+        mutating func sign() -> Int? {
+            if take("+") { return 1 }
+            if take("-") { return -1 }
+            return nil
+        }
+    }
+}
+
+enum SimDates {
+    /// Metrc's way of writing an instant: `2026-11-22T21:05:00+00:00`, whole seconds in UTC.
+    static func utcText(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d+00:00", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
+    }
+
+    /// The local wall-clock time of `date` in `zone`, as Metrc writes SalesDateTime.
+    static func localText(_ date: Date, in zone: TimeZone) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second, .nanosecond], from: date)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03d", c.year!, c.month!, c.day!, c.hour!, c.minute!,
+                      c.second!, c.nanosecond! / 1_000_000)
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+
+/// `/_sim/` endpoints for demos and scripts: no Metrc authentication, no faults, not counted.
+///
+/// - `POST /_sim/faults` replaces every fault with a JSON list such as
+///   `[{"status":503,"body":"<html>…","retryAfter":5,"method":"POST","pathPrefix":"/sales","times":3,"seconds":30}]`;
+///   each entry has exactly one effect: `status` (with optional `body`, `retryAfter`), `latencyMs`,
+///   `commitThenDrop: true` or `dropBeforeCommit: true` (add `"silent": true` to close without a byte).
+///   `times` limits how often it fires, `seconds` how long it stays armed.
+/// - `DELETE /_sim/faults` clears them; `GET /_sim/faults` lists those still armed.
+/// - `GET /_sim/receipts[?licenseNumber=]` lists every receipt (archived included) as Metrc writes them, plus `License`.
+/// - `GET /_sim/stats` gives request counts by method and path.
+struct FaultListError: Error {
+    var message: String
+}
+
+extension MetrcSimulation {
+    func admin(_ request: SimHTTPRequest, path: String) -> SimHTTPResponse {
+        switch (request.method, path.lowercased()) {
+        case ("POST", "/_sim/faults"):
+            do {
+                let parsed = try Self.parseFaults(request.body, now: now())
+                faults = parsed
+                return .json(200, .object([("Faults", JSON(parsed.count))]))
+            } catch {
+                return .message(400, error.message)
+            }
+        case ("DELETE", "/_sim/faults"):
+            faults.removeAll()
+            return .json(200, .object([("Faults", JSON(0))]))
+        case ("GET", "/_sim/faults"):
+            return .json(200, .array(activeFaults().map(Self.faultJSON)))
+        case ("GET", "/_sim/receipts"):
+            let license = Self.parseQuery(request.query)["licensenumber"]
+            let chosen = receiptList.filter { license == nil || $0.license == license }
+            return .json(200, .array(chosen.map { receipt in
+                guard case .object(let members) = receiptJSON(receipt) else { return .null }
+                return .object([("License", .string(receipt.license))] + members)
+            }))
+        case ("GET", "/_sim/stats"):
+            let routes = counts.sorted { ($0.key.path, $0.key.method) < ($1.key.path, $1.key.method) }
+            return .json(200, .object([
+                ("Requests", JSON(requestCount())),
+                ("ByRoute", .array(routes.map { entry in
+                    .object([("Method", .string(entry.key.method)), ("Path", .string(entry.key.path)),
+                             ("Count", JSON(entry.value))])
+                })),
+                ("Receipts", JSON(receiptList.count)),
+                ("ArmedFaults", JSON(activeFaults().count)),
+            ]))
+        default:
+            return .message(404, "Unknown simulator endpoint \(request.method) \(path).")
+        }
+    }
+
+    static func parseFaults(_ body: Data, now: Date) throws(FaultListError) -> [SimFault] {
+        guard let json = JSON.parse(body), case .array(let items) = json else {
+            throw FaultListError(message: "The body must be a JSON array of faults.")
+        }
+        var faults: [SimFault] = []
+        for (index, item) in items.enumerated() {
+            var r = FieldReader(item)
+            let status = r.int64("status"), body = r.string("body"), retryAfter = r.int64("retryAfter")
+            let latency = r.int64("latencyMs"), commitThenDrop = r.bool("commitThenDrop") ?? false
+            let dropBeforeCommit = r.bool("dropBeforeCommit") ?? false, silent = r.bool("silent") ?? false
+            let method = r.string("method"), prefix = r.string("pathPrefix"), times = r.int64("times")
+            let seconds = r.decimal("seconds")
+            if let first = r.errors.first { throw FaultListError(message: "Fault \(index): \(first)") }
+            let effects = [status != nil, latency != nil, commitThenDrop, dropBeforeCommit].filter { $0 }.count
+            guard effects == 1 else {
+                throw FaultListError(message: "Fault \(index): give exactly one of status, latencyMs, commitThenDrop, dropBeforeCommit.")
+            }
+            let effect: SimFault.Effect
+            if let status {
+                guard (100...599).contains(status) else { throw FaultListError(message: "Fault \(index): status must be 100…599.") }
+                effect = .status(Int(status), body: body, retryAfterSeconds: retryAfter.map { Int($0) })
+            } else if let latency {
+                effect = .latency(.milliseconds(latency))
+            } else {
+                effect = commitThenDrop ? .commitThenDrop : .dropBeforeCommit
+            }
+            let until = seconds.map { now.addingTimeInterval(TimeInterval(truncating: NSDecimalNumber(decimal: $0))) }
+            faults.append(SimFault(effect, method: method, pathPrefix: prefix, times: times.map { Int($0) }, until: until,
+                                   dropStyle: silent ? .silentClose : .truncatedResponse))
+        }
+        return faults
+    }
+
+    static func faultJSON(_ fault: SimFault) -> JSON {
+        var members: [(String, JSON)] = []
+        switch fault.effect {
+        case .status(let status, let body, let retryAfter):
+            members = [("status", JSON(status)), ("body", JSON(body)), ("retryAfter", JSON(retryAfter))]
+        case .latency(let delay):
+            let ms = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
+            members = [("latencyMs", JSON(ms))]
+        case .commitThenDrop: members = [("commitThenDrop", .bool(true))]
+        case .dropBeforeCommit: members = [("dropBeforeCommit", .bool(true))]
+        }
+        if case .silentClose = fault.dropStyle { members.append(("silent", .bool(true))) }
+        members += [("method", JSON(fault.method)), ("pathPrefix", JSON(fault.pathPrefix)),
+                    ("times", JSON(fault.remaining)), ("until", JSON(fault.until.map(SimDates.utcText)))]
+        return .object(members)
+    }
+}

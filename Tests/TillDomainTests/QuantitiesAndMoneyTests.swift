@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+import TillDomain
+
+@Suite struct MoneyTests {
+    @Test func amountsWithAtMostTwoDecimalsAreExactCents() throws {
+        #expect(Money(exactly: Decimal(string: "35.10")!)?.cents == 3510)
+        #expect(Money(exactly: Decimal(string: "0.1")!)?.cents == 10)
+        #expect(Money(exactly: 0)?.cents == 0)
+        #expect(Money(exactly: Decimal(string: "19.999")!) == nil)
+    }
+
+    @Test func moneyDecodesFromJSONNumbersWithoutBinaryRounding() throws {
+        struct Box: Decodable { var amount: Money }
+        let box = try JSONDecoder().decode(Box.self, from: Data(#"{"amount": 0.29}"#.utf8))
+        #expect(box.amount.cents == 29)  // 0.29 as a Double is 0.28999999999999998
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(Box.self, from: Data(#"{"amount": 1.005}"#.utf8)) }
+    }
+
+    @Test func sumsAreExact() {
+        let total = (0..<10).reduce(Money.zero) { sum, _ in sum + Money(exactly: Decimal(string: "0.10")!)! }
+        #expect(total == Money(cents: 100))
+        #expect(total.description == "1.00")
+    }
+}
+
+@Suite struct UnitConversionTests {
+    @Test func gramsOuncesAndMilligramsConvertExactly() {
+        #expect(Quantities.convert(1, from: .ounces, to: .grams) == Decimal(string: "28.349523125"))
+        #expect(Quantities.convert(Decimal(string: "0.125")!, from: .ounces, to: .grams) == Decimal(string: "3.543690390625"))
+        #expect(Quantities.convert(1000, from: .milligrams, to: .grams) == 1)
+        #expect(Quantities.convert(Decimal(string: "3.5")!, from: .grams, to: .milligrams) == 3500)
+        #expect(Quantities.convert(1, from: .pounds, to: .ounces) == 16)
+        #expect(Quantities.convert(1, from: .kilograms, to: .grams) == 1000)
+    }
+
+    @Test func conversionsThatAreNotExactAreRefused() {
+        // 3.5 g is 0.1234588... oz: no finite decimal, so Till will not pretend.
+        #expect(Quantities.convert(Decimal(string: "3.5")!, from: .grams, to: .ounces) == nil)
+        #expect(Quantities.convert(1, from: .each, to: .grams) == nil)
+    }
+
+    @Test func unitNamesMatchMetrcsSpellingLoosely() {
+        #expect(UnitOfMeasure.named("Grams") == .grams)
+        #expect(UnitOfMeasure.named("gram") == .grams)
+        #expect(UnitOfMeasure.named("Each") == .each)
+        #expect(UnitOfMeasure.named("Fluid Ounces") == .fluidOunces)
+        #expect(UnitOfMeasure.named("Bushels") == nil)
+    }
+}
+
+@Suite struct SaleRulesTests {
+    let flower = PackageSnapshot(label: "1A4FF0100000022000000101", itemName: "Flower", category: "Buds", unit: "Grams",
+                                 quantity: 10, onHold: false, labTestingState: "TestPassed", active: true)
+
+    func sale(_ lines: [SaleLineRequest], id: String = "s-1") -> SaleRequest {
+        SaleRequest(clientSaleId: id, customerType: .consumer, lines: lines)
+    }
+
+    func line(_ quantity: String, _ unit: String = "Grams", label: String? = nil) -> SaleLineRequest {
+        SaleLineRequest(packageLabel: label ?? flower.label, quantity: Decimal(string: quantity)!, unit: unit,
+                        totalAmount: Money(cents: 1000))
+    }
+
+    func refusal(_ request: SaleRequest, packages: [PackageSnapshot]) -> String? {
+        do {
+            _ = try SaleRules.validate(request, packages: Dictionary(uniqueKeysWithValues: packages.map { ($0.label, $0) }))
+            return nil
+        } catch {
+            return error.code
+        }
+    }
+
+    @Test func aValidSaleTakesTheExactQuantityOffItsPackage() throws {
+        let lines = try SaleRules.validate(sale([line("3.5"), line("0.125", "Ounces")]), packages: [flower.label: flower])
+        #expect(lines.map(\.packageDecrementPicos) == [3_500_000_000_000, 3_543_690_390_625])
+    }
+
+    @Test func everyRuleRefusesWithItsOwnCode() {
+        var onHold = flower
+        onHold.onHold = true
+        var failed = flower
+        failed.labTestingState = "TestFailed"
+        var inactive = flower
+        inactive.active = false
+        #expect(refusal(sale([line("3.5")]), packages: []) == "unknown_package")
+        #expect(refusal(sale([line("3.5")]), packages: [onHold]) == "package_on_hold")
+        #expect(refusal(sale([line("3.5")]), packages: [failed]) == "lab_test_not_passed")
+        #expect(refusal(sale([line("3.5")]), packages: [inactive]) == "package_inactive")
+        #expect(refusal(sale([line("1", "Each")]), packages: [flower]) == "incompatible_unit")
+        #expect(refusal(sale([line("1", "Bushels")]), packages: [flower]) == "unknown_unit")
+        #expect(refusal(sale([line("0")]), packages: [flower]) == "invalid_quantity")
+        #expect(refusal(sale([line("-1")]), packages: [flower]) == "invalid_quantity")
+        #expect(refusal(sale([line("0.0000001")]), packages: [flower]) == "invalid_quantity")
+        #expect(refusal(sale([line("6"), line("5")]), packages: [flower]) == "insufficient_quantity")
+        #expect(refusal(sale([]), packages: [flower]) == "no_lines")
+        #expect(refusal(sale([line("1")], id: ""), packages: [flower]) == "invalid_client_sale_id")
+        #expect(refusal(sale([line("1")], id: "has space"), packages: [flower]) == "invalid_client_sale_id")
+        #expect(refusal(SaleRequest(clientSaleId: "p", customerType: .patient, lines: [line("1")]), packages: [flower])
+                == "patient_license_required")
+    }
+
+    @Test func negativeMoneyIsRefused() {
+        var bad = line("1")
+        bad.totalAmount = Money(cents: -1)
+        #expect(refusal(sale([bad]), packages: [flower]) == "invalid_amount")
+    }
+}
