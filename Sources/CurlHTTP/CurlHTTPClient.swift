@@ -110,6 +110,12 @@ final class EasyHandle: @unchecked Sendable {
         defer { curl_slist_free_all(headerList) }
 
         ccurl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
+        if request.method != "GET" && request.method != "HEAD" {
+            // libcurl silently re-sends a request whose *reused* connection dies before any answer byte,
+            // POST included; if the server had committed, that is a duplicate receipt in Metrc. It never
+            // retries on a fresh connection, so writes always get one.
+            ccurl_setopt_long(curl, CURLOPT_FRESH_CONNECT, 1)
+        }
         ccurl_setopt_string(curl, CURLOPT_URL, request.url)
         if let unixSocketPath { ccurl_setopt_string(curl, CURLOPT_UNIX_SOCKET_PATH, unixSocketPath) }
         let timeoutMs = max(1, Int(request.timeout.components.seconds * 1000

@@ -162,7 +162,7 @@ extension SimFacility {
     /// | 110 | Watermelon Gummies 100mg | Edible | exactly 10 Each | concurrency tests: 10 and no more |
     /// | 111 | Dark Chocolate Bar 100mg | Edible | 50 Each | UnitThcContent 100 Milligrams |
     /// | 112 | THC Tincture 30ml 300mg | Tincture | 24 Each | UnitVolume 30 Milliliters |
-    /// | 113 | Bulk Tincture Base | Tincture | 500.0 Milliliters | volume units (sell Fluid Ounces) |
+    /// | 113 | Bulk Tincture Base | Tincture | 500.0 Milliliters | volume units: 0.1 Liters sells exactly; 1 Fluid Ounces (29.5735295625 mL) is refused at 6 places |
     /// | 114 | CBD:THC Balm 2oz | Topical | 30 Each | |
     /// | 115 | THC Capsules 10mg x30 | Capsule | 40 Each | |
     /// | 116 | Granddaddy Purple Flower | Buds | 113.4 Grams | |
