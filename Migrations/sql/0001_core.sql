@@ -55,6 +55,9 @@ CREATE TABLE sales (
     metrc_receipt_id                  INTEGER,
     reported_at                       INTEGER,
     rejection_json                    TEXT,
+    -- 1 when a refusal undid the sale (the register was told and stock restored); 0 when the sale
+    -- stands and the refusal is an exception for a manager.
+    sale_undone                       INTEGER NOT NULL DEFAULT 0 CHECK (sale_undone IN (0, 1)),
     CHECK (status <> 'reported' OR metrc_receipt_id IS NOT NULL)
 ) STRICT;
 CREATE INDEX sales_by_business_date ON sales (business_date_local);

@@ -16,7 +16,7 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return APIError.response(APIError.from(error))
         } catch {
             context.logger.error("unexpected error", metadata: ["error": "\(error)"])
-            return APIError.response(TillError(.unavailable, code: "internal_error", "Till could not complete the request."))
+            return APIError.response(TillError(.internal, code: "internal_error", "Till could not complete the request."))
         }
     }
 }
@@ -29,7 +29,9 @@ struct TerminalAuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: TillRequestContext,
                 next: (Request, TillRequestContext) async throws -> Response) async throws -> Response {
-        if publicPaths.contains(request.uri.path) { return try await next(request, context) }
+        var path = request.uri.path
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        if publicPaths.contains(path) { return try await next(request, context) }
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
             throw TillError(.unauthorized, code: "unauthorized", "A bearer token is required (Authorization: Bearer <token>).")
         }
@@ -60,6 +62,7 @@ enum APIError {
         case .unauthorized: .unauthorized
         case .forbidden: .forbidden
         case .unavailable: .serviceUnavailable
+        case .internal: .internalServerError
         }
     }
 

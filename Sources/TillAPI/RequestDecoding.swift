@@ -5,12 +5,44 @@ import TillDomain
 enum RequestDecoding {
     static func decodeSale(_ body: Data) throws(TillError) -> SaleRequest {
         guard !body.isEmpty else { throw .invalid("empty_body", "The request body is empty; send the sale as JSON.") }
+        try rejectUnknownFields(body)
         do {
             return try JSONDecoder().decode(SaleRequest.self, from: body)
         } catch let error as DecodingError {
             throw describe(error)
         } catch {
             throw .invalid("malformed_json", "The request body is not valid JSON.")
+        }
+    }
+
+    static let saleFields: Set<String> = ["clientSaleId", "customerType", "lines", "patientLicenseNumber",
+                                          "caregiverLicenseNumber", "identificationMethod", "patientRegistrationLocationId"]
+    static let lineFields: Set<String> = ["packageLabel", "quantity", "unit", "totalAmount", "discountAmount", "taxes"]
+    static let taxFields: Set<String> = ["salesTax", "exciseTax", "cityTax", "countyTax", "municipalTax"]
+
+    /// A misspelt field (say `discountAmmount`) would otherwise vanish silently and the sale be reported
+    /// without it; money and compliance data are refused instead.
+    static func rejectUnknownFields(_ body: Data) throws(TillError) {
+        guard let root = try? JSONSerialization.jsonObject(with: body) else {
+            throw .invalid("malformed_json", "The request body is not valid JSON.")
+        }
+        guard let sale = root as? [String: Any] else {
+            throw .invalid("invalid_request", "The request body must be a JSON object (the sale).")
+        }
+        func check(_ object: [String: Any], allowed: Set<String>, at path: String) throws(TillError) {
+            if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
+                let field = path.isEmpty ? unknown : "\(path).\(unknown)"
+                throw .invalid("unknown_field", "\(field) is not a field Till knows; check its spelling.",
+                               details: ["field": field])
+            }
+        }
+        try check(sale, allowed: saleFields, at: "")
+        for (index, line) in (sale["lines"] as? [Any] ?? []).enumerated() {
+            guard let line = line as? [String: Any] else { continue }  // the decoder reports the wrong type
+            try check(line, allowed: lineFields, at: "lines[\(index)]")
+            if let taxes = line["taxes"] as? [String: Any] {
+                try check(taxes, allowed: taxFields, at: "lines[\(index)].taxes")
+            }
         }
     }
 

@@ -43,7 +43,7 @@ struct Routes: Sendable {
 
     @Sendable func getSale(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal(Set(TerminalRole.allCases))
-        guard let id = context.parameters.get("id", as: Int64.self) else {
+        guard let id = context.parameters.get("id", as: Int64.self), id > 0 else {
             throw TillError.invalid("invalid_sale_id", "A sale id is a positive whole number.")
         }
         guard let sale = try services.store.sale(id: id) else {
@@ -56,11 +56,11 @@ struct Routes: Sendable {
         _ = try context.requireTerminal(Set(TerminalRole.allCases))
         let date = request.uri.queryParameters.get("date")
             ?? SaleDesk.businessDate(of: Date(), in: services.configuration.timeZone)
-        guard date.wholeMatch(of: /\d{4}-\d{2}-\d{2}/) != nil else {
+        guard Self.isCalendarDate(date) else {
             throw TillError.invalid("invalid_date", "date must be YYYY-MM-DD (the facility's local date).")
         }
         let sales = try services.store.sales(businessDate: date)
-        let total = sales.filter { $0.status != .rejected }.reduce(Money.zero) { $0 + $1.totalAmount }
+        let total = sales.filter { !($0.status == .rejected && $0.saleUndone) }.reduce(Money.zero) { $0 + $1.totalAmount }
         return JSONResponse.make(SalesListView(date: date, count: sales.count, totalAmount: total,
                                                sales: sales.map(SaleView.init)))
     }
@@ -92,6 +92,18 @@ struct Routes: Sendable {
     @Sendable func openAPI(_ request: Request, context: TillRequestContext) async throws -> Response {
         Response(status: .ok, headers: [.contentType: "application/json"],
                  body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.data)))
+    }
+
+    /// A real YYYY-MM-DD date (2026-13-45 is not).
+    static func isCalendarDate(_ text: String) -> Bool {
+        guard let match = text.wholeMatch(of: /(\d{4})-(\d{2})-(\d{2})/),
+              let year = Int(match.1), let month = Int(match.2), let day = Int(match.3) else { return false }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let components = DateComponents(year: year, month: month, day: day)
+        guard let date = calendar.date(from: components) else { return false }
+        let back = calendar.dateComponents([.year, .month, .day], from: date)
+        return back.year == year && back.month == month && back.day == day
     }
 
     /// Reads the whole body, refusing an oversized one before reading it.

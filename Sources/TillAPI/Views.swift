@@ -19,6 +19,8 @@ struct SaleView: Encodable {
     var totalAmount: Money
     var reportedAt: Date?
     var rejection: [String]?
+    /// Only for rejected sales: true when the refusal undid the sale, false when it stands as an exception.
+    var saleUndone: Bool?
 
     struct LineView: Encodable {
         var packageLabel: String
@@ -47,13 +49,14 @@ struct SaleView: Encodable {
         totalAmount = sale.totalAmount
         reportedAt = sale.reportedAt
         rejection = sale.rejection
+        saleUndone = sale.status == .rejected ? sale.saleUndone : nil
     }
 }
 
 struct SalesListView: Encodable {
     var date: String
     var count: Int
-    /// Sum over sales that stand (rejected ones excluded).
+    /// Sum over sales that stand (those undone by a refusal excluded).
     var totalAmount: Money
     var sales: [SaleView]
 }
@@ -90,6 +93,8 @@ struct ReportingView: Encodable {
         var salesDateTime: String
         var totalAmount: Money
         var messages: [String]
+        /// True: refused at the register and undone. False: the sale stands; a manager must resolve it with Metrc.
+        var saleUndone: Bool
     }
     struct MetrcView: Encodable {
         var reachable: Bool?
@@ -109,7 +114,8 @@ struct ReportingView: Encodable {
         oldestPendingSoldAt = summary.oldestPendingSoldAt
         rejected = summary.rejected.map {
             Rejected(saleId: $0.id, receiptNumber: $0.receiptNumber, clientSaleId: $0.clientSaleId,
-                     salesDateTime: $0.salesDateTime, totalAmount: $0.totalAmount, messages: $0.rejection ?? [])
+                     salesDateTime: $0.salesDateTime, totalAmount: $0.totalAmount, messages: $0.rejection ?? [],
+                     saleUndone: $0.saleUndone)
         }
         lastReportedAt = summary.lastReportedAt
         metrc = MetrcView(reachable: health.reachable, lastError: health.lastError ?? summary.lastError,

@@ -165,12 +165,15 @@ public struct Sale: Sendable, Hashable {
     public var reportedAt: Date?
     /// Metrc's words when it refused the receipt.
     public var rejection: [String]?
+    /// The refusal undid the sale (the register was told; stock restored). False for a sale that
+    /// stands although Metrc refused its report: an exception for a manager to resolve.
+    public var saleUndone: Bool
 
     public init(id: Int64, clientSaleId: String, receiptNumber: String, customerType: CustomerType,
                 patientLicenseNumber: String?, caregiverLicenseNumber: String?, identificationMethod: String?,
                 patientRegistrationLocationId: Int64?, soldAt: Date, salesDateTime: String, businessDate: String,
                 lines: [SaleLine], totalAmount: Money, status: SaleStatus, metrcReceiptId: Int64?,
-                reportedAt: Date?, rejection: [String]?) {
+                reportedAt: Date?, rejection: [String]?, saleUndone: Bool = false) {
         self.id = id
         self.clientSaleId = clientSaleId
         self.receiptNumber = receiptNumber
@@ -188,6 +191,7 @@ public struct Sale: Sendable, Hashable {
         self.metrcReceiptId = metrcReceiptId
         self.reportedAt = reportedAt
         self.rejection = rejection
+        self.saleUndone = saleUndone
     }
 }
 

@@ -35,6 +35,10 @@ public enum SaleRules {
                   Quantities.picos(exactly: line.quantity) != nil else {
                 throw .invalid("invalid_quantity", "Line \(index): quantity has more than six decimal places.", details: at)
             }
+            guard UnitOfMeasure.named(line.unit) != nil else {
+                throw .invalid("unknown_unit", "Line \(index): unit '\(line.unit)' is not a Metrc unit of measure.",
+                               details: at.merging(["units": UnitOfMeasure.all.map(\.name).joined(separator: ", ")]) { a, _ in a })
+            }
             let amounts = [line.totalAmount, line.discountAmount, line.taxes?.salesTax, line.taxes?.exciseTax,
                            line.taxes?.cityTax, line.taxes?.countyTax, line.taxes?.municipalTax].compactMap { $0 }
             guard amounts.allSatisfy({ $0.cents >= 0 }) else {

@@ -9,7 +9,8 @@ public struct TillError: Error, Sendable, Equatable {
         case unprocessable    // well-formed, but the rules (stock, lab tests, Metrc) refuse it
         case unauthorized
         case forbidden
-        case unavailable      // a dependency (Metrc) cannot answer now
+        case unavailable      // a dependency (Metrc, the database) cannot answer now
+        case `internal`       // a bug: nothing the caller did
     }
 
     public var kind: Kind

@@ -12,7 +12,7 @@ public enum SaleOutcome: Sendable {
     case reported(Sale)
     /// Journaled; Metrc has not confirmed it yet and the reporter will, by itself.
     case pendingReport(Sale)
-    /// Metrc refused the receipt; the sale was undone (quantities restored).
+    /// Metrc refused the receipt at the register; the sale was undone (quantities restored).
     case rejected(Sale)
 
     public var sale: Sale {
@@ -136,7 +136,9 @@ public final class SaleDesk: Sendable {
         switch sale.status {
         case .reported: .reported(sale)
         case .pendingReport: .pendingReport(sale)
-        case .rejected: .rejected(sale)
+        // A refusal that came after the register was told `pending_report` leaves the sale standing:
+        // a retry hears what it heard first, with the sale as it is now.
+        case .rejected: sale.saleUndone ? .rejected(sale) : .pendingReport(sale)
         }
     }
 

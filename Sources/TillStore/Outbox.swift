@@ -90,8 +90,8 @@ extension TillStore {
     public func recordRejected(saleId: Int64, messages: [String], restoreStock: Bool, at: Date, audit: AuditEvent) throws {
         let json = String(decoding: try JSONEncoder().encode(messages), as: UTF8.self)
         try pool.write { db in
-            try db.execute(sql: "UPDATE sales SET status = 'rejected', rejection_json = ? WHERE id = ?",
-                           arguments: [json, saleId])
+            try db.execute(sql: "UPDATE sales SET status = 'rejected', rejection_json = ?, sale_undone = ? WHERE id = ?",
+                           arguments: [json, restoreStock, saleId])
             try db.execute(sql: "DELETE FROM outbox WHERE sale_id = ?", arguments: [saleId])
             if restoreStock {
                 try db.execute(sql: """

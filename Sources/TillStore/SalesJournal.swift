@@ -175,7 +175,7 @@ extension TillStore {
                         status: SaleStatus(rawValue: row["status"]) ?? .pendingReport,
                         metrcReceiptId: row["metrc_receipt_id"],
                         reportedAt: (row["reported_at"] as Int64?).map(Date.init(epochMilliseconds:)),
-                        rejection: rejection)
+                        rejection: rejection, saleUndone: row["sale_undone"])
         }
     }
 }
