@@ -38,14 +38,18 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        .target(name: "TillReporter", dependencies: [
+        .target(name: "TillPatients", dependencies: [
             "TillDomain", "TillStore", "MetrcKit",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "TillReporter", dependencies: [
+            "TillDomain", "TillStore", "MetrcKit", "TillPatients",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "TillAPI", dependencies: [
-            "TillDomain", "TillStore", "TillReporter", "MetrcKit",
+            "TillDomain", "TillStore", "TillReporter", "TillPatients", "MetrcKit",
             .product(name: "Hummingbird", package: "hummingbird"),
         ], resources: [.copy("openapi.json")]),
         .executableTarget(name: "till", dependencies: [
@@ -62,8 +66,9 @@ let package = Package(
         .testTarget(name: "MetrcSimulatorTests", dependencies: ["MetrcSimulator", "CurlHTTP"]),
         .testTarget(name: "TillDomainTests", dependencies: ["TillDomain"]),
         .testTarget(name: "TillStoreTests", dependencies: ["TillStore", "TillDomain"]),
+        .testTarget(name: "TillPatientsTests", dependencies: ["TillPatients", "TillStore", "TillDomain", "MetrcKit"]),
         .testTarget(name: "TillEndToEndTests", dependencies: [
-            "TillAPI", "TillReporter", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator", "CurlHTTP",
+            "TillAPI", "TillReporter", "TillPatients", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator", "CurlHTTP",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),

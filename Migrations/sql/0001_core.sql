@@ -85,7 +85,8 @@ CREATE TABLE sale_lines (
 CREATE TABLE outbox (
     id               INTEGER PRIMARY KEY,
     kind             TEXT NOT NULL,
-    sale_id          INTEGER NOT NULL UNIQUE REFERENCES sales(id),
+    -- The subject of a 'receipt' row; other kinds name their subject in columns added later.
+    sale_id          INTEGER UNIQUE REFERENCES sales(id),
     created_at       INTEGER NOT NULL,
     attempts         INTEGER NOT NULL DEFAULT 0,
     -- Not before this instant; also a lease held by the sale's own first attempt.
@@ -93,7 +94,8 @@ CREATE TABLE outbox (
     -- An earlier attempt may have reached Metrc: look it up by external number before posting again.
     needs_lookup     INTEGER NOT NULL DEFAULT 0 CHECK (needs_lookup IN (0, 1)),
     last_attempt_at  INTEGER,
-    last_error       TEXT
+    last_error       TEXT,
+    CHECK (kind <> 'receipt' OR sale_id IS NOT NULL)
 ) STRICT;
 CREATE INDEX outbox_due ON outbox (next_attempt_at);
 

@@ -160,20 +160,28 @@ public struct MetrcItem: Sendable, Equatable, Decodable {
     /// "CountBased", "WeightBased", "VolumeBased".
     public var quantityType: String?
     public var unitOfMeasureName: String?
+    /// Weight of one unit of a count-based item (e.g. 1 Grams per pre-roll): how "Each" counts against a patient's allowance.
+    public var unitWeight: Decimal?
+    public var unitWeightUnitOfMeasureName: String?
 
     public init(id: Int64? = nil, name: String? = nil, productCategoryName: String? = nil,
-                productCategoryType: String? = nil, quantityType: String? = nil, unitOfMeasureName: String? = nil) {
+                productCategoryType: String? = nil, quantityType: String? = nil, unitOfMeasureName: String? = nil,
+                unitWeight: Decimal? = nil, unitWeightUnitOfMeasureName: String? = nil) {
         self.id = id
         self.name = name
         self.productCategoryName = productCategoryName
         self.productCategoryType = productCategoryType
         self.quantityType = quantityType
         self.unitOfMeasureName = unitOfMeasureName
+        self.unitWeight = unitWeight
+        self.unitWeightUnitOfMeasureName = unitWeightUnitOfMeasureName
     }
 
     enum CodingKeys: String, CodingKey {
         case id
         case name
+        case unitWeight = "unitweight"
+        case unitWeightUnitOfMeasureName = "unitweightunitofmeasurename"
         case productCategoryName = "productcategoryname"
         case productCategoryType = "productcategorytype"
         case quantityType = "quantitytype"

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import MetrcKit
 import TillDomain
+import TillPatients
 import TillReporter
 import TillStore
 
@@ -14,11 +15,13 @@ public struct TillServices: Sendable {
     public let health: MetrcHealth
     public let reporter: ReceiptReporter
     public let desk: SaleDesk
+    public let patients: PatientDirectory
     public let sync: InventorySync
     public let logger: Logger
 
     public init(configuration: TillConfiguration, store: TillStore, metrc: any MetrcAPI, logger: Logger,
-                reporterSettings: ReporterSettings? = nil, syncInterval: Duration = .seconds(300)) {
+                reporterSettings: ReporterSettings? = nil, patientSettings: PatientSettings? = nil,
+                syncInterval: Duration = .seconds(300), now: @escaping @Sendable () -> Date = Date.init) {
         self.configuration = configuration
         self.store = store
         self.metrc = metrc
@@ -26,9 +29,15 @@ public struct TillServices: Sendable {
         health = MetrcHealth()
         var settings = reporterSettings ?? ReporterSettings()
         settings.deadline = reporterSettings?.deadline ?? configuration.reportDeadline
-        reporter = ReceiptReporter(store: store, metrc: metrc, health: health, settings: settings, logger: logger)
-        desk = SaleDesk(store: store, reporter: reporter, license: configuration.license, timeZone: configuration.timeZone,
-                        logger: logger)
+        reporter = ReceiptReporter(store: store, metrc: metrc, health: health, settings: settings, logger: logger, now: now)
+        patients = PatientDirectory(
+            metrc: metrc, store: store,
+            settings: patientSettings ?? PatientSettings(patience: configuration.reportDeadline,
+                                                         stalePolicy: configuration.stalePatientPolicy,
+                                                         buckets: configuration.allowanceBuckets),
+            timeZone: configuration.timeZone, logger: logger, now: now)
+        desk = SaleDesk(store: store, reporter: reporter, patients: patients, license: configuration.license,
+                        timeZone: configuration.timeZone, logger: logger, now: now)
         sync = InventorySync(store: store, metrc: metrc, logger: logger, interval: syncInterval)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import TillDomain
+import TillPatients
 import TillReporter
 import TillStore
 
@@ -15,6 +16,8 @@ struct Routes: Sendable {
         v1.get("sales/:id", use: getSale)
         v1.get("packages", use: listPackages)
         v1.get("reporting", use: reporting)
+        v1.get("patients/:license/status", use: patientStatus)
+        v1.get("caregivers/:license/status", use: caregiverStatus)
         v1.get("health", use: health)
         v1.get("openapi.json", use: openAPI)
     }
@@ -63,6 +66,30 @@ struct Routes: Sendable {
         let total = sales.filter { !($0.status == .rejected && $0.saleUndone) }.reduce(Money.zero) { $0 + $1.totalAmount }
         return JSONResponse.make(SalesListView(date: date, count: sales.count, totalAmount: total,
                                                sales: sales.map(SaleView.init)))
+    }
+
+    // MARK: Patients and caregivers
+
+    @Sendable func patientStatus(_ request: Request, context: TillRequestContext) async throws -> Response {
+        let terminal = try context.requireTerminal([.pharmacist, .register, .manager])
+        let number = try Self.licenseParameter(context)
+        let found = try await services.patients.patient(number, askedBy: "terminal:\(terminal.name)", terminalId: terminal.id)
+        return JSONResponse.make(PatientStatusView(found, now: Date(), timeZone: services.configuration.timeZone))
+    }
+
+    @Sendable func caregiverStatus(_ request: Request, context: TillRequestContext) async throws -> Response {
+        let terminal = try context.requireTerminal([.pharmacist, .register, .manager])
+        let number = try Self.licenseParameter(context)
+        let found = try await services.patients.caregiver(number, askedBy: "terminal:\(terminal.name)", terminalId: terminal.id)
+        return JSONResponse.make(CaregiverStatusView(found, now: Date()))
+    }
+
+    static func licenseParameter(_ context: TillRequestContext) throws(TillError) -> String {
+        guard let number = context.parameters.get("license")?.removingPercentEncoding, !number.isEmpty, number.count <= 64,
+              number.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw .invalid("invalid_license_number", "A license number is 1 to 64 letters, digits, '-', '_' or '.'.")
+        }
+        return number
     }
 
     // MARK: Stock and reporting

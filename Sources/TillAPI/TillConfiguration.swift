@@ -1,4 +1,6 @@
 import Foundation
+import TillDomain
+import TillPatients
 
 /// A setting that is missing or wrong; its description is the one line printed before Till refuses to start.
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
@@ -26,6 +28,10 @@ public struct TillConfiguration: Sendable {
     public var vendorKey: String
     public var userKey: String
     public var reportDeadline: Duration
+    /// Whether a patient status Metrc could not refresh may still authorize a sale.
+    public var stalePatientPolicy: StalePatientPolicy = .refuse
+    /// Item category → allowance bucket.
+    public var allowanceBuckets: CategoryBuckets = .standard
 
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("till.sqlite") }
     public var usesEmbeddedSimulator: Bool { metrcBaseURL == nil }
@@ -110,7 +116,22 @@ public struct TillConfiguration: Sendable {
             }
             deadline = .milliseconds(ms)
         }
-        return TillConfiguration(dataDirectory: dataDirectory, socketPath: socketPath, license: license, timeZone: timeZone,
-                                 metrcBaseURL: baseURL, vendorKey: vendorKey, userKey: userKey, reportDeadline: deadline)
+        var configuration = TillConfiguration(dataDirectory: dataDirectory, socketPath: socketPath, license: license,
+                                              timeZone: timeZone, metrcBaseURL: baseURL, vendorKey: vendorKey,
+                                              userKey: userKey, reportDeadline: deadline)
+        if let raw = value("TILL_PATIENT_STALE_POLICY") {
+            guard let policy = StalePatientPolicy(rawValue: raw.lowercased()) else {
+                throw ConfigurationError(setting: "TILL_PATIENT_STALE_POLICY", problem: "'\(raw)' is not refuse or allow")
+            }
+            configuration.stalePatientPolicy = policy
+        }
+        if let raw = value("TILL_ALLOWANCE_CATEGORIES") {
+            guard let buckets = CategoryBuckets.parse(raw) else {
+                throw ConfigurationError(setting: "TILL_ALLOWANCE_CATEGORIES",
+                                         problem: "'\(raw)' is not Category=bucket;… with buckets flower, concentrate, infused, thc")
+            }
+            configuration.allowanceBuckets = buckets
+        }
+        return configuration
     }
 }

@@ -92,9 +92,12 @@ public struct PackageSnapshot: Sendable, Hashable {
     public var onHold: Bool
     public var labTestingState: String?
     public var active: Bool
+    /// Weight of one unit of a count-based item, if Metrc knows it.
+    public var unitWeight: Decimal?
+    public var unitWeightUnit: String?
 
     public init(label: String, itemName: String, category: String?, unit: String, quantity: Decimal,
-                onHold: Bool, labTestingState: String?, active: Bool) {
+                onHold: Bool, labTestingState: String?, active: Bool, unitWeight: Decimal? = nil, unitWeightUnit: String? = nil) {
         self.label = label
         self.itemName = itemName
         self.category = category
@@ -103,6 +106,8 @@ public struct PackageSnapshot: Sendable, Hashable {
         self.onHold = onHold
         self.labTestingState = labTestingState
         self.active = active
+        self.unitWeight = unitWeight
+        self.unitWeightUnit = unitWeightUnit
     }
 }
 

@@ -43,7 +43,8 @@ public final class InventorySync: Service, Sendable {
                                   quantity: package.quantity, onHold: package.isOnHold,
                                   labTestingState: package.labTestingState,
                                   active: package.archivedDate == nil && package.finishedDate == nil && package.isFinished != true,
-                                  lastModified: package.lastModified)
+                                  lastModified: package.lastModified, unitWeight: package.item?.unitWeight,
+                                  unitWeightUnit: package.item?.unitWeightUnitOfMeasureName)
             }
             try store.applyMetrcPackages(states, fullSync: since == nil, at: now())
             try store.recordSyncRun(startedAt: started, finishedAt: now(), full: since == nil, windowStart: since,

@@ -4,6 +4,7 @@ import MetrcKit
 import Metrics
 import Synchronization
 import TillDomain
+import TillPatients
 import TillStore
 
 /// What a register is told about its sale.
@@ -26,16 +27,18 @@ public enum SaleOutcome: Sendable {
 public final class SaleDesk: Sendable {
     private let store: TillStore
     private let reporter: ReceiptReporter
+    private let patients: PatientDirectory
     private let license: String
     private let timeZone: TimeZone
     private let logger: Logger
     private let now: @Sendable () -> Date
     private let salesCounter = Counter(label: "till_sales_total")
 
-    public init(store: TillStore, reporter: ReceiptReporter, license: String, timeZone: TimeZone, logger: Logger,
-                now: @escaping @Sendable () -> Date = Date.init) {
+    public init(store: TillStore, reporter: ReceiptReporter, patients: PatientDirectory, license: String,
+                timeZone: TimeZone, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
         self.store = store
         self.reporter = reporter
+        self.patients = patients
         self.license = license
         self.timeZone = timeZone
         self.logger = logger
@@ -51,26 +54,50 @@ public final class SaleDesk: Sendable {
         if let existing = try load({ try store.sale(clientSaleId: request.clientSaleId) }) {
             return try replay(existing, request: request, digest: requestDigest)
         }
-        let packages = try load { try store.packages(labels: request.lines.map(\.packageLabel)) }
-        let lines = try SaleRules.validate(request, packages: packages)
+        try await patients.checkFacilitySells(to: request.customerType)
+        let actor = terminal.map { "terminal:\($0.name)" } ?? "unknown"
 
-        let soldAt = now()
-        let entry = JournalEntry(
-            request: request, requestDigest: requestDigest, lines: lines, terminalId: terminal?.id,
-            actor: terminal.map { "terminal:\($0.name)" } ?? "unknown", license: license, soldAt: soldAt,
-            salesDateTimeLocal: MetrcLocalTime.format(soldAt, in: timeZone),
-            businessDate: Self.businessDate(of: soldAt, in: timeZone),
-            firstAttemptLease: soldAt.addingTimeInterval(reporter.leaseDuration.seconds))
-        let journaled: Sale
-        switch try load({ try store.journal(entry) }) {
+        let result: JournalResult
+        switch request.customerType {
+        case .patient, .caregiver:
+            // Verified against Metrc, counted against the allowance and journaled while no other sale for
+            // this patient can do the same; reporting to Metrc happens after, outside the lock.
+            result = try await patients.serializingPatient(request.patientLicenseNumber ?? "") { () async throws(TillError) -> JournalResult in
+                let clearance = try await patients.clear(request, actor: actor, terminalId: terminal?.id)
+                let (packages, lines) = try validatedLines(request)
+                try patients.checkAllowance(lines, packages: packages, clearance: clearance)
+                let note = clearance.stale
+                    ? "sold on a stale patient status (\(Int(now().timeIntervalSince(clearance.patient.fetchedAt))) s old)" : nil
+                return try journal(request, lines: lines, digest: requestDigest, terminal: terminal, actor: actor, note: note)
+            }
+        case .consumer, .nonResidentConsumer, .externalPatient:
+            let (_, lines) = try validatedLines(request)
+            result = try journal(request, lines: lines, digest: requestDigest, terminal: terminal, actor: actor, note: nil)
+        }
+        switch result {
         case .replay(let existing):
             return try replay(existing, request: request, digest: requestDigest)
         case .recorded(let sale):
-            journaled = sale
+            salesCounter.increment()
+            logger.debug("sale journaled", metadata: ["sale": "\(sale.id)", "receipt": "\(sale.receiptNumber)"])
+            return await reportWithinDeadline(sale)
         }
-        salesCounter.increment()
-        logger.debug("sale journaled", metadata: ["sale": "\(journaled.id)", "receipt": "\(journaled.receiptNumber)"])
-        return await reportWithinDeadline(journaled)
+    }
+
+    private func validatedLines(_ request: SaleRequest) throws(TillError) -> ([String: PackageSnapshot], [ValidatedLine]) {
+        let packages = try load { try store.packages(labels: request.lines.map(\.packageLabel)) }
+        return (packages, try SaleRules.validate(request, packages: packages))
+    }
+
+    private func journal(_ request: SaleRequest, lines: [ValidatedLine], digest: String, terminal: Terminal?,
+                         actor: String, note: String?) throws(TillError) -> JournalResult {
+        let soldAt = now()
+        let entry = JournalEntry(
+            request: request, requestDigest: digest, lines: lines, terminalId: terminal?.id, actor: actor,
+            license: license, soldAt: soldAt, salesDateTimeLocal: MetrcLocalTime.format(soldAt, in: timeZone),
+            businessDate: Self.businessDate(of: soldAt, in: timeZone),
+            firstAttemptLease: soldAt.addingTimeInterval(reporter.leaseDuration.seconds), note: note)
+        return try load { try store.journal(entry) }
     }
 
     /// Waits for the first report attempt up to the deadline; past it the attempt goes on unobserved
@@ -87,7 +114,7 @@ public final class SaleDesk: Sendable {
                 }
             }
         }
-        let finished = await Self.valueOrNil(of: attempt, within: reporter.deadline)
+        let finished = await attempt.value(within: reporter.deadline)
         if let finished { return Self.outcome(finished) }
         let tookTheAnswer = registerAnswered.withLock { answered in
             defer { answered = true }
@@ -101,25 +128,6 @@ public final class SaleDesk: Sendable {
         }
         // The refusal arrived at the deadline and has already undone the sale: say so.
         return Self.outcome(await attempt.value)
-    }
-
-    /// The task's value if it finishes within `limit`, else nil at the limit; the task itself runs on.
-    /// (A task group would not do: awaiting `attempt.value` ignores cancellation, so the group would
-    /// wait for Metrc however slow it is.)
-    static func valueOrNil<T: Sendable>(of task: Task<T, Never>, within limit: Duration) async -> T? {
-        let race = FirstAnswer<T?>()
-        return await withCheckedContinuation { continuation in
-            race.arm(continuation)
-            let timer = Task {
-                try? await Task.sleep(for: limit)
-                race.answer(nil)
-            }
-            Task {
-                let value = await task.value
-                timer.cancel()
-                race.answer(value)
-            }
-        }
     }
 
     private func replay(_ existing: Sale, request: SaleRequest, digest: String) throws(TillError) -> SaleOutcome {
@@ -158,22 +166,6 @@ public final class SaleDesk: Sendable {
         } catch {
             logger.error("store failure", metadata: ["error": "\(error)"])
             throw TillError(.unavailable, code: "store_unavailable", "The sales journal could not be read or written.")
-        }
-    }
-}
-
-/// Resumes a continuation with whichever answer comes first; later answers are dropped.
-private final class FirstAnswer<T: Sendable>: Sendable {
-    private let continuation = Mutex<CheckedContinuation<T, Never>?>(nil)
-
-    func arm(_ continuation: CheckedContinuation<T, Never>) {
-        self.continuation.withLock { $0 = continuation }
-    }
-
-    func answer(_ value: T) {
-        continuation.withLock { slot in
-            slot?.resume(returning: value)
-            slot = nil
         }
     }
 }

@@ -14,9 +14,12 @@ public struct MetrcPackageState: Sendable {
     public var labTestingState: String?
     public var active: Bool
     public var lastModified: String?
+    public var unitWeight: Decimal?
+    public var unitWeightUnit: String?
 
     public init(label: String, metrcId: Int64?, itemName: String, category: String?, unit: String, quantity: Decimal,
-                onHold: Bool, labTestingState: String?, active: Bool, lastModified: String?) {
+                onHold: Bool, labTestingState: String?, active: Bool, lastModified: String?,
+                unitWeight: Decimal? = nil, unitWeightUnit: String? = nil) {
         self.label = label
         self.metrcId = metrcId
         self.itemName = itemName
@@ -27,6 +30,8 @@ public struct MetrcPackageState: Sendable {
         self.labTestingState = labTestingState
         self.active = active
         self.lastModified = lastModified
+        self.unitWeight = unitWeight
+        self.unitWeightUnit = unitWeightUnit
     }
 }
 
@@ -46,17 +51,20 @@ extension TillStore {
                 let local = max(0, metrcPicos - pending[package.label, default: 0])
                 try db.execute(sql: """
                     INSERT INTO packages (label, metrc_id, item_name, category, unit, quantity_picos, on_hold,
-                                          lab_testing_state, active, metrc_quantity, metrc_last_modified, synced_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                          lab_testing_state, active, metrc_quantity, metrc_last_modified, synced_at,
+                                          unit_weight, unit_weight_unit)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (label) DO UPDATE SET
                         metrc_id = excluded.metrc_id, item_name = excluded.item_name, category = excluded.category,
                         unit = excluded.unit, quantity_picos = excluded.quantity_picos, on_hold = excluded.on_hold,
                         lab_testing_state = excluded.lab_testing_state, active = excluded.active,
                         metrc_quantity = excluded.metrc_quantity, metrc_last_modified = excluded.metrc_last_modified,
-                        synced_at = excluded.synced_at
+                        synced_at = excluded.synced_at, unit_weight = excluded.unit_weight,
+                        unit_weight_unit = excluded.unit_weight_unit
                     """, arguments: [package.label, package.metrcId, package.itemName, package.category, package.unit,
                                      local, package.onHold, package.labTestingState, package.active,
-                                     "\(package.quantity)", package.lastModified, at.epochMilliseconds])
+                                     "\(package.quantity)", package.lastModified, at.epochMilliseconds,
+                                     package.unitWeight.map { "\($0)" }, package.unitWeightUnit])
             }
             if fullSync {
                 let seen = Set(packages.map(\.label))
@@ -97,7 +105,9 @@ extension TillStore {
     static func snapshot(from row: Row) -> PackageSnapshot {
         PackageSnapshot(label: row["label"], itemName: row["item_name"], category: row["category"], unit: row["unit"],
                         quantity: Quantities.decimal(picos: row["quantity_picos"]), onHold: row["on_hold"],
-                        labTestingState: row["lab_testing_state"], active: row["active"])
+                        labTestingState: row["lab_testing_state"], active: row["active"],
+                        unitWeight: (row["unit_weight"] as String?).flatMap { Decimal(string: $0) },
+                        unitWeightUnit: row["unit_weight_unit"])
     }
 }
 

@@ -16,9 +16,13 @@ public struct JournalEntry: Sendable {
     public var businessDate: String
     /// The sale's own first report attempt holds the outbox row until then; the reporter leaves it alone.
     public var firstAttemptLease: Date
+    /// Anything the audit record must flag (e.g. a medical sale made on a stale patient status).
+    public var note: String?
 
     public init(request: SaleRequest, requestDigest: String, lines: [ValidatedLine], terminalId: Int64?, actor: String,
-                license: String, soldAt: Date, salesDateTimeLocal: String, businessDate: String, firstAttemptLease: Date) {
+                license: String, soldAt: Date, salesDateTimeLocal: String, businessDate: String, firstAttemptLease: Date,
+                note: String? = nil) {
+        self.note = note
         self.request = request
         self.requestDigest = requestDigest
         self.lines = lines
@@ -102,7 +106,8 @@ extension TillStore {
                                  entry.soldAt.epochMilliseconds])
             try Self.appendAudit(AuditEvent(actor: entry.actor, terminalId: entry.terminalId, action: "sale.journaled",
                                             license: entry.license, requestDigest: entry.requestDigest,
-                                            subject: receiptNumber, detail: "total \(total)"),
+                                            subject: receiptNumber,
+                                            detail: "total \(total)" + (entry.note.map { "; \($0)" } ?? "")),
                                  at: entry.soldAt, db)
             guard let sale = try Self.sale(id: id, db) else { throw DatabaseError(message: "sale \(id) vanished") }
             return .recorded(sale)

@@ -101,6 +101,7 @@ struct Serve: AsyncParsableCommand {
         } catch {
             logger.warning("first inventory sync failed; selling from local stock", metadata: ["error": "\(error)"])
         }
+        await services.patients.refreshFacility()
 
         if simulator != nil {
             // The demo gets a fresh register token each start: only token hashes are stored, so an old one can't be shown again.

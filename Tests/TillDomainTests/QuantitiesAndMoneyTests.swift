@@ -106,3 +106,68 @@ import TillDomain
         #expect(refusal(sale([bad]), packages: [flower]) == "invalid_amount")
     }
 }
+
+@Suite struct AllowanceLedgerTests {
+    func package(_ category: String, unit: String = "Grams", weight: Decimal? = nil, weightUnit: String? = nil) -> PackageSnapshot {
+        PackageSnapshot(label: "P-\(category)", itemName: category, category: category, unit: unit, quantity: 1000,
+                        onHold: false, labTestingState: "TestPassed", active: true, unitWeight: weight, unitWeightUnit: weightUnit)
+    }
+
+    @Test func gramsOuncesAndMilligramsCountExactly() throws {
+        let flower = package("Buds")
+        let g = try AllowanceLedger.consumption([(Decimal(string: "3.5")!, "Grams", flower)], buckets: .standard)
+        #expect(g[.flower] == Decimal(string: "3.5"))
+        let eighth = try AllowanceLedger.consumption([(Decimal(string: "0.125")!, "Ounces", flower)], buckets: .standard)
+        #expect(eighth[.flower] == Decimal(string: "3.543690390625"))
+        let mg = try AllowanceLedger.consumption([(1000, "Milligrams", package("Concentrate"))], buckets: .standard)
+        #expect(mg[.concentrate] == 1)
+        let gummies = try AllowanceLedger.consumption([(10, "Each", package("Edible", unit: "Each", weight: 100, weightUnit: "Milligrams"))],
+                                                      buckets: .standard)
+        #expect(gummies[.infused] == 1)
+    }
+
+    @Test func anEighthIsExactlyAnEighthOfAnOunceAgainstTheAllowance() throws {
+        let status = PatientStatus(licenseNumber: "PT", active: true, registrationNumber: nil, registrationStartDate: nil,
+                                   expirationDate: nil, identificationMethod: nil, purchaseAmountDays: nil,
+                                   allowances: ["flower": Allowance(allowedOunces: 1, purchasedOunces: Decimal(string: "0.875")!,
+                                                                    availableOunces: Decimal(string: "0.125")!)])
+        let eighth = try AllowanceLedger.consumption([(Decimal(string: "0.125")!, "Ounces", package("Buds"))], buckets: .standard)
+        try AllowanceLedger.check(sale: eighth, recent: [:], status: status)  // exactly at the limit: allowed
+        let more = try AllowanceLedger.consumption([(Decimal(string: "3.544")!, "Grams", package("Buds"))], buckets: .standard)
+        #expect(throws: TillError.self) { try AllowanceLedger.check(sale: more, recent: [:], status: status) }
+        #expect(throws: TillError.self) {
+            try AllowanceLedger.check(sale: eighth, recent: [.flower: Decimal(string: "0.000001")!], status: status)
+        }
+    }
+
+    @Test func theRefusalSaysWhichBucketTheAllowanceAndWhatRemains() throws {
+        let status = PatientStatus(licenseNumber: "PT", active: true, registrationNumber: nil, registrationStartDate: nil,
+                                   expirationDate: nil, identificationMethod: nil, purchaseAmountDays: nil,
+                                   allowances: ["flower": Allowance(allowedOunces: Decimal(string: "2.5")!, purchasedOunces: 2,
+                                                                    availableOunces: Decimal(string: "0.5")!)])
+        do {
+            try AllowanceLedger.check(sale: [.flower: 14], recent: [.flower: 7], status: status)
+            Issue.record("expected a refusal")
+        } catch {
+            #expect(error.code == "allowance_exceeded")
+            #expect(error.details["bucket"] == "flower")
+            #expect(error.details["allowedOunces"] == "2.5")
+            #expect(error.details["remainingOunces"] == "0.2531")  // (0.5 oz = 14.1747615625 g) - 7 g = 0.25308 oz
+            #expect(error.message.contains("flower"))
+        }
+    }
+
+    @Test func itemsWithoutAUnitWeightCannotBeCountedSoTheyAreRefused() {
+        #expect(throws: TillError.self) {
+            _ = try AllowanceLedger.consumption([(1, "Each", package("Edible", unit: "Each"))], buckets: .standard)
+        }
+    }
+
+    @Test func categoryMappingCanBeConfigured() {
+        let buckets = CategoryBuckets.parse("Vape Cartridge=thc;Beverage=infused")
+        #expect(buckets?.bucket(for: "vape cartridge") == .thc)
+        #expect(buckets?.bucket(for: "Beverage") == .infused)
+        #expect(buckets?.bucket(for: "Buds") == .flower)
+        #expect(CategoryBuckets.parse("Buds=leaves") == nil)
+    }
+}

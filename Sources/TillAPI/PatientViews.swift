@@ -1,0 +1,64 @@
+import Foundation
+import TillDomain
+
+/// A patient's status as pharmacists and registers see it: where it came from and how old it is.
+struct PatientStatusView: Encodable {
+    struct AllowanceView: Encodable {
+        var allowedOunces: Decimal?
+        var purchasedOunces: Decimal?
+        var availableOunces: Decimal?
+    }
+    var patientLicenseNumber: String
+    var active: Bool
+    /// The registration's expiration date is before today (facility-local).
+    var expired: Bool
+    var registrationNumber: String?
+    var registrationStartDate: String?
+    var expirationDate: String?
+    var identificationMethod: String?
+    var purchaseAmountDays: Decimal?
+    var allowances: [String: AllowanceView]
+    /// metrc (fetched now), cache (fetched less than a minute ago), stale (Metrc unreachable; last known).
+    var source: String
+    var asOf: Date
+    var ageSeconds: Int
+
+    init(_ found: LookedUp<PatientStatus>, now: Date, timeZone: TimeZone) {
+        let status = found.value
+        patientLicenseNumber = status.licenseNumber
+        active = status.active
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        let parts = calendar.dateComponents([.year, .month, .day], from: now)
+        expired = status.isExpired(on: String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0))
+        registrationNumber = status.registrationNumber
+        registrationStartDate = status.registrationStartDate
+        expirationDate = status.expirationDate
+        identificationMethod = status.identificationMethod
+        purchaseAmountDays = status.purchaseAmountDays
+        allowances = status.allowances.mapValues {
+            AllowanceView(allowedOunces: $0.allowedOunces, purchasedOunces: $0.purchasedOunces, availableOunces: $0.availableOunces)
+        }
+        source = found.source.rawValue
+        asOf = found.fetchedAt
+        ageSeconds = max(0, Int(now.timeIntervalSince(found.fetchedAt)))
+    }
+}
+
+struct CaregiverStatusView: Encodable {
+    var caregiverLicenseNumber: String
+    var active: Bool
+    var patientLicenseNumbers: [String]
+    var source: String
+    var asOf: Date
+    var ageSeconds: Int
+
+    init(_ found: LookedUp<CaregiverStatus>, now: Date) {
+        caregiverLicenseNumber = found.value.licenseNumber
+        active = found.value.active
+        patientLicenseNumbers = found.value.patientLicenseNumbers
+        source = found.source.rawValue
+        asOf = found.fetchedAt
+        ageSeconds = max(0, Int(now.timeIntervalSince(found.fetchedAt)))
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import Logging
+import MetrcKit
+import TillDomain
+import TillStore
+
+/// Statuses of one kind of license (patient or caregiver), fetched from Metrc at most once a minute.
+///
+/// Metrc caches these answers up to a minute itself, so asking more often buys nothing. Lookups of a
+/// license already being fetched await that fetch instead of starting another. When Metrc cannot be
+/// reached the last known status is returned marked `stale`, never as fresh.
+actor LicenseStatusCache<Value: Codable & Sendable> {
+    typealias Fetch = @Sendable (String) async throws(MetrcError) -> Value?
+
+    private struct Entry {
+        var value: Value?  // nil: Metrc does not know the license
+        var fetchedAt: Date
+    }
+
+    private struct Fetched: Sendable {
+        var value: Value?
+        var fetchedAt: Date
+    }
+
+    private let kind: String
+    private let fetch: Fetch
+    private let store: TillStore
+    private let ttl: TimeInterval
+    private let now: @Sendable () -> Date
+    private let logger: Logger
+    /// How long a lookup waits for Metrc before answering from what it knows (the fetch runs on and fills the cache).
+    private let patience: Duration
+    private var entries: [String: Entry] = [:]
+    private var inFlight: [String: (id: UUID, task: Task<Result<Fetched, MetrcError>, Never>)] = [:]
+
+    init(kind: String, ttl: Duration, patience: Duration, store: TillStore, logger: Logger,
+         now: @escaping @Sendable () -> Date, fetch: @escaping Fetch) {
+        self.patience = patience
+        self.kind = kind
+        self.fetch = fetch
+        self.store = store
+        self.ttl = TimeInterval(ttl.components.seconds) + TimeInterval(ttl.components.attoseconds) / 1e18
+        self.now = now
+        self.logger = logger
+    }
+
+    /// The status of `license`; nil when Metrc does not know it.
+    func lookup(_ license: String) async throws(TillError) -> LookedUp<Value?> {
+        if let entry = entries[license], now().timeIntervalSince(entry.fetchedAt) < ttl {
+            return LookedUp(value: entry.value, source: .cache, fetchedAt: entry.fetchedAt)
+        }
+        let id: UUID
+        let task: Task<Result<Fetched, MetrcError>, Never>
+        if let running = inFlight[license] {
+            (id, task) = running
+        } else {
+            let fetch = self.fetch, now = self.now
+            id = UUID()
+            task = Task {
+                do throws(MetrcError) {
+                    let value = try await fetch(license)
+                    return .success(Fetched(value: value, fetchedAt: now()))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            inFlight[license] = (id, task)
+        }
+        guard let result = await task.value(within: patience) else {
+            return try staleOrThrow(license, error: .ambiguous("no answer from Metrc within \(patience)"))
+        }
+        if inFlight[license]?.id == id { inFlight[license] = nil }
+
+        switch result {
+        case .success(let fetched):
+            if entries[license].map({ $0.fetchedAt < fetched.fetchedAt }) ?? true {
+                entries[license] = Entry(value: fetched.value, fetchedAt: fetched.fetchedAt)
+                if let value = fetched.value {
+                    do {
+                        try store.saveLicenseStatus(value, kind: kind, licenseNumber: license, fetchedAt: fetched.fetchedAt)
+                    } catch {
+                        logger.warning("could not keep a \(kind) status", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
+            return LookedUp(value: fetched.value, source: .metrc, fetchedAt: fetched.fetchedAt)
+        case .failure(let error):
+            return try staleOrThrow(license, error: error)
+        }
+    }
+
+    private func staleOrThrow(_ license: String, error: MetrcError) throws(TillError) -> LookedUp<Value?> {
+        if case .unauthorized = error {
+            throw TillError(.unavailable, code: "metrc_unauthorized",
+                            "Metrc refused Till's API keys for this facility; a manager must check them.")
+        }
+        var known: (value: Value, fetchedAt: Date)? = nil
+        if let entry = entries[license], let value = entry.value {
+            known = (value, entry.fetchedAt)
+        } else if let stored = try? store.licenseStatus(Value.self, kind: kind, licenseNumber: license) {
+            known = (stored.0, stored.1)
+        }
+        guard let known else {
+            throw TillError(.unavailable, code: "metrc_unavailable",
+                            "Metrc cannot be reached and Till has never seen this \(kind)'s status.",
+                            details: ["metrcError": "\(error)"])
+        }
+        logger.notice("Metrc unreachable; answering a stale \(kind) status",
+                      metadata: ["license": "\(MetrcRedaction.mask(license))",
+                                 "ageSeconds": "\(Int(now().timeIntervalSince(known.fetchedAt)))"])
+        return LookedUp(value: known.value, source: .stale, fetchedAt: known.fetchedAt)
+    }
+}
