@@ -176,6 +176,12 @@ extension MetrcClient {
         return try Self.idsOrFirstFailure(outcomes)
     }
 
+    public func patientCheckIns(on date: String) async throws(MetrcError) -> [MetrcPatientCheckIn] {
+        try await list(Call("GET", "/patient-checkins/v2", query: [(name: "checkinDateStart", value: date),
+                                                                   (name: "checkinDateEnd", value: date)]),
+                       paged: true)
+    }
+
     // MARK: - Shared machinery
 
     /// A GET of one thing: nil on 404, and nil on a 401 once the keys are shown to work for this license,

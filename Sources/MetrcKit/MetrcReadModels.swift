@@ -401,3 +401,25 @@ public struct MetrcCaregiverStatus: Sendable, Equatable, Decodable {
         }
     }
 }
+
+/// A patient check-in as Metrc lists it.
+public struct MetrcPatientCheckIn: Sendable, Equatable, Decodable {
+    public var id: Int64
+    public var patientLicenseNumber: String?
+    public var checkInLocationId: Int64?
+    public var checkInDate: String?
+
+    public init(id: Int64, patientLicenseNumber: String? = nil, checkInLocationId: Int64? = nil, checkInDate: String? = nil) {
+        self.id = id
+        self.patientLicenseNumber = patientLicenseNumber
+        self.checkInLocationId = checkInLocationId
+        self.checkInDate = checkInDate
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case patientLicenseNumber = "patientlicensenumber"
+        case checkInLocationId = "checkinlocationid"
+        case checkInDate = "checkindate"
+    }
+}

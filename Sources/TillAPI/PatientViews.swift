@@ -1,5 +1,6 @@
 import Foundation
 import TillDomain
+import TillStore
 
 /// A patient's status as pharmacists and registers see it: where it came from and how old it is.
 struct PatientStatusView: Encodable {
@@ -60,5 +61,34 @@ struct CaregiverStatusView: Encodable {
         source = found.source.rawValue
         asOf = found.fetchedAt
         ageSeconds = max(0, Int(now.timeIntervalSince(found.fetchedAt)))
+    }
+}
+
+/// A patient check-in and where it stands with Metrc.
+struct CheckInView: Encodable {
+    var id: Int64
+    var clientCheckInId: String?
+    var patientLicenseNumber: String
+    var checkInLocationId: Int64
+    var checkInDate: String
+    var registrationStartDate: String?
+    var registrationExpiryDate: String?
+    var status: String
+    var metrcCheckInId: Int64?
+    var reportedAt: Date?
+    var rejection: [String]?
+
+    init(_ record: PatientCheckInRecord) {
+        id = record.id
+        clientCheckInId = record.clientCheckInId
+        patientLicenseNumber = record.patientLicenseNumber
+        checkInLocationId = record.checkInLocationId
+        checkInDate = record.checkInDate
+        registrationStartDate = record.registrationStartDate
+        registrationExpiryDate = record.registrationExpiryDate
+        status = record.status.rawValue
+        metrcCheckInId = record.metrcCheckInId
+        reportedAt = record.reportedAt
+        rejection = record.rejection
     }
 }

@@ -46,6 +46,37 @@ enum RequestDecoding {
         }
     }
 
+    /// A patient check-in as a pharmacist or register sends it.
+    struct CheckInRequest: Decodable {
+        var checkInLocationId: Int64
+        var checkInDate: String?
+        var registrationStartDate: String?
+        var registrationExpiryDate: String?
+        var clientCheckInId: String?
+    }
+    static let checkInFields: Set<String> = ["checkInLocationId", "checkInDate", "registrationStartDate",
+                                             "registrationExpiryDate", "clientCheckInId"]
+
+    static func decodeCheckIn(_ body: Data) throws(TillError) -> CheckInRequest {
+        guard !body.isEmpty else { throw .invalid("empty_body", "The request body is empty; send the check-in as JSON.") }
+        guard let root = try? JSONSerialization.jsonObject(with: body) else {
+            throw .invalid("malformed_json", "The request body is not valid JSON.")
+        }
+        guard let object = root as? [String: Any] else {
+            throw .invalid("invalid_request", "The request body must be a JSON object (the check-in).")
+        }
+        if let unknown = object.keys.sorted().first(where: { !checkInFields.contains($0) }) {
+            throw .invalid("unknown_field", "\(unknown) is not a field Till knows; check its spelling.", details: ["field": unknown])
+        }
+        do {
+            return try JSONDecoder().decode(CheckInRequest.self, from: body)
+        } catch let error as DecodingError {
+            throw describe(error)
+        } catch {
+            throw .invalid("malformed_json", "The request body is not valid JSON.")
+        }
+    }
+
     /// The sale re-encoded with sorted keys: its digest identifies the sale whatever the register's whitespace.
     static func canonical(_ sale: SaleRequest) throws -> Data {
         let encoder = JSONEncoder()

@@ -18,6 +18,8 @@ struct Routes: Sendable {
         v1.get("reporting", use: reporting)
         v1.get("patients/:license/status", use: patientStatus)
         v1.get("caregivers/:license/status", use: caregiverStatus)
+        v1.post("patients/:license/checkins", use: postCheckIn)
+        v1.get("checkins/:id", use: getCheckIn)
         v1.get("health", use: health)
         v1.get("openapi.json", use: openAPI)
     }
@@ -82,6 +84,39 @@ struct Routes: Sendable {
         let number = try Self.licenseParameter(context)
         let found = try await services.patients.caregiver(number, askedBy: "terminal:\(terminal.name)", terminalId: terminal.id)
         return JSONResponse.make(CaregiverStatusView(found, now: Date()))
+    }
+
+    @Sendable func postCheckIn(_ request: Request, context: TillRequestContext) async throws -> Response {
+        let terminal = try context.requireTerminal([.pharmacist, .register, .manager])
+        let number = try Self.licenseParameter(context)
+        let body = try RequestDecoding.decodeCheckIn(try await Self.readBody(request, context: context))
+        let today = SaleDesk.businessDate(of: Date(), in: services.configuration.timeZone)
+        for date in [body.checkInDate, body.registrationStartDate, body.registrationExpiryDate].compactMap({ $0 })
+        where !Self.isCalendarDate(date) {
+            throw TillError.invalid("invalid_date", "'\(date)' is not a YYYY-MM-DD date.")
+        }
+        guard body.checkInLocationId > 0 else {
+            throw TillError.invalid("invalid_field", "checkInLocationId must be a Metrc check-in location Id.",
+                                    details: ["field": "checkInLocationId"])
+        }
+        let checkIn = try services.store.recordCheckIn(
+            clientCheckInId: body.clientCheckInId, patientLicenseNumber: number, locationId: body.checkInLocationId,
+            checkInDate: body.checkInDate ?? today, registrationStartDate: body.registrationStartDate,
+            registrationExpiryDate: body.registrationExpiryDate, terminalId: terminal.id,
+            actor: "terminal:\(terminal.name)", license: services.configuration.license, at: Date())
+        services.reporter.wake()
+        return JSONResponse.make(CheckInView(checkIn), status: checkIn.status == .reported ? .ok : .accepted)
+    }
+
+    @Sendable func getCheckIn(_ request: Request, context: TillRequestContext) async throws -> Response {
+        _ = try context.requireTerminal(Set(TerminalRole.allCases))
+        guard let id = context.parameters.get("id", as: Int64.self), id > 0 else {
+            throw TillError.invalid("invalid_checkin_id", "A check-in id is a positive whole number.")
+        }
+        guard let checkIn = try services.store.checkIn(id: id) else {
+            throw TillError(.notFound, code: "checkin_not_found", "No check-in with id \(id).")
+        }
+        return JSONResponse.make(CheckInView(checkIn))
     }
 
     static func licenseParameter(_ context: TillRequestContext) throws(TillError) -> String {

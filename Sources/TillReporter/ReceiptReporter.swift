@@ -34,12 +34,12 @@ public struct ReporterSettings: Sendable {
 /// overlap); a row that may have reached Metrc is looked up by its external receipt number before it
 /// is posted again; and the outcome is recorded in the same transaction that clears the row.
 public final class ReceiptReporter: Service, Sendable {
-    private let store: TillStore
-    private let metrc: any MetrcAPI
-    private let health: MetrcHealth
-    private let settings: ReporterSettings
-    private let logger: Logger
-    private let now: @Sendable () -> Date
+    let store: TillStore
+    let metrc: any MetrcAPI
+    let health: MetrcHealth
+    let settings: ReporterSettings
+    let logger: Logger
+    let now: @Sendable () -> Date
     private let wakeUp: AsyncStream<Void>.Continuation
     private let wakeUps: AsyncStream<Void>
 
@@ -123,9 +123,14 @@ public final class ReceiptReporter: Service, Sendable {
         }
     }
 
-    /// One pass over what is due: look up the uncertain, then post the rest in batches. Returns rows handled.
+    /// One pass over what is due, receipts then check-ins. Returns rows handled.
     @discardableResult
     public func drainOnce() async -> Int {
+        await drainReceipts() + drainCheckIns()
+    }
+
+    /// Receipts due: look up the uncertain, then post the rest in batches.
+    private func drainReceipts() async -> Int {
         let due: [PendingReport]
         do {
             due = try store.dueReports(now: now(), limit: settings.batchSize * 5)
@@ -249,19 +254,24 @@ public final class ReceiptReporter: Service, Sendable {
         }
     }
 
-    /// - Parameter hadUncertainAttempt: an earlier attempt of these rows may already be in Metrc.
-    private func recordFailures(_ sales: [Sale], error: MetrcError, hadUncertainAttempt: Bool, attempts: Int = 1) async {
-        let at = now()
+    /// When to try again after a failure, and whether Metrc answered at all (for `/v1/reporting`).
+    func retryPlan(after error: MetrcError, attempts: Int, at: Date) async -> Date {
         let answered: Bool = switch error {
         case .unauthorized, .rateLimited, .notFound, .invalidResponse: true
         case .transient(_, let mayHaveBeenApplied): mayHaveBeenApplied  // a 5xx is an answer; a refused connection is not
         case .ambiguous, .rejected: false
         }
         await health.failed(error.summary, reachable: answered, at: at)
-        retries.increment(by: sales.count)
         var retryAfter: Duration? = nil
         if case .rateLimited(let after) = error { retryAfter = after }
-        let next = at.addingTimeInterval(settings.retry.delay(afterAttempt: attempts, retryAfter: retryAfter).seconds)
+        return at.addingTimeInterval(settings.retry.delay(afterAttempt: attempts, retryAfter: retryAfter).seconds)
+    }
+
+    /// - Parameter hadUncertainAttempt: an earlier attempt of these rows may already be in Metrc.
+    private func recordFailures(_ sales: [Sale], error: MetrcError, hadUncertainAttempt: Bool, attempts: Int = 1) async {
+        let at = now()
+        retries.increment(by: sales.count)
+        let next = await retryPlan(after: error, attempts: attempts, at: at)
         logger.warning("receipt report failed; will retry", metadata: [
             "receipts": "\(sales.map(\.receiptNumber))", "error": "\(error.summary)",
             "retryAt": "\(next)", "lookupFirst": "\(hadUncertainAttempt || error.mayHaveBeenApplied)"])

@@ -51,12 +51,34 @@ extension TillStore {
     /// Takes rows for an attempt: nobody else picks them up until `until`, and should the process die
     /// mid-flight the next attempt looks Metrc up first.
     public func leaseReports(saleIds: [Int64], until: Date, now: Date) throws {
-        guard !saleIds.isEmpty else { return }
+        try lease(.sale, ids: saleIds, until: until, now: now)
+    }
+
+    /// What an outbox row reports: the column naming its subject.
+    enum OutboxSubject: String {
+        case sale = "sale_id"
+        case checkIn = "checkin_id"
+    }
+
+    func lease(_ subject: OutboxSubject, ids: [Int64], until: Date, now: Date) throws {
+        guard !ids.isEmpty else { return }
         try pool.write { db in
             try db.execute(sql: """
                 UPDATE outbox SET next_attempt_at = ?, needs_lookup = 1, attempts = attempts + 1, last_attempt_at = ?
-                WHERE sale_id IN (\(databaseQuestionMarks(count: saleIds.count)))
-                """, arguments: StatementArguments([until.epochMilliseconds, now.epochMilliseconds] + saleIds))
+                WHERE \(subject.rawValue) IN (\(databaseQuestionMarks(count: ids.count)))
+                """, arguments: StatementArguments([until.epochMilliseconds, now.epochMilliseconds] + ids))
+        }
+    }
+
+    func recordFailure(_ subject: OutboxSubject, ids: [Int64], message: String, needsLookup: Bool, nextAttemptAt: Date,
+                       at: Date) throws {
+        guard !ids.isEmpty else { return }
+        try pool.write { db in
+            try db.execute(sql: """
+                UPDATE outbox SET last_error = ?, needs_lookup = ?, next_attempt_at = ?, last_attempt_at = ?
+                WHERE \(subject.rawValue) IN (\(databaseQuestionMarks(count: ids.count)))
+                """, arguments: StatementArguments([message, needsLookup, nextAttemptAt.epochMilliseconds, at.epochMilliseconds]
+                                                   + ids.map { $0 as (any DatabaseValueConvertible)? }))
         }
     }
 
@@ -106,14 +128,7 @@ extension TillStore {
 
     /// An attempt failed in a way worth retrying; try again at `nextAttemptAt`.
     public func recordFailure(saleIds: [Int64], message: String, needsLookup: Bool, nextAttemptAt: Date, at: Date) throws {
-        guard !saleIds.isEmpty else { return }
-        try pool.write { db in
-            try db.execute(sql: """
-                UPDATE outbox SET last_error = ?, needs_lookup = ?, next_attempt_at = ?, last_attempt_at = ?
-                WHERE sale_id IN (\(databaseQuestionMarks(count: saleIds.count)))
-                """, arguments: StatementArguments([message, needsLookup, nextAttemptAt.epochMilliseconds, at.epochMilliseconds]
-                                                   + saleIds.map { $0 as (any DatabaseValueConvertible)? }))
-        }
+        try recordFailure(.sale, ids: saleIds, message: message, needsLookup: needsLookup, nextAttemptAt: nextAttemptAt, at: at)
     }
 
     public func reportingSummary() throws -> ReportingSummary {

@@ -49,6 +49,7 @@ final class FakeMetrc: MetrcAPI {
     func archiveReceipt(id: Int64) async throws(MetrcError) {}
     func caregiverStatus(caregiverLicenseNumber: String) async throws(MetrcError) -> MetrcCaregiverStatus? { nil }
     func postPatientCheckIns(_ checkIns: [MetrcPatientCheckInDraft]) async throws(MetrcError) -> [Int64] { [] }
+    func patientCheckIns(on date: String) async throws(MetrcError) -> [MetrcPatientCheckIn] { [] }
 }
 
 /// A clock the test moves by hand.

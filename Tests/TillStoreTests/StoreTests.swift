@@ -33,7 +33,7 @@ import TillDomain
         let settings = try store.durabilitySettings()
         #expect(settings.journalMode == "wal")
         #expect(settings.synchronous == 2)  // FULL
-        #expect(try TillStore.migrate(path: directory + "/till.sqlite") == ["0001_core"])
+        #expect(try TillStore.migrate(path: directory + "/till.sqlite") == ["0001_core", "0002_patients"])
         #expect(store.receiptPrefix.count == 6)
     }
 

@@ -1,0 +1,116 @@
+import Foundation
+import GRDB
+import TillDomain
+
+/// A patient check-in owed to (or recorded in) Metrc.
+public struct PatientCheckInRecord: Sendable, Hashable {
+    public var id: Int64
+    public var clientCheckInId: String?
+    public var patientLicenseNumber: String
+    public var checkInLocationId: Int64
+    public var checkInDate: String
+    public var registrationStartDate: String?
+    public var registrationExpiryDate: String?
+    public var status: SaleStatus
+    public var metrcCheckInId: Int64?
+    public var reportedAt: Date?
+    public var rejection: [String]?
+}
+
+/// A check-in still owed to Metrc.
+public struct PendingCheckIn: Sendable {
+    public var checkIn: PatientCheckInRecord
+    public var attempts: Int
+    public var needsLookup: Bool
+}
+
+extension TillStore {
+    /// Journals a check-in and its outbox row in one transaction; the same `clientCheckInId` returns the first one.
+    public func recordCheckIn(clientCheckInId: String?, patientLicenseNumber: String, locationId: Int64, checkInDate: String,
+                              registrationStartDate: String?, registrationExpiryDate: String?, terminalId: Int64?,
+                              actor: String, license: String, at: Date) throws -> PatientCheckInRecord {
+        try pool.write { db in
+            if let clientCheckInId,
+               let existing = try Row.fetchOne(db, sql: "SELECT * FROM patient_checkins WHERE client_checkin_id = ?",
+                                               arguments: [clientCheckInId]) {
+                return Self.checkIn(from: existing)
+            }
+            try db.execute(sql: """
+                INSERT INTO patient_checkins (client_checkin_id, patient_license_number, checkin_location_id, checkin_date_local,
+                                              registration_start_date, registration_expiry_date, terminal_id, created_at, status)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending_report')
+                """, arguments: [clientCheckInId, patientLicenseNumber, locationId, checkInDate, registrationStartDate,
+                                 registrationExpiryDate, terminalId, at.epochMilliseconds])
+            let id = db.lastInsertedRowID
+            try db.execute(sql: """
+                INSERT INTO outbox (kind, checkin_id, created_at, next_attempt_at) VALUES ('checkin', ?, ?, ?)
+                """, arguments: [id, at.epochMilliseconds, at.epochMilliseconds])
+            try Self.appendAudit(AuditEvent(actor: actor, terminalId: terminalId, action: "patient.checkin.journaled",
+                                            license: license, subject: patientLicenseNumber,
+                                            detail: "location \(locationId) on \(checkInDate)"), at: at, db)
+            return try Self.checkIn(id: id, db)!
+        }
+    }
+
+    public func checkIn(id: Int64) throws -> PatientCheckInRecord? {
+        try pool.read { db in try Self.checkIn(id: id, db) }
+    }
+
+    public func dueCheckIns(now: Date, limit: Int) throws -> [PendingCheckIn] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT c.*, o.attempts AS outbox_attempts, o.needs_lookup AS outbox_needs_lookup
+                FROM outbox o JOIN patient_checkins c ON c.id = o.checkin_id
+                WHERE o.kind = 'checkin' AND o.next_attempt_at <= ? ORDER BY c.id LIMIT ?
+                """, arguments: [now.epochMilliseconds, limit]).map { row in
+                PendingCheckIn(checkIn: Self.checkIn(from: row), attempts: row["outbox_attempts"],
+                               needsLookup: row["outbox_needs_lookup"])
+            }
+        }
+    }
+
+    public func leaseCheckIns(ids: [Int64], until: Date, now: Date) throws {
+        try lease(.checkIn, ids: ids, until: until, now: now)
+    }
+
+    public func recordCheckInFailure(ids: [Int64], message: String, needsLookup: Bool, nextAttemptAt: Date, at: Date) throws {
+        try recordFailure(.checkIn, ids: ids, message: message, needsLookup: needsLookup, nextAttemptAt: nextAttemptAt, at: at)
+    }
+
+    public func recordCheckInsReported(_ reported: [(id: Int64, metrcId: Int64)], at: Date, audit: AuditEvent) throws {
+        guard !reported.isEmpty else { return }
+        try pool.write { db in
+            for item in reported {
+                try db.execute(sql: """
+                    UPDATE patient_checkins SET status = 'reported', metrc_checkin_id = ?, reported_at = ? WHERE id = ?
+                    """, arguments: [item.metrcId, at.epochMilliseconds, item.id])
+                try db.execute(sql: "DELETE FROM outbox WHERE checkin_id = ?", arguments: [item.id])
+            }
+            try Self.appendAudit(audit, at: at, db)
+        }
+    }
+
+    public func recordCheckInRejected(id: Int64, messages: [String], at: Date, audit: AuditEvent) throws {
+        let json = String(decoding: try JSONEncoder().encode(messages), as: UTF8.self)
+        try pool.write { db in
+            try db.execute(sql: "UPDATE patient_checkins SET status = 'rejected', rejection_json = ? WHERE id = ?",
+                           arguments: [json, id])
+            try db.execute(sql: "DELETE FROM outbox WHERE checkin_id = ?", arguments: [id])
+            try Self.appendAudit(audit, at: at, db)
+        }
+    }
+
+    static func checkIn(id: Int64, _ db: Database) throws -> PatientCheckInRecord? {
+        try Row.fetchOne(db, sql: "SELECT * FROM patient_checkins WHERE id = ?", arguments: [id]).map(checkIn(from:))
+    }
+
+    static func checkIn(from row: Row) -> PatientCheckInRecord {
+        PatientCheckInRecord(
+            id: row["id"], clientCheckInId: row["client_checkin_id"], patientLicenseNumber: row["patient_license_number"],
+            checkInLocationId: row["checkin_location_id"], checkInDate: row["checkin_date_local"],
+            registrationStartDate: row["registration_start_date"], registrationExpiryDate: row["registration_expiry_date"],
+            status: SaleStatus(rawValue: row["status"]) ?? .pendingReport, metrcCheckInId: row["metrc_checkin_id"],
+            reportedAt: (row["reported_at"] as Int64?).map(Date.init(epochMilliseconds:)),
+            rejection: (row["rejection_json"] as String?).flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) })
+    }
+}
