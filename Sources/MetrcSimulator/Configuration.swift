@@ -26,6 +26,20 @@ public struct SimulatorConfiguration: Sendable {
     /// (`{"Data":[...],"Total":...}`), as the v2 specification documents. Set false to answer a bare array
     /// instead, as v1 did, to check that a client copes with both.
     public var referenceListsInEnvelope = true
+    /// What `GET /patients/v2/statuses/{n}` answers for a patient the facility's registry does not know: 200
+    /// with `[]` (the specification's empty array), or any other status (e.g. 404) with `{"Message":...}`.
+    public var unknownPatientStatus = 200
+    /// Refuse a Patient or Caregiver sale that would take the patient past an allowance, counting the
+    /// facility's receipts as they are now (not the cached status a client may have read).
+    public var enforcePatientLimits = true
+    /// Seconds a patient or caregiver status is served unchanged once computed, on the simulation's clock
+    /// (Metrc: "cached for up to one minute"); 0 computes every answer afresh.
+    public var statusCacheSeconds = 60
+    /// Which allowance a package's `ProductCategoryName` counts against; a category not listed counts against none.
+    public var patientAllowanceCategories: [String: SimAllowance] = SimAllowance.defaultCategories
+    /// How many grams one millilitre counts as against an allowance, for items measured by volume (a bulk
+    /// tincture, or a count-based item with only `unitVolume`); nil = such items count nothing.
+    public var allowanceGramsPerMilliliter: Decimal? = nil
     /// The facilities the user key can reach; any other `licenseNumber` is answered 401.
     public var facilities: [SimFacility] = [.demo]
 
@@ -46,12 +60,18 @@ public struct SimFacility: Sendable {
     public var canSellToExternalPatients: Bool
     public var canReportPatientCheckIns: Bool
     public var packages: [SimPackage]
+    /// The patient registry this facility sees (`GET /patients/v2/statuses/{n}`, Patient and Caregiver sales).
+    public var patients: [SimPatient]
+    public var caregivers: [SimCaregiver]
+    /// What `GET /patient-checkins/v2/locations` lists and `CheckInLocationId` may name.
+    public var checkInLocations: [SimCheckInLocation]
 
     public init(licenseNumber: String, name: String, timeZoneIdentifier: String = "America/Denver",
                 licenseType: String = "Retail Marijuana Store",
                 canSellToConsumers: Bool = true, canSellToPatients: Bool = true, canSellToCaregivers: Bool = true,
                 canSellToExternalPatients: Bool = true, canReportPatientCheckIns: Bool = true,
-                packages: [SimPackage] = []) {
+                packages: [SimPackage] = [], patients: [SimPatient] = [], caregivers: [SimCaregiver] = [],
+                checkInLocations: [SimCheckInLocation] = []) {
         self.licenseNumber = licenseNumber
         self.name = name
         self.timeZoneIdentifier = timeZoneIdentifier
@@ -62,6 +82,9 @@ public struct SimFacility: Sendable {
         self.canSellToExternalPatients = canSellToExternalPatients
         self.canReportPatientCheckIns = canReportPatientCheckIns
         self.packages = packages
+        self.patients = patients
+        self.caregivers = caregivers
+        self.checkInLocations = checkInLocations
     }
 }
 
@@ -143,7 +166,8 @@ public struct SimPackage: Sendable, Equatable {
 
 extension SimFacility {
     /// The demo dispensary: license "LIC-DEMO-0001", "Till Demo Dispensary", America/Denver, sells to every
-    /// customer type, with 25 packages so that paging at 20 gives pages of 20 and 5.
+    /// customer type, with 25 packages so that paging at 20 gives pages of 20 and 5, five patients, two
+    /// caregivers and two check-in locations.
     ///
     /// Labels are "1A4FF0100000022000000" + the three digits below; package Id is 5000000 + those digits
     /// (label …101 has Id 5000101). Everything is TestPassed and not on hold unless said otherwise.
@@ -159,27 +183,54 @@ extension SimFacility {
     /// | 107 | OG Kush Pre-Roll 0.5g | Pre-Roll Flower | 50 Each | UnitWeight 0.5 Grams |
     /// | 108 | Gelato Live Resin | Concentrate | 56.0 Grams | |
     /// | 109 | Sour Diesel Cartridge 0.5g | Vape Cartridge | 100 Each | UnitWeight 0.5 Grams |
-    /// | 110 | Watermelon Gummies 100mg | Edible | exactly 10 Each | concurrency tests: 10 and no more |
-    /// | 111 | Dark Chocolate Bar 100mg | Edible | 50 Each | UnitThcContent 100 Milligrams |
+    /// | 110 | Watermelon Gummies 100mg | Edible | exactly 10 Each | concurrency tests: 10 and no more; UnitWeight 0.1 Grams |
+    /// | 111 | Dark Chocolate Bar 100mg | Edible | 50 Each | UnitThcContent 100 Milligrams, UnitWeight 0.1 Grams |
     /// | 112 | THC Tincture 30ml 300mg | Tincture | 24 Each | UnitVolume 30 Milliliters |
     /// | 113 | Bulk Tincture Base | Tincture | 500.0 Milliliters | volume units: 0.1 Liters sells exactly; 1 Fluid Ounces (29.5735295625 mL) is refused at 6 places |
     /// | 114 | CBD:THC Balm 2oz | Topical | 30 Each | |
-    /// | 115 | THC Capsules 10mg x30 | Capsule | 40 Each | |
+    /// | 115 | THC Capsules 10mg x30 | Capsule | 40 Each | UnitWeight 0.3 Grams |
     /// | 116 | Granddaddy Purple Flower | Buds | 113.4 Grams | |
     /// | 117 | Wedding Cake Flower | Buds | 56.0 Grams | |
     /// | 118 | Gelato Shatter 1g | Concentrate | 60 Each | UnitWeight 1 Grams |
     /// | 119 | Blue Dream Cartridge 1g | Vape Cartridge | 75 Each | UnitWeight 1 Grams |
-    /// | 120 | Sour Gummies 100mg | Edible | 40 Each | **on hold**: every sale refused |
+    /// | 120 | Sour Gummies 100mg | Edible | 40 Each | **on hold**: every sale refused; UnitWeight 0.1 Grams |
     /// | 121 | Mystery Kush Flower | Buds | 28.0 Grams | **LabTestingState TestFailed**: every sale refused |
     /// | 122 | Gelato Pre-Roll 1g | Pre-Roll Flower | 200 Each | UnitWeight 1 Grams |
-    /// | 123 | Peppermint Mints 100mg | Edible | 30 Each | LabTestingState NotRequired (sellable) |
+    /// | 123 | Peppermint Mints 100mg | Edible | 30 Each | LabTestingState NotRequired (sellable); UnitWeight 0.1 Grams |
     /// | 124 | Jack Herer Shake | Shake/Trim | 900.0 Grams | |
     /// | 125 | Relief Lotion 4 fl oz | Topical | 20 Each | LabTestingState TestingInProgress (sellable) |
+    ///
+    /// Patient allowances count a line's weight in grams (÷ 28.349523125 per ounce): a weight unit as sold,
+    /// or for Each the item's UnitWeight (the 0.1 g of a 100 mg edible is what its allowance counts). Items
+    /// with no UnitWeight (the tinctures, balm and lotion) count nothing unless `allowanceGramsPerMilliliter`
+    /// is set. Categories map to allowances by `SimAllowance.defaultCategories` (flower: Buds, Shake/Trim,
+    /// Pre-Roll Flower; concentrate: Concentrate, Vape Cartridge; infused: Edible, Tincture, Topical, Capsule).
+    ///
+    /// Patients (all registered 2026-01-01 to 2027-12-31, PurchaseAmountDays 30, allowances in ounces
+    /// flower 2.5, concentrate 0.5, infused 1.0, THC 1.0, unless said otherwise):
+    ///
+    /// | Patient | Registration | Meaning for tests |
+    /// |---|---|---|
+    /// | PT-ACTIVE-0001 | REG-0001 | the everyday patient; IdentificationMethod "Drivers License" |
+    /// | PT-INACTIVE-0002 | REG-0002 | **Active false**: every Patient or Caregiver sale refused |
+    /// | PT-EXPIRED-0003 | REG-0003 | Active true but registered 2025-02-01 to **2026-01-31**: sales dated later refused |
+    /// | PT-LOW-0004 | REG-0004 | flower **0.25 oz** (7.08738078125 g), concentrate, infused and THC 0.1 oz: allowance tests |
+    /// | PT-LINKED-0005 | REG-0005 | linked to caregiver CG-ACTIVE-0001 (and not to CG-INACTIVE-0002) |
+    ///
+    /// | Caregiver | Active | Patients |
+    /// |---|---|---|
+    /// | CG-ACTIVE-0001 | yes | PT-ACTIVE-0001, PT-LINKED-0005 |
+    /// | CG-INACTIVE-0002 | **no** | PT-ACTIVE-0001 |
+    ///
+    /// Check-in locations: 1 "Front desk", 2 "Pharmacy window".
     public static let demo = SimFacility(
         licenseNumber: "LIC-DEMO-0001",
         name: "Till Demo Dispensary",
         timeZoneIdentifier: "America/Denver",
-        packages: SimFacility.demoPackages)
+        packages: SimFacility.demoPackages,
+        patients: SimFacility.demoPatients,
+        caregivers: SimFacility.demoCaregivers,
+        checkInLocations: SimFacility.demoCheckInLocations)
 
     /// The label of the demo package with this three-digit suffix: `demoLabel(110)` is "1A4FF0100000022000000110".
     public static func demoLabel(_ suffix: Int) -> String {
@@ -211,20 +262,20 @@ extension SimFacility {
             package(107, "OG Kush Pre-Roll 0.5g", "Pre-Roll Flower", "50", "Each", strain: "OG Kush", weight: "0.5"),
             package(108, "Gelato Live Resin", "Concentrate", "56.0", "Grams", strain: "Gelato"),
             package(109, "Sour Diesel Cartridge 0.5g", "Vape Cartridge", "100", "Each", strain: "Sour Diesel", weight: "0.5"),
-            package(110, "Watermelon Gummies 100mg", "Edible", "10", "Each", thcMg: "100"),
-            package(111, "Dark Chocolate Bar 100mg", "Edible", "50", "Each", thcMg: "100"),
+            package(110, "Watermelon Gummies 100mg", "Edible", "10", "Each", weight: "0.1", thcMg: "100"),
+            package(111, "Dark Chocolate Bar 100mg", "Edible", "50", "Each", weight: "0.1", thcMg: "100"),
             package(112, "THC Tincture 30ml 300mg", "Tincture", "24", "Each", thcMg: "300", volumeMl: "30"),
             package(113, "Bulk Tincture Base", "Tincture", "500.0", "Milliliters"),
             package(114, "CBD:THC Balm 2oz", "Topical", "30", "Each", thcMg: "100"),
-            package(115, "THC Capsules 10mg x30", "Capsule", "40", "Each", thcMg: "300"),
+            package(115, "THC Capsules 10mg x30", "Capsule", "40", "Each", weight: "0.3", thcMg: "300"),
             package(116, "Granddaddy Purple Flower", "Buds", "113.4", "Grams", strain: "Granddaddy Purple"),
             package(117, "Wedding Cake Flower", "Buds", "56.0", "Grams", strain: "Wedding Cake"),
             package(118, "Gelato Shatter 1g", "Concentrate", "60", "Each", strain: "Gelato", weight: "1"),
             package(119, "Blue Dream Cartridge 1g", "Vape Cartridge", "75", "Each", strain: "Blue Dream", weight: "1"),
-            package(120, "Sour Gummies 100mg", "Edible", "40", "Each", onHold: true, thcMg: "100"),
+            package(120, "Sour Gummies 100mg", "Edible", "40", "Each", onHold: true, weight: "0.1", thcMg: "100"),
             package(121, "Mystery Kush Flower", "Buds", "28.0", "Grams", lab: "TestFailed", strain: "Mystery Kush"),
             package(122, "Gelato Pre-Roll 1g", "Pre-Roll Flower", "200", "Each", strain: "Gelato", weight: "1"),
-            package(123, "Peppermint Mints 100mg", "Edible", "30", "Each", lab: "NotRequired", thcMg: "100"),
+            package(123, "Peppermint Mints 100mg", "Edible", "30", "Each", lab: "NotRequired", weight: "0.1", thcMg: "100"),
             package(124, "Jack Herer Shake", "Shake/Trim", "900.0", "Grams", strain: "Jack Herer"),
             package(125, "Relief Lotion 4 fl oz", "Topical", "20", "Each", lab: "TestingInProgress", thcMg: "200"),
         ]

@@ -116,6 +116,15 @@ enum SimDates {
         return String(format: "%04d-%02d-%02dT%02d:%02d:%02d+00:00", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!)
     }
 
+    /// A date as "yyyy-MM-dd": written so (and checked), or taken from a date-time (its instant's date in `zone`
+    /// when it carries an offset, else its own date); nil when it is neither.
+    static func day(_ text: String, in zone: TimeZone) -> String? {
+        if let midnight = SimDateTime(text + "T00:00") { return String(midnight.localText.prefix(10)) }
+        guard let parsed = SimDateTime(text) else { return nil }
+        guard parsed.offsetSeconds != nil else { return String(parsed.localText.prefix(10)) }
+        return String(localText(parsed.date(in: zone), in: zone).prefix(10))
+    }
+
     /// The local wall-clock time of `date` in `zone`, as Metrc writes SalesDateTime.
     static func localText(_ date: Date, in zone: TimeZone) -> String {
         var calendar = Calendar(identifier: .gregorian)

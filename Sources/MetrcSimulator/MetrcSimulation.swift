@@ -15,8 +15,20 @@ public actor MetrcSimulation {
         var packages: [SimPackage]
         /// Upper-cased label → index in `packages`. Labels are matched case-insensitively.
         var indexByLabel: [String: Int]
+        /// The registry as it stands (seeded from the facility, changed by `addPatient`/`addCaregiver`).
+        var patients: [SimPatient]
+        var caregivers: [SimCaregiver]
 
         func package(label: String) -> SimPackage? { indexByLabel[label.uppercased()].map { packages[$0] } }
+
+        /// License numbers are matched case-insensitively, as labels are.
+        func patient(_ license: String) -> SimPatient? {
+            patients.first { $0.licenseNumber.uppercased() == license.uppercased() }
+        }
+
+        func caregiver(_ license: String) -> SimCaregiver? {
+            caregivers.first { $0.licenseNumber.uppercased() == license.uppercased() }
+        }
     }
 
     var facilities: [String: FacilityState] = [:]
@@ -29,14 +41,22 @@ public actor MetrcSimulation {
     var faults: [SimFault] = []
     var counts: [RouteKey: Int] = [:]
     var rateWindows: [String: [ContinuousClock.Instant]] = [:]
+    /// Every check-in ever recorded, archived included, in Id order.
+    var checkInList: [SimCheckIn] = []
+    var nextCheckInId: Int64 = 3_000_001
+    /// Patient and caregiver status answers, each served unchanged for `statusCacheSeconds`.
+    var statusCache: [StatusKey: CachedStatus] = [:]
+    /// Status requests per upper-cased patient or caregiver license, faulted ones included.
+    var statusRequests: [StatusKey.Subject: Int] = [:]
 
     struct RouteKey: Hashable {
         var method: String
         var path: String
     }
 
-    /// - Parameter now: the clock for timestamps (RecordedDateTime, LastModified, ArchivedDate) and fault
-    ///   `until` windows. Rate limiting and latency use the real clock.
+    /// - Parameter now: the clock for timestamps (RecordedDateTime, LastModified, ArchivedDate), fault
+    ///   `until` windows, the one-minute patient and caregiver status cache and patients' purchase windows.
+    ///   Rate limiting and latency use the real clock.
     public init(configuration: SimulatorConfiguration = .init(), now: @escaping @Sendable () -> Date = Date.init) {
         self.configuration = configuration
         self.now = now
@@ -47,7 +67,13 @@ public actor MetrcSimulation {
             order.append(facility.licenseNumber)
             var state = FacilityState(
                 facility: facility, timeZone: TimeZone(identifier: facility.timeZoneIdentifier) ?? .current,
-                packages: [], indexByLabel: [:])
+                packages: [], indexByLabel: [:], patients: [], caregivers: [])
+            for patient in facility.patients where state.patient(patient.licenseNumber) == nil {
+                state.patients.append(patient)
+            }
+            for caregiver in facility.caregivers where state.caregiver(caregiver.licenseNumber) == nil {
+                state.caregivers.append(caregiver)
+            }
             for var package in facility.packages {
                 package.lastModified = package.lastModified ?? stamp
                 state.indexByLabel[package.label.uppercased()] = state.packages.count
@@ -84,6 +110,22 @@ public actor MetrcSimulation {
         facilities[license]?.package(label: label)
     }
 
+    /// The check-ins a facility recorded, archived (deleted) ones included, in Id order.
+    public func checkIns(license: String) -> [SimCheckIn] {
+        checkInList.filter { $0.license == license }
+    }
+
+    /// How many `GET /patients/v2/statuses/{patient}` requests arrived for this patient (license matched
+    /// case-insensitively), whatever they were answered: faults, 401s and 429s included.
+    public func statusRequestCount(patient: String) -> Int {
+        statusRequests[.patient(patient.uppercased()), default: 0]
+    }
+
+    /// How many `GET /caregivers/v2/status/{caregiver}` requests arrived for this caregiver, faults included.
+    public func statusRequestCount(caregiver: String) -> Int {
+        statusRequests[.caregiver(caregiver.uppercased()), default: 0]
+    }
+
     // MARK: Steering state
 
     /// Adds a package to a configured facility, or replaces the one with the same label.
@@ -100,6 +142,33 @@ public actor MetrcSimulation {
             state.packages.append(package)
         }
         facilities[license] = state
+    }
+
+    /// Adds a patient to a facility's registry, or replaces the one with the same license number. A status
+    /// already cached for that patient is still served until it expires, as on Metrc.
+    public func addPatient(_ patient: SimPatient, license: String) {
+        guard facilities[license] != nil else {
+            preconditionFailure("MetrcSimulation.addPatient: no facility \(license) is configured")
+        }
+        let wanted = patient.licenseNumber.uppercased()
+        if let index = facilities[license]!.patients.firstIndex(where: { $0.licenseNumber.uppercased() == wanted }) {
+            facilities[license]!.patients[index] = patient
+        } else {
+            facilities[license]!.patients.append(patient)
+        }
+    }
+
+    /// Adds a caregiver to a facility's registry, or replaces the one with the same license number.
+    public func addCaregiver(_ caregiver: SimCaregiver, license: String) {
+        guard facilities[license] != nil else {
+            preconditionFailure("MetrcSimulation.addCaregiver: no facility \(license) is configured")
+        }
+        let wanted = caregiver.licenseNumber.uppercased()
+        if let index = facilities[license]!.caregivers.firstIndex(where: { $0.licenseNumber.uppercased() == wanted }) {
+            facilities[license]!.caregivers[index] = caregiver
+        } else {
+            facilities[license]!.caregivers.append(caregiver)
+        }
     }
 
     /// Sets a package's quantity as an adjustment on the Metrc website would, behind a point of sale's back.
@@ -145,6 +214,7 @@ public actor MetrcSimulation {
     public func resetCounters() {
         counts.removeAll()
         rateWindows.removeAll()
+        statusRequests.removeAll()
     }
 
     // MARK: Answering
@@ -156,6 +226,7 @@ public actor MetrcSimulation {
             return admin(request, path: path)
         }
         counts[RouteKey(method: request.method, path: path), default: 0] += 1
+        if request.method == "GET", let subject = StatusKey.Subject(path: path) { statusRequests[subject, default: 0] += 1 }
 
         guard let fault = takeFault(method: request.method, path: path) else {
             return handle(request, path: path)

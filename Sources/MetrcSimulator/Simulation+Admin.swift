@@ -10,6 +10,8 @@ import Foundation
 /// - `DELETE /_sim/faults` clears them; `GET /_sim/faults` lists those still armed.
 /// - `GET /_sim/receipts[?licenseNumber=]` lists every receipt (archived included) as Metrc writes them, plus `License`.
 /// - `GET /_sim/stats` gives request counts by method and path.
+/// - `GET /_sim/patients[?licenseNumber=]` lists every registered patient with `License`, the status fields
+///   counted live (never the cached answer a client gets) and `StatusRequests`.
 struct FaultListError: Error {
     var message: String
 }
@@ -48,6 +50,18 @@ extension MetrcSimulation {
                 ("Receipts", JSON(receiptList.count)),
                 ("ArmedFaults", JSON(activeFaults().count)),
             ]))
+        case ("GET", "/_sim/patients"):
+            let license = Self.parseQuery(request.query)["licensenumber"]
+            var items: [JSON] = []
+            for facility in facilityOrder where license == nil || license == facility {
+                guard let state = facilities[facility] else { continue }
+                for patient in state.patients {
+                    guard case .object(let members) = patientStatusJSON(patient, state: state) else { continue }
+                    items.append(.object([("License", .string(facility))] + members
+                        + [("StatusRequests", JSON(statusRequestCount(patient: patient.licenseNumber)))]))
+                }
+            }
+            return .json(200, .array(items))
         default:
             return .message(404, "Unknown simulator endpoint \(request.method) \(path).")
         }

@@ -19,7 +19,8 @@ extension MetrcSimulation {
         referenceList(configuration.customerTypes.map(JSON.string))
     }
 
-    private func referenceList(_ items: [JSON]) -> SimHTTPResponse {
+    /// A reference list, in the v2 envelope or bare as `referenceListsInEnvelope` says.
+    func referenceList(_ items: [JSON]) -> SimHTTPResponse {
         guard configuration.referenceListsInEnvelope else { return .json(200, .array(items)) }
         return .json(200, Self.envelope(items, page: 1, pageSize: items.count, total: items.count))
     }

@@ -14,8 +14,14 @@ struct ReceiptDraft {
 
 /// Package quantities as a request would leave them, in each package's own unit, keyed by upper-cased label.
 /// Validation runs against it; applying the request writes it back, so what was checked is what is stored.
+/// It also carries what the request does to patients' allowances, so that two receipts in one request
+/// cannot each fit an allowance that both together exceed.
 struct Ledger {
     var quantities: [String: Decimal] = [:]
+    /// Grams per allowance taken by this request's receipts so far, per upper-cased patient license.
+    var patientGrams: [String: [SimAllowance: Decimal]] = [:]
+    /// Receipts this request rewrites (an edit): their old lines no longer count against a patient.
+    var replacedReceipts: Set<Int64> = []
 
     func available(_ package: SimPackage) -> Decimal {
         quantities[package.label.uppercased()] ?? package.quantity
@@ -100,6 +106,7 @@ extension MetrcSimulation {
 
         // The old lines go back on their packages first, so an edit may re-use what it gives back.
         var ledger = Ledger()
+        ledger.replacedReceipts = Set(targets.values.map { receiptList[$0].id })
         var formerLabels: Set<String> = []
         for index in targets.values {
             for line in receiptList[index].transactions {
@@ -261,11 +268,18 @@ extension MetrcSimulation {
 
         let patient = reader.string("PatientLicenseNumber").flatMap { $0.isEmpty ? nil : $0 }
         let caregiver = reader.string("CaregiverLicenseNumber").flatMap { $0.isEmpty ? nil : $0 }
-        if (customerType == "Patient" || customerType == "ExternalPatient") && patient == nil {
-            fail("PatientLicenseNumber is required for a \(customerType!) sale.")
+        if let customerType, ["Patient", "Caregiver", "ExternalPatient"].contains(customerType), patient == nil {
+            fail("PatientLicenseNumber is required for a \(customerType) sale.")
         }
         if customerType == "Caregiver" && caregiver == nil {
             fail("CaregiverLicenseNumber is required for a Caregiver sale.")
+        }
+        // An ExternalPatient is registered in another state: its number is carried, not checked.
+        var registeredPatient: SimPatient? = nil
+        if let customerType, customerType == "Patient" || customerType == "Caregiver" {
+            let saleDay = String((salesDateTime ?? SimDates.localText(now(), in: state.timeZone)).prefix(10))
+            registeredPatient = validateRegistration(customerType: customerType, patient: patient, caregiver: caregiver,
+                                                     saleDay: saleDay, state: state, fail: fail)
         }
         let identificationMethod = reader.string("IdentificationMethod")
         let external: String?? = item["ExternalReceiptNumber"] == nil ? nil : .some(reader.string("ExternalReceiptNumber"))
@@ -284,6 +298,10 @@ extension MetrcSimulation {
         errors += reader.errors.map { RowError(row: row, message: $0) }
 
         guard errors.count == errorCountBefore, let salesDateTime, let customerType else { return nil }
+        if let registeredPatient, configuration.enforcePatientLimits,
+           !checkAllowances(registeredPatient, lines: transactions, state: state, ledger: &ledger, fail: fail) {
+            return nil
+        }
         return ReceiptDraft(
             salesDateTime: salesDateTime, customerType: customerType, patientLicenseNumber: patient,
             caregiverLicenseNumber: caregiver, identificationMethod: identificationMethod,

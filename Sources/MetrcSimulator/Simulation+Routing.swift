@@ -15,6 +15,13 @@ enum MetrcRoute {
     case putReceipts
     case finalizeReceipts(Bool)
     case archiveReceipt(Int64)
+    case patientStatus(String)
+    case caregiverStatus(String)
+    case checkInLocations
+    case checkIns
+    case postCheckIns
+    case putCheckIns
+    case archiveCheckIn(Int64)
 
     enum PackageList { case active, onHold, inactive }
 
@@ -31,7 +38,8 @@ enum MetrcRoute {
     var licenseUse: LicenseUse {
         switch self {
         case .facilities, .unitsOfMeasure, .customerTypes: .none
-        case .packageByID, .packageByLabel, .receiptByID, .receiptsByExternalNumber: .optional
+        // Check-in locations are reference data: the specification gives the call no licenseNumber.
+        case .packageByID, .packageByLabel, .receiptByID, .receiptsByExternalNumber, .checkInLocations: .optional
         default: .required
         }
     }
@@ -92,6 +100,13 @@ extension MetrcSimulation {
         case .putReceipts: return putReceipts(scoped)
         case .finalizeReceipts(let finalize): return finalizeReceipts(finalize, scoped)
         case .archiveReceipt(let id): return archiveReceipt(id: id, scoped)
+        case .patientStatus(let patient): return patientStatus(patient, scoped)
+        case .caregiverStatus(let caregiver): return caregiverStatus(caregiver, scoped)
+        case .checkInLocations: return checkInLocationList(scoped)
+        case .checkIns: return listCheckIns(scoped)
+        case .postCheckIns: return postCheckIns(scoped)
+        case .putCheckIns: return putCheckIns(scoped)
+        case .archiveCheckIn(let id): return archiveCheckIn(id: id, scoped)
         }
     }
 
@@ -146,6 +161,18 @@ extension MetrcSimulation {
             }
         case 5 where lower[0] == "sales" && lower[1] == "v2" && lower[2] == "receipts" && lower[3] == "external":
             allowed = ["GET": .receiptsByExternalNumber(parts[4])]
+        case 4 where lower[0] == "patients" && lower[1] == "v2" && lower[2] == "statuses":
+            allowed = ["GET": .patientStatus(parts[3])]
+        case 4 where lower[0] == "caregivers" && lower[1] == "v2" && lower[2] == "status":
+            allowed = ["GET": .caregiverStatus(parts[3])]
+        case 2 where lower == ["patient-checkins", "v2"]:
+            allowed = ["GET": .checkIns, "POST": .postCheckIns, "PUT": .putCheckIns]
+        case 3 where lower[0] == "patient-checkins" && lower[1] == "v2":
+            if lower[2] == "locations" {
+                allowed = ["GET": .checkInLocations]
+            } else if let id = Int64(parts[2]) {
+                allowed = ["DELETE": .archiveCheckIn(id)]
+            }
         default:
             break
         }

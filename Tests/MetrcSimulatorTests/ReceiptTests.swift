@@ -83,7 +83,7 @@ extension SimulatorOverHTTP {
 
         @Test func fieldNamesAreReadWhateverTheirCase() async throws {
             try await Harness.run { sim async throws in
-                let body = #"[{"salesDateTime":"2026-11-22T14:05:00","salesCustomerType":"Patient","patientLicenseNumber":"P-1","transactions":[{"packageLabel":"\#(SimFacility.demoLabel(104))","quantity":1.25,"unitOfMeasure":"grams","totalAmount":10}]}]"#
+                let body = #"[{"salesDateTime":"2026-11-22T14:05:00","salesCustomerType":"Patient","patientLicenseNumber":"pt-active-0001","transactions":[{"packageLabel":"\#(SimFacility.demoLabel(104))","quantity":1.25,"unitOfMeasure":"grams","totalAmount":10}]}]"#
                 let response = try await sim.send("POST", "/sales/v2/receipts?\(Harness.lic)", json: body)
                 #expect(response.status == 200, "\(response.text)")
                 #expect(await sim.quantity(104) == Decimal(string: "26.75"))

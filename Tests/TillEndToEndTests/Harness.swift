@@ -6,6 +6,7 @@ import MetrcSimulator
 import Testing
 import TillAPI
 import TillDomain
+import TillPatients
 import TillReporter
 import TillStore
 
@@ -49,7 +50,8 @@ final class TillHarness: Sendable {
 
     static func start(deadline: Duration = .milliseconds(1000), retry: RetryPolicy = fastRetry,
                       simulator simulatorConfiguration: SimulatorConfiguration = SimulatorConfiguration(),
-                      runReporter: Bool = true) async throws -> TillHarness {
+                      runReporter: Bool = true, patientCache: Duration = .seconds(60),
+                      stalePolicy: StalePatientPolicy = .refuse) async throws -> TillHarness {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("till-e2e-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -71,7 +73,10 @@ final class TillHarness: Sendable {
         let services = TillServices(configuration: configuration, store: store, metrc: metrc, logger: logger,
                                     reporterSettings: ReporterSettings(deadline: deadline, retry: retry,
                                                                        idlePoll: .milliseconds(50)),
+                                    patientSettings: PatientSettings(cacheFor: patientCache, patience: .seconds(2),
+                                                                     stalePolicy: stalePolicy),
                                     syncInterval: .seconds(3600))
+        await services.patients.refreshFacility()
         try await services.sync.syncOnce()
         let register = try store.addTerminal(name: "register-1", role: .register).token
         let manager = try store.addTerminal(name: "manager-1", role: .manager).token
