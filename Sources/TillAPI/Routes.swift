@@ -48,9 +48,7 @@ struct Routes: Sendable {
 
     @Sendable func getSale(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal(Set(TerminalRole.allCases))
-        guard let id = context.parameters.get("id", as: Int64.self), id > 0 else {
-            throw TillError.invalid("invalid_sale_id", "A sale id is a positive whole number.")
-        }
+        let id = try Self.idParameter(context, code: "invalid_sale_id", noun: "sale")
         guard let sale = try services.store.sale(id: id) else {
             throw TillError(.notFound, code: "sale_not_found", "No sale with id \(id).")
         }
@@ -110,13 +108,19 @@ struct Routes: Sendable {
 
     @Sendable func getCheckIn(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal(Set(TerminalRole.allCases))
-        guard let id = context.parameters.get("id", as: Int64.self), id > 0 else {
-            throw TillError.invalid("invalid_checkin_id", "A check-in id is a positive whole number.")
-        }
+        let id = try Self.idParameter(context, code: "invalid_checkin_id", noun: "check-in")
         guard let checkIn = try services.store.checkIn(id: id) else {
             throw TillError(.notFound, code: "checkin_not_found", "No check-in with id \(id).")
         }
         return JSONResponse.make(CheckInView(checkIn))
+    }
+
+    /// The `{id}` path parameter, a positive whole number.
+    static func idParameter(_ context: TillRequestContext, code: String, noun: String) throws(TillError) -> Int64 {
+        guard let id = context.parameters.get("id", as: Int64.self), id > 0 else {
+            throw .invalid(code, "A \(noun) id is a positive whole number.")
+        }
+        return id
     }
 
     static func licenseParameter(_ context: TillRequestContext) throws(TillError) -> String {
