@@ -58,16 +58,18 @@ public final class InventorySync: Service, Sendable {
         }
     }
 
+    /// Syncs every `interval` (the caller syncs once before starting the server).
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
+                try? await Task.sleep(for: self.interval)
+                guard !Task.isCancelled else { break }
                 do {
                     try await self.syncOnce()
                 } catch {
                     self.logger.warning("inventory sync failed; local stock stands until the next run",
                                         metadata: ["error": "\(error)"])
                 }
-                try? await Task.sleep(for: self.interval)
             }
         }
     }

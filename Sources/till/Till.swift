@@ -97,7 +97,7 @@ struct Serve: AsyncParsableCommand {
         let metrc = Startup.metrcClient(configuration, baseURL: baseURL, logger: logger)
         let services = TillServices(configuration: configuration, store: store, metrc: metrc, logger: logger)
         do {
-            try await services.sync.syncOnce()
+            try await services.sync.syncOnce(full: true)  // also catches packages finished or archived in Metrc
         } catch {
             logger.warning("first inventory sync failed; selling from local stock", metadata: ["error": "\(error)"])
         }
