@@ -49,7 +49,7 @@ struct Routes: Sendable {
     @Sendable func getSale(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal(Set(TerminalRole.allCases))
         let id = try Self.idParameter(context, code: "invalid_sale_id", noun: "sale")
-        guard let sale = try services.store.sale(id: id) else {
+        guard let sale = try Self.stored({ try services.store.sale(id: id) }) else {
             throw TillError(.notFound, code: "sale_not_found", "No sale with id \(id).")
         }
         return JSONResponse.make(SaleView(sale))
@@ -62,7 +62,7 @@ struct Routes: Sendable {
         guard Self.isCalendarDate(date) else {
             throw TillError.invalid("invalid_date", "date must be YYYY-MM-DD (the facility's local date).")
         }
-        let sales = try services.store.sales(businessDate: date)
+        let sales = try Self.stored { try services.store.sales(businessDate: date) }
         let total = sales.filter { !($0.status == .rejected && $0.saleUndone) }.reduce(Money.zero) { $0 + $1.totalAmount }
         return JSONResponse.make(SalesListView(date: date, count: sales.count, totalAmount: total,
                                                sales: sales.map(SaleView.init)))
@@ -97,11 +97,11 @@ struct Routes: Sendable {
             throw TillError.invalid("invalid_field", "checkInLocationId must be a Metrc check-in location Id.",
                                     details: ["field": "checkInLocationId"])
         }
-        let checkIn = try services.store.recordCheckIn(
+        let checkIn = try Self.stored { try services.store.recordCheckIn(
             clientCheckInId: body.clientCheckInId, patientLicenseNumber: number, locationId: body.checkInLocationId,
             checkInDate: body.checkInDate ?? today, registrationStartDate: body.registrationStartDate,
             registrationExpiryDate: body.registrationExpiryDate, terminalId: terminal.id,
-            actor: "terminal:\(terminal.name)", license: services.configuration.license, at: Date())
+            actor: "terminal:\(terminal.name)", license: services.configuration.license, at: Date()) }
         services.reporter.wake()
         return JSONResponse.make(CheckInView(checkIn), status: checkIn.status == .reported ? .ok : .accepted)
     }
@@ -109,10 +109,21 @@ struct Routes: Sendable {
     @Sendable func getCheckIn(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal(Set(TerminalRole.allCases))
         let id = try Self.idParameter(context, code: "invalid_checkin_id", noun: "check-in")
-        guard let checkIn = try services.store.checkIn(id: id) else {
+        guard let checkIn = try Self.stored({ try services.store.checkIn(id: id) }) else {
             throw TillError(.notFound, code: "checkin_not_found", "No check-in with id \(id).")
         }
         return JSONResponse.make(CheckInView(checkIn))
+    }
+
+    /// A store read or write; a database failure is the service being unavailable, not a bug in the request.
+    static func stored<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as TillError {
+            throw error
+        } catch {
+            throw TillError(.unavailable, code: "store_unavailable", "The database could not be read or written.")
+        }
     }
 
     /// The `{id}` path parameter, a positive whole number.
@@ -125,7 +136,7 @@ struct Routes: Sendable {
 
     static func licenseParameter(_ context: TillRequestContext) throws(TillError) -> String {
         guard let number = context.parameters.get("license")?.removingPercentEncoding, !number.isEmpty, number.count <= 64,
-              number.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+              number.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
             throw .invalid("invalid_license_number", "A license number is 1 to 64 letters, digits, '-', '_' or '.'.")
         }
         return number
@@ -135,13 +146,13 @@ struct Routes: Sendable {
 
     @Sendable func listPackages(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal(Set(TerminalRole.allCases))
-        let packages = try services.store.sellablePackages()
+        let packages = try Self.stored { try services.store.sellablePackages() }
         return JSONResponse.make(PackagesView(packages: packages.map(PackageView.init)))
     }
 
     @Sendable func reporting(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal([.manager, .register])
-        let summary = try services.store.reportingSummary()
+        let summary = try Self.stored { try services.store.reportingSummary() }
         let health = await services.health.current()
         return JSONResponse.make(ReportingView(summary: summary, health: health))
     }

@@ -172,11 +172,11 @@ public enum AllowanceLedger {
                 "Patient \(status.licenseNumber) has \(ounces(left)) oz of \(bucket.rawValue) allowance left"
                     + (allowance.allowedOunces.map { " (of \($0) oz)" } ?? "") + "; this sale needs \(ounces(wanted)) oz.",
                 details: ["bucket": bucket.rawValue,
-                          "allowedOunces": allowance.allowedOunces.map { "\($0)" } ?? "",
                           "availableOuncesInMetrc": "\(available)",
                           "recentPurchasesOunces": "\(ounces(recent[bucket, default: 0]))",
                           "remainingOunces": "\(ounces(left))",
-                          "requestedOunces": "\(ounces(wanted))"])
+                          "requestedOunces": "\(ounces(wanted))"]
+                    .merging(allowance.allowedOunces.map { ["allowedOunces": "\($0)"] } ?? [:]) { a, _ in a })
         }
     }
 

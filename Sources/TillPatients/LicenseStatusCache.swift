@@ -46,46 +46,52 @@ actor LicenseStatusCache<Value: Codable & Sendable> {
 
     /// The status of `license`; nil when Metrc does not know it.
     func lookup(_ license: String) async throws(TillError) -> LookedUp<Value?> {
-        if let entry = entries[license], now().timeIntervalSince(entry.fetchedAt) < ttl {
+        let key = license.uppercased()
+        if let entry = entries[key], now().timeIntervalSince(entry.fetchedAt) < ttl {
             return LookedUp(value: entry.value, source: .cache, fetchedAt: entry.fetchedAt)
         }
-        let id: UUID
-        let task: Task<Result<Fetched, MetrcError>, Never>
-        if let running = inFlight[license] {
-            (id, task) = running
-        } else {
-            let fetch = self.fetch, now = self.now
-            id = UUID()
-            task = Task {
-                do throws(MetrcError) {
-                    let value = try await fetch(license)
-                    return .success(Fetched(value: value, fetchedAt: now()))
-                } catch {
-                    return .failure(error)
-                }
-            }
-            inFlight[license] = (id, task)
-        }
+        let task = inFlight[key]?.task ?? startFetch(license, key: key)
         guard let result = await task.value(within: patience) else {
-            return try staleOrThrow(license, error: .ambiguous("no answer from Metrc within \(patience)"))
+            // The fetch runs on and records its answer when it comes; this lookup answers from what is known.
+            return try staleOrThrow(key, error: .ambiguous("no answer from Metrc within \(patience)"))
         }
-        if inFlight[license]?.id == id { inFlight[license] = nil }
-
         switch result {
         case .success(let fetched):
-            if entries[license].map({ $0.fetchedAt < fetched.fetchedAt }) ?? true {
-                entries[license] = Entry(value: fetched.value, fetchedAt: fetched.fetchedAt)
-                if let value = fetched.value {
-                    do {
-                        try store.saveLicenseStatus(value, kind: kind, licenseNumber: license, fetchedAt: fetched.fetchedAt)
-                    } catch {
-                        logger.warning("could not keep a \(kind) status", metadata: ["error": "\(error)"])
-                    }
-                }
-            }
             return LookedUp(value: fetched.value, source: .metrc, fetchedAt: fetched.fetchedAt)
         case .failure(let error):
-            return try staleOrThrow(license, error: error)
+            return try staleOrThrow(key, error: error)
+        }
+    }
+
+    /// One fetch per license at a time; it records its own outcome, so an answer that arrives after every
+    /// waiter gave up still refreshes the cache, and a finished fetch is never handed to a later lookup.
+    private func startFetch(_ license: String, key: String) -> Task<Result<Fetched, MetrcError>, Never> {
+        let fetch = self.fetch, now = self.now
+        let id = UUID()
+        let task = Task<Result<Fetched, MetrcError>, Never> {
+            let result: Result<Fetched, MetrcError>
+            do throws(MetrcError) {
+                result = .success(Fetched(value: try await fetch(license), fetchedAt: now()))
+            } catch {
+                result = .failure(error)
+            }
+            await self.finish(key, id: id, result: result)
+            return result
+        }
+        inFlight[key] = (id, task)
+        return task
+    }
+
+    private func finish(_ key: String, id: UUID, result: Result<Fetched, MetrcError>) {
+        if inFlight[key]?.id == id { inFlight[key] = nil }
+        guard case .success(let fetched) = result,
+              entries[key].map({ $0.fetchedAt < fetched.fetchedAt }) ?? true else { return }
+        entries[key] = Entry(value: fetched.value, fetchedAt: fetched.fetchedAt)
+        guard let value = fetched.value else { return }
+        do {
+            try store.saveLicenseStatus(value, kind: kind, licenseNumber: key, fetchedAt: fetched.fetchedAt)
+        } catch {
+            logger.warning("could not keep a \(kind) status", metadata: ["error": "\(error)"])
         }
     }
 

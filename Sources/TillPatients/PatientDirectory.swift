@@ -104,13 +104,14 @@ public final class PatientDirectory: Sendable {
 
     /// Runs `body` with this patient's sales serialized, so two registers cannot both spend the same allowance.
     public func serializingPatient<T: Sendable>(_ number: String, _ body: () async throws(TillError) -> T) async throws(TillError) -> T {
-        await locks.acquire(number)
+        let key = number.uppercased()  // license numbers are matched case-insensitively, as Metrc does
+        await locks.acquire(key)
         do {
             let value = try await body()
-            await locks.release(number)
+            await locks.release(key)
             return value
         } catch {
-            await locks.release(number)
+            await locks.release(key)
             throw error
         }
     }

@@ -31,9 +31,16 @@ extension TillStore {
                               actor: String, license: String, at: Date) throws -> PatientCheckInRecord {
         try pool.write { db in
             if let clientCheckInId,
-               let existing = try Row.fetchOne(db, sql: "SELECT * FROM patient_checkins WHERE client_checkin_id = ?",
-                                               arguments: [clientCheckInId]) {
-                return Self.checkIn(from: existing)
+               let row = try Row.fetchOne(db, sql: "SELECT * FROM patient_checkins WHERE client_checkin_id = ?",
+                                          arguments: [clientCheckInId]) {
+                let existing = Self.checkIn(from: row)
+                guard existing.patientLicenseNumber == patientLicenseNumber, existing.checkInLocationId == locationId,
+                      existing.checkInDate == checkInDate else {
+                    throw TillError(.conflict, code: "client_checkin_id_reused",
+                                    "clientCheckInId \(clientCheckInId) was already used for a different check-in.",
+                                    details: ["checkInId": "\(existing.id)"])
+                }
+                return existing
             }
             try db.execute(sql: """
                 INSERT INTO patient_checkins (client_checkin_id, patient_license_number, checkin_location_id, checkin_date_local,

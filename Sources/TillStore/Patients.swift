@@ -30,7 +30,7 @@ extension TillStore {
         try pool.read { db in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT s.* FROM sales s
-                WHERE s.patient_license_number = ? AND s.sold_at >= ?
+                WHERE upper(s.patient_license_number) = upper(?) AND s.sold_at >= ?
                   AND NOT (s.status = 'rejected' AND s.sale_undone = 1)
                 """, arguments: [patientLicenseNumber, since.epochMilliseconds])
             let sales = try Self.sales(from: rows, db)

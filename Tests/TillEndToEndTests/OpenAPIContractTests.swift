@@ -145,6 +145,97 @@ import TillDomain
         _ = try await check("GET", "/v1/reporting", token: register, status: 200)
     }
 
+    /// Patients, caregivers, check-ins and medical sales, against the simulator's seeded registry (see `SimFacility.demo`).
+    @Test func liveMedicalAnswersConformToTheirDocumentedSchemas() async throws {
+        let till = try await TillHarness.start()
+        defer { Task { await till.stop() } }
+        let check = try LiveChecker(till: till, document: OpenAPI(
+            data: Data(contentsOf: SourceTree.root.appendingPathComponent("Sources/TillAPI/openapi.json"))))
+        let pharmacist = till.pharmacistToken, register = till.registerToken
+        let patientStatus = "/v1/patients/{license}/status", caregiverStatus = "/v1/caregivers/{license}/status"
+        let checkIns = "/v1/patients/{license}/checkins", checkIn = "/v1/checkins/{id}"
+
+        let patient = try await check("GET", "/v1/patients/PT-ACTIVE-0001/status", template: patientStatus, token: pharmacist,
+                                      status: 200)
+        #expect(patient["patientLicenseNumber"] == .string("PT-ACTIVE-0001"))
+        #expect(patient["active"] == .bool(true) && patient["expired"] == .bool(false))
+        #expect(patient["source"] == .string("metrc"))
+        #expect(patient["allowances"]?["flower"]?["allowedOunces"]?.numberValue == Decimal(string: "2.5"))
+        // Within Metrc's minute the same answer comes from Till's cache, with the same asOf.
+        let cached = try await check("GET", "/v1/patients/PT-ACTIVE-0001/status", template: patientStatus, token: register,
+                                     status: 200)
+        #expect(cached["source"] == .string("cache"))
+        #expect(cached["asOf"] == patient["asOf"])
+        let expired = try await check("GET", "/v1/patients/PT-EXPIRED-0003/status", template: patientStatus, token: pharmacist,
+                                      status: 200)
+        #expect(expired["active"] == .bool(true) && expired["expired"] == .bool(true))
+        _ = try await check("GET", "/v1/patients/PT-NOBODY-9999/status", template: patientStatus, token: pharmacist,
+                            status: 404, code: "patient_not_found")
+        _ = try await check("GET", "/v1/patients/PT%20ACTIVE/status", template: patientStatus, token: pharmacist,
+                            status: 400, code: "invalid_license_number")
+        _ = try await check("GET", "/v1/patients/PT-ACTIVE-0001/status", template: patientStatus, status: 401, code: "unauthorized")
+
+        let caregiver = try await check("GET", "/v1/caregivers/CG-ACTIVE-0001/status", template: caregiverStatus, token: pharmacist,
+                                        status: 200)
+        #expect(caregiver["active"] == .bool(true))
+        #expect(caregiver["patientLicenseNumbers"]?.stringArray?.sorted() == ["PT-ACTIVE-0001", "PT-LINKED-0005"])
+        _ = try await check("GET", "/v1/caregivers/CG-NOBODY-9999/status", template: caregiverStatus, token: pharmacist,
+                            status: 404, code: "caregiver_not_found")
+
+        // A check-in is journaled and answered at once, then reported by Till itself.
+        let checkInBody = #"{"clientCheckInId":"contract-checkin-1","checkInLocationId":1}"#
+        let pending = try await check("POST", "/v1/patients/PT-ACTIVE-0001/checkins", template: checkIns, body: checkInBody,
+                                      token: pharmacist, status: 202)
+        #expect(pending["status"] == .string("pending_report"))
+        let id = try #require(pending["id"]?.intValue)
+        _ = try await check("GET", "/v1/checkins/\(id)", template: checkIn, token: register, status: 200)
+        try await till.waitUntil("the check-in is reported") {
+            (try await till.request("GET", "/v1/checkins/\(id)", token: register))["status"] as? String == "reported"
+        }
+        let reported = try await check("GET", "/v1/checkins/\(id)", template: checkIn, token: till.managerToken, status: 200)
+        #expect(reported["metrcCheckInId"]?.intValue != nil)
+        // A retry of the same clientCheckInId finds it reported: 200, the same check-in, nothing new.
+        let retried = try await check("POST", "/v1/patients/PT-ACTIVE-0001/checkins", template: checkIns, body: checkInBody,
+                                      token: register, status: 200)
+        #expect(retried["id"] == pending["id"])
+        _ = try await check("POST", "/v1/patients/PT-ACTIVE-0001/checkins", template: checkIns,
+                            body: #"{"checkInLocationId":1,"checkinDate":"2026-11-22"}"#, token: pharmacist,
+                            status: 400, code: "unknown_field")
+        _ = try await check("POST", "/v1/patients/PT-ACTIVE-0001/checkins", template: checkIns,
+                            body: #"{"checkInLocationId":1,"checkInDate":"2026-02-30"}"#, token: pharmacist,
+                            status: 400, code: "invalid_date")
+        _ = try await check("GET", "/v1/checkins/abc", template: checkIn, token: register, status: 400, code: "invalid_checkin_id")
+        _ = try await check("GET", "/v1/checkins/999999", template: checkIn, token: register, status: 404, code: "checkin_not_found")
+
+        // Medical sales: verified against Metrc's registry and counted against the allowance before anything is journaled.
+        let sold = try await check("POST", "/v1/sales", body: medicalSaleBody("contract-patient", patient: "PT-ACTIVE-0001"),
+                                   token: register, status: 201)
+        #expect(sold["patientLicenseNumber"] == .string("PT-ACTIVE-0001"))
+        _ = try await check("POST", "/v1/sales", body: medicalSaleBody("contract-inactive", patient: "PT-INACTIVE-0002"),
+                            token: register, status: 422, code: "patient_inactive")
+        _ = try await check("POST", "/v1/sales", body: medicalSaleBody("contract-expired", patient: "PT-EXPIRED-0003"),
+                            token: register, status: 422, code: "patient_expired")
+        _ = try await check("POST", "/v1/sales", body: medicalSaleBody("contract-nobody", patient: "PT-NOBODY-9999"),
+                            token: register, status: 404, code: "patient_not_found")
+        _ = try await check("POST", "/v1/sales",
+                            body: medicalSaleBody("contract-unlinked", patient: "PT-LOW-0004", caregiver: "CG-ACTIVE-0001"),
+                            token: register, status: 422, code: "caregiver_not_linked")
+        // PT-LOW-0004 may buy 0.25 oz (7.08738078125 g) of flower: 7.1 g is refused, exactly.
+        let exceeded = try await check("POST", "/v1/sales",
+                                       body: medicalSaleBody("contract-over", patient: "PT-LOW-0004", quantity: "7.1"),
+                                       token: register, status: 422, code: "allowance_exceeded")
+        #expect(exceeded["error"]?["details"]?["bucket"] == .string("flower"))
+    }
+
+    private func medicalSaleBody(_ clientSaleId: String, patient: String, caregiver: String? = nil,
+                                 quantity: String = "3.5") -> String {
+        let buyer = caregiver.map { #""customerType":"Caregiver","caregiverLicenseNumber":"\#($0)""# } ?? #""customerType":"Patient""#
+        return """
+            {"clientSaleId":"\(clientSaleId)",\(buyer),"patientLicenseNumber":"\(patient)",
+             "lines":[{"packageLabel":"\(Labels.flower)","quantity":\(quantity),"unit":"Grams","totalAmount":35.10}]}
+            """
+    }
+
     private func saleBody(_ clientSaleId: String, label: String = Labels.flower, quantity: String = "3.5",
                           unit: String = "Grams") -> String {
         """

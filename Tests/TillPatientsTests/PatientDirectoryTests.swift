@@ -63,7 +63,7 @@ final class TestClock: Sendable {
     let metrc = FakeMetrc()
     let clock = TestClock()
 
-    func directory(policy: StalePatientPolicy = .refuse) throws -> PatientDirectory {
+    func directory(policy: StalePatientPolicy = .refuse, patience: Duration = .seconds(5)) throws -> PatientDirectory {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("till-patients-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let store = try TillStore(path: folder + "/till.sqlite")
@@ -75,7 +75,7 @@ final class TestClock: Sendable {
         let clock = self.clock
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        return PatientDirectory(metrc: metrc, store: store, settings: PatientSettings(patience: .seconds(5), stalePolicy: policy),
+        return PatientDirectory(metrc: metrc, store: store, settings: PatientSettings(patience: patience, stalePolicy: policy),
                                 timeZone: metrc.timeZone, logger: logger, now: { clock.now })
     }
 
@@ -150,6 +150,33 @@ final class TestClock: Sendable {
         } catch {
             #expect(error.code == "metrc_unavailable")
         }
+    }
+
+    @Test func anAnswerThatArrivesAfterEveryoneGaveUpIsCachedNotLaterPassedOffAsFresh() async throws {
+        let patients = try directory(patience: .milliseconds(50))
+        metrc.set { $0.delay = .milliseconds(300) }
+        do {
+            _ = try await patients.patient("PT-1", askedBy: "test", terminalId: nil)
+            Issue.record("expected no answer within the patience")
+        } catch {
+            #expect(error.code == "metrc_unavailable")
+        }
+        try await Task.sleep(for: .milliseconds(500))  // the fetch completes on its own (real time; the test clock stands still)
+        let later = try await patients.patient("PT-1", askedBy: "test", terminalId: nil)
+        #expect(later.source == .cache)
+        #expect(metrc.calls("PT-1") == 1)
+        clock.advance(61)
+        metrc.set { $0.delay = .zero }
+        let refreshed = try await patients.patient("PT-1", askedBy: "test", terminalId: nil)
+        #expect(refreshed.source == .metrc)
+        #expect(metrc.calls("PT-1") == 2)
+    }
+
+    @Test func licenseNumbersMatchWhateverTheirCase() async throws {
+        let patients = try directory()
+        _ = try await patients.patient("PT-1", askedBy: "test", terminalId: nil)
+        let lower = try await patients.patient("pt-1", askedBy: "test", terminalId: nil)
+        #expect(lower.source == .cache)
     }
 
     @Test func anUnknownPatientIsNotFound() async throws {
