@@ -1,0 +1,258 @@
+import CurlHTTP
+import Foundation
+import MetrcKit
+import MetrcSimulator
+
+/// One bench run: a simulator in this process, `till serve` as a child, the measurements, the teardown.
+struct Bench: Sendable {
+    static let license = "LIC-DEMO-0001"  // SimFacility.demo, TillConfiguration.demoLicense
+    static let timeZone = "America/Denver"
+    static let packageLabel = "1A4FF01000000220000BENCH"
+    /// External receipt numbers of the baseline's receipts, so they are not taken for Till's.
+    static let bareReceiptPrefix = "BENCH-BARE-"
+    static let drainLimit: Duration = .seconds(120)
+
+    /// A package deep enough for every sale of the run: 1,000,000 Each, lab tested.
+    static let package = SimPackage(
+        id: 9_000_001, label: packageLabel, itemName: "Bench Pre-Roll 1g", category: "Pre-Roll Flower",
+        quantityType: "CountBased", quantity: 1_000_000, unitOfMeasure: "Each", labTestingState: "TestPassed",
+        unitWeight: 1, unitWeightUnitOfMeasure: "Grams")
+
+    let options: BenchOptions
+    /// Distinguishes this run's clientSaleIds from any other's.
+    let runId = String(UUID().uuidString.prefix(8)).lowercased()
+    let started = ContinuousClock.now
+
+    /// Runs everything and prints the report; the process's exit status.
+    func run() async -> Int32 {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("till-bench-\(runId)").path
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            FileHandle.standardError.write(Data("till-bench: cannot create \(directory): \(error)\n".utf8))
+            return 2
+        }
+        leftovers.track(directory: directory, keep: options.keepData)
+        let host = SimulatorHost(simulation: MetrcSimulation(configuration: SimulatorConfiguration()))
+
+        let status: Int32
+        do {
+            let results = try await measure(host: host, directory: directory)
+            print(Report(results: results, options: options).text)
+            status = results.failures.isEmpty ? 0 : 1
+        } catch {
+            FileHandle.standardError.write(Data("till-bench: \(error)\n".utf8))
+            status = 2
+        }
+        try? await host.stop()
+        leftovers.removeAll()  // any `till serve` still running (only after an error), and the folder
+        if options.keepData { progress("data kept in \(directory)") }
+        return status
+    }
+
+    // MARK: - The phases
+
+    private func measure(host: SimulatorHost, directory: String) async throws -> Results {
+        let simulation = host.simulation
+        await simulation.addPackage(Self.package, license: Self.license)
+        try await host.start()
+        let baseURL = await host.baseURL
+        progress("Metrc simulator at \(baseURL)")
+
+        let keys = SimulatorConfiguration()
+        let socketPath = directory + "/till.sock"
+        let till = TillExecutable(path: options.tillPath, environment: [
+            "TILL_DATA_DIR": directory, "TILL_SOCKET": socketPath, "TILL_METRC_BASE_URL": baseURL,
+            "TILL_LICENSE": Self.license, "TILL_TIMEZONE": Self.timeZone,
+            "TILL_METRC_VENDOR_KEY": keys.vendorKey, "TILL_METRC_USER_KEY": keys.userKey, "TILL_LOG_LEVEL": "error",
+            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
+            "HOME": ProcessInfo.processInfo.environment["HOME"] ?? directory,
+        ], stderrPath: directory + "/till.stderr")
+
+        let output = try await till.run(["terminals", "add", "bench-register", "--role", "register"])
+        guard let token = output.split(separator: "\n").last.map({ $0.trimmingCharacters(in: .whitespaces) }),
+              !token.isEmpty else {
+            throw BenchFailure("till terminals add printed no token")
+        }
+        let manager = RegisterClient(socketPath: socketPath, token: token)
+        var server = try await till.serve(register: manager)
+        progress("till serve answering after \(format(server.answeredAt - server.launchedAt))")
+        var failures: [String] = []
+        var peaks: [Int] = []
+
+        progress("bare Metrc: \(options.barePosts) sequential POST /sales/v2/receipts")
+        let bare = await bareMetrc(baseURL: baseURL, keys: keys)
+        if !bare.failures.isEmpty {
+            failures.append("bare Metrc: \(bare.failures.count) POSTs not answered 200; first: \(bare.failures[0])")
+        }
+
+        progress("\(options.sales) sales from 1 register")
+        let single = await sell(name: "1 register", tag: "r1", count: options.sales, registers: 1, expecting: 201,
+                                socketPath: socketPath, token: token)
+        progress("\(options.sales) sales from \(options.registers) registers")
+        let several = await sell(name: "\(options.registers) registers", tag: "r\(options.registers)",
+                                 count: options.sales, registers: options.registers, expecting: 201,
+                                 socketPath: socketPath, token: token)
+        for run in [single, several] where !run.unexpected.isEmpty {
+            failures.append("\(run.name): \(run.unexpected.count) answers were not 201; first: \(run.unexpected[0].summary)")
+        }
+
+        // The backlog: Metrc unreachable, so every sale is journaled and answered 202.
+        progress("Metrc down: \(options.backlog) sales from \(options.registers) registers")
+        try await host.stop()
+        let outage = await sell(name: "Metrc down", tag: "out", count: options.backlog, registers: options.registers,
+                                expecting: 202, socketPath: socketPath, token: token)
+        if !outage.unexpected.isEmpty {
+            failures.append("Metrc down: \(outage.unexpected.count) answers were not 202; first: \(outage.unexpected[0].summary)")
+        }
+        let pending = try await manager.pendingReports()
+        if pending < options.backlog {
+            failures.append("Metrc down: GET /v1/reporting says \(pending) pending, expected at least \(options.backlog)")
+        }
+        if let peak = server.peakResidentBytes() { peaks.append(peak) }
+        let shutdown = await server.stop()
+
+        // Metrc back on the same port; a new Till releases the leases and drains at once.
+        try await host.start()
+        let postsBefore = await simulation.requestCount(method: "POST", pathPrefix: "/sales/v2/receipts")
+        progress("Metrc back; restarting Till to drain \(pending) pending sales")
+        server = try await till.serve(register: manager)
+        let drainTime = try await waitUntilNothingPending(manager, since: server.launchedAt)
+        let postsDuring = await simulation.requestCount(method: "POST", pathPrefix: "/sales/v2/receipts") - postsBefore
+        if drainTime == nil {
+            let left = (try? await manager.pendingReports()).map(String.init) ?? "unknown"
+            failures.append("backlog: still \(left) pending \(format(Self.drainLimit)) after Till restarted\n\(till.stderrTail())")
+        }
+        let drain = DrainRun(outage: outage, pendingBeforeRestart: pending,
+                             timeToAnswer: server.answeredAt - server.launchedAt, drainTime: drainTime,
+                             postsDuringDrain: postsDuring, shutdown: shutdown)
+
+        if let peak = server.peakResidentBytes() { peaks.append(peak) }
+        let lastShutdown = await server.stop()
+        if !lastShutdown.hasPrefix("exited with status 0") {
+            progress("note: the last till serve \(lastShutdown)")
+        }
+
+        let audit = await auditReceipts(simulation, runs: [single, several, outage])
+        if !audit.exactlyOnce {
+            failures.append("""
+                Metrc holds \(audit.receipts) receipts for \(audit.salesMade) sales: \(audit.duplicates) duplicates, \
+                \(audit.missing) missing, \(audit.unexpected) unknown
+                """)
+        }
+        try await host.stop()
+        return Results(tillPath: options.tillPath, baseURL: baseURL, bare: bare, single: single, several: several,
+                       drain: drain, audit: audit, peakResidentBytes: peaks, failures: failures)
+    }
+
+    /// POSTs one receipt at a time straight to the simulator, with the libcurl client Till uses for Metrc.
+    private func bareMetrc(baseURL: String, keys: SimulatorConfiguration) async -> BareRun {
+        let client = CurlHTTPClient()
+        let headers = [
+            (name: "Authorization", value: "Basic " + Data("\(keys.vendorKey):\(keys.userKey)".utf8).base64EncodedString()),
+            (name: "Accept", value: "application/json"),
+            (name: "Content-Type", value: "application/json"),
+        ]
+        let url = baseURL + "/sales/v2/receipts?licenseNumber=\(Self.license)"
+        let encoder = MetrcJSON.makeEncoder()
+        let zone = TimeZone(identifier: Self.timeZone)!
+        var latencies: [Duration] = []
+        var failures: [String] = []
+        let started = ContinuousClock.now
+        for number in 1...options.barePosts {
+            let receipt = MetrcReceiptDraft(
+                salesDateTime: MetrcLocalTime.format(Date(), in: zone), salesCustomerType: "Consumer",
+                externalReceiptNumber: Self.bareReceiptPrefix + String(number),
+                transactions: [MetrcTransactionDraft(packageLabel: Self.packageLabel, quantity: 1,
+                                                     unitOfMeasure: "Each", totalAmount: 1)])
+            let body = (try? encoder.encode([receipt])) ?? Data()
+            let request = HTTPRequest(method: "POST", url: url, headers: headers, body: body, timeout: .seconds(10))
+            let started = ContinuousClock.now
+            do {
+                let response = try await client.send(request)
+                latencies.append(.now - started)
+                if response.status != 200 {
+                    failures.append("HTTP \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+                }
+            } catch {
+                latencies.append(.now - started)
+                failures.append("no answer: \(error)")
+            }
+        }
+        return BareRun(latencies: Latencies(latencies), wallTime: .now - started, failures: failures)
+    }
+
+    /// `count` sales of one unit each, split across `registers` concurrent registers, each selling in turn.
+    private func sell(name: String, tag: String, count: Int, registers: Int, expecting: Int,
+                      socketPath: String, token: String) async -> SalesRun {
+        let clients = (0..<registers).map { _ in RegisterClient(socketPath: socketPath, token: token) }
+        let runId = self.runId
+        let started = ContinuousClock.now
+        let samples = await withTaskGroup(of: [SaleSample].self) { group in
+            for (register, client) in clients.enumerated() {
+                // Register r sells r, r + registers, r + 2·registers…: the ids stay unique and the shares even.
+                let numbers = Array(stride(from: register, to: count, by: registers))
+                group.addTask {
+                    var samples: [SaleSample] = []
+                    samples.reserveCapacity(numbers.count)
+                    for number in numbers {
+                        let id = "bench-\(runId)-\(tag)-\(number)"
+                        samples.append(await client.sell(clientSaleId: id, label: Self.packageLabel))
+                    }
+                    return samples
+                }
+            }
+            var all: [SaleSample] = []
+            for await part in group { all += part }
+            return all
+        }
+        return SalesRun(name: name, registers: registers, samples: samples, wallTime: .now - started,
+                        expectedStatus: expecting)
+    }
+
+    /// Polls GET /v1/reporting until nothing is pending; the time from `since`, or nil past the drain limit.
+    private func waitUntilNothingPending(_ client: RegisterClient,
+                                         since start: ContinuousClock.Instant) async throws -> Duration? {
+        while ContinuousClock.now - start < Self.drainLimit {
+            if (try? await client.pendingReports()) == 0 { return .now - start }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        return nil
+    }
+
+    /// Compares what Metrc holds with the receipt numbers Till handed the registers.
+    private func auditReceipts(_ simulation: MetrcSimulation, runs: [SalesRun]) async -> ReceiptAudit {
+        let expected = Set(runs.flatMap(\.receiptNumbers))
+        let salesMade = runs.reduce(0) { $0 + $1.samples.count - $1.failed.count }
+        let numbers = await simulation.receipts(license: Self.license)
+            .map { $0.externalReceiptNumber ?? "" }
+            .filter { !$0.hasPrefix(Self.bareReceiptPrefix) }
+        let distinct = Set(numbers)
+        return ReceiptAudit(salesMade: salesMade, receipts: numbers.count, distinctNumbers: distinct.count,
+                            missing: expected.subtracting(distinct).count,
+                            unexpected: distinct.subtracting(expected).count)
+    }
+
+    private func progress(_ message: String) {
+        let elapsed = ContinuousClock.now - started
+        FileHandle.standardError.write(Data("[\(String(format: "%6.1f", elapsed.seconds)) s] \(message)\n".utf8))
+    }
+}
+
+/// Everything one run measured, and what went functionally wrong.
+struct Results: Sendable {
+    let tillPath: String
+    let baseURL: String
+    let bare: BareRun
+    let single: SalesRun
+    let several: SalesRun
+    let drain: DrainRun
+    let audit: ReceiptAudit
+    /// VmHWM of each `till serve` process, read just before it was stopped.
+    let peakResidentBytes: [Int]
+    let failures: [String]
+}
+
+func format(_ duration: Duration) -> String {
+    duration < .seconds(1) ? String(format: "%.1f ms", duration.milliseconds) : String(format: "%.2f s", duration.seconds)
+}

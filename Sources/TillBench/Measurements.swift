@@ -1,0 +1,79 @@
+import Foundation
+
+/// Latency percentiles of one run, by nearest rank.
+struct Latencies: Sendable {
+    let count: Int
+    let p50: Duration
+    let p99: Duration
+    let max: Duration
+
+    init(_ samples: [Duration]) {
+        let sorted = samples.sorted()
+        count = sorted.count
+        func rank(_ fraction: Double) -> Duration {
+            guard !sorted.isEmpty else { return .zero }
+            let index = Int((fraction * Double(sorted.count)).rounded(.up)) - 1
+            return sorted[Swift.max(0, Swift.min(sorted.count - 1, index))]
+        }
+        p50 = rank(0.50)
+        p99 = rank(0.99)
+        max = sorted.last ?? .zero
+    }
+}
+
+/// A batch of register sales: who sold, how long each took, what came back.
+struct SalesRun: Sendable {
+    let name: String
+    let registers: Int
+    let samples: [SaleSample]
+    let wallTime: Duration
+    /// The status every answer should have had.
+    let expectedStatus: Int
+
+    var latencies: Latencies { Latencies(samples.map(\.latency)) }
+    var salesPerSecond: Double { Double(samples.count) / wallTime.seconds }
+    var unexpected: [SaleSample] { samples.filter { $0.status != expectedStatus } }
+    /// Answers that mean no sale was made (anything but 201 and 202).
+    var failed: [SaleSample] { samples.filter { $0.status != 201 && $0.status != 202 } }
+    var receiptNumbers: [String] { samples.compactMap(\.receiptNumber) }
+}
+
+/// The straight-to-Metrc baseline: the same libcurl client Till uses, one receipt per POST.
+struct BareRun: Sendable {
+    let latencies: Latencies
+    let wallTime: Duration
+    let failures: [String]
+
+    var postsPerSecond: Double { Double(latencies.count) / wallTime.seconds }
+}
+
+/// What the backlog phase saw: the outage, the restart and the drain.
+struct DrainRun: Sendable {
+    let outage: SalesRun
+    let pendingBeforeRestart: Int
+    /// From launching the second `till serve` to its first health answer, and to `pending == 0`.
+    let timeToAnswer: Duration
+    let drainTime: Duration?
+    let postsDuringDrain: Int
+    let shutdown: String
+
+    var receiptsPerPost: Double? {
+        postsDuringDrain > 0 && drainTime != nil ? Double(pendingBeforeRestart) / Double(postsDuringDrain) : nil
+    }
+}
+
+/// Metrc's receipts for Till's sales, against the sales Till answered.
+struct ReceiptAudit: Sendable {
+    let salesMade: Int
+    let receipts: Int
+    let distinctNumbers: Int
+    let missing: Int
+    let unexpected: Int
+    var duplicates: Int { receipts - distinctNumbers }
+    var exactlyOnce: Bool { receipts == salesMade && duplicates == 0 && missing == 0 && unexpected == 0 }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var milliseconds: Double { seconds * 1000 }
+}

@@ -1,0 +1,70 @@
+import CurlHTTP
+import Foundation
+
+/// One register: its own libcurl client (so its own kept-alive connection) on Till's Unix socket.
+struct RegisterClient: Sendable {
+    let http: CurlHTTPClient
+    let token: String
+
+    init(socketPath: String, token: String) {
+        http = CurlHTTPClient(unixSocketPath: socketPath)
+        self.token = token
+    }
+
+    /// Sells one unit of `label` and times the answer as the register sees it.
+    func sell(clientSaleId: String, label: String) async -> SaleSample {
+        let body = Data("""
+            {"clientSaleId":"\(clientSaleId)","customerType":"Consumer",\
+            "lines":[{"packageLabel":"\(label)","quantity":1,"unit":"Each","totalAmount":1.00}]}
+            """.utf8)
+        let request = HTTPRequest(
+            method: "POST", url: "http://till/v1/sales",
+            headers: [(name: "Authorization", value: "Bearer \(token)"), (name: "Content-Type", value: "application/json")],
+            body: body, timeout: .seconds(15))
+        let started = ContinuousClock.now
+        do {
+            let response = try await http.send(request)
+            return SaleSample(latency: .now - started, status: response.status, body: response.body)
+        } catch {
+            return SaleSample(latency: .now - started, status: 0, body: Data("\(error)".utf8))
+        }
+    }
+
+    /// Sales Till has not yet had confirmed by Metrc (GET /v1/reporting).
+    func pendingReports() async throws -> Int {
+        let response = try await http.send(HTTPRequest(
+            method: "GET", url: "http://till/v1/reporting",
+            headers: [(name: "Authorization", value: "Bearer \(token)")], timeout: .seconds(10)))
+        guard response.status == 200,
+              let json = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any],
+              let pending = json["pending"] as? Int
+        else {
+            throw BenchFailure("GET /v1/reporting answered \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+        }
+        return pending
+    }
+
+    func isHealthy() async -> Bool {
+        let response = try? await http.send(HTTPRequest(method: "GET", url: "http://till/v1/health", timeout: .seconds(2)))
+        return response?.status == 200
+    }
+}
+
+/// One register request: how long it took and what came back (status 0: no answer; the body says why).
+struct SaleSample: Sendable {
+    var latency: Duration
+    var status: Int
+    var body: Data
+
+    /// The receipt number Till gave the sale, read from its answer.
+    var receiptNumber: String? {
+        guard (200..<300).contains(status),
+              let json = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else { return nil }
+        return json["receiptNumber"] as? String
+    }
+
+    /// Status and the start of the body, for a report of what went wrong.
+    var summary: String {
+        "\(status == 0 ? "no answer" : "HTTP \(status)"): \(String(decoding: body.prefix(300), as: UTF8.self))"
+    }
+}
