@@ -48,7 +48,7 @@ final class TillHarness: Sendable {
     static let license = TillConfiguration.demoLicense
     static let fastRetry = RetryPolicy(base: .milliseconds(50), cap: .milliseconds(500), jitter: 0.1)
 
-    static func start(deadline: Duration = .milliseconds(1000), retry: RetryPolicy = fastRetry,
+    static func start(deadline: Duration = .seconds(5), retry: RetryPolicy = fastRetry,
                       simulator simulatorConfiguration: SimulatorConfiguration = SimulatorConfiguration(),
                       runReporter: Bool = true, patientCache: Duration = .seconds(60),
                       stalePolicy: StalePatientPolicy = .refuse) async throws -> TillHarness {

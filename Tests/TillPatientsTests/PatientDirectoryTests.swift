@@ -17,6 +17,8 @@ final class FakeMetrc: MetrcAPI {
         var statusCalls: [String: Int] = [:]
         var down = false
         var delay: Duration = .zero
+        /// While true, status fetches wait (the test releases them): ordering without timing.
+        var held = false
         var patients: [String: MetrcPatientStatus] = [:]
     }
 
@@ -29,6 +31,7 @@ final class FakeMetrc: MetrcAPI {
             return (state.down, state.delay, state.patients[patientLicenseNumber])
         }
         if delay > .zero { try? await Task.sleep(for: delay) }
+        while state.withLock({ $0.held }) { try? await Task.sleep(for: .milliseconds(5)) }
         if down { throw .transient("connection refused", mayHaveBeenApplied: false) }
         return patient.map { [$0] } ?? []
     }
@@ -154,19 +157,22 @@ final class TestClock: Sendable {
 
     @Test func anAnswerThatArrivesAfterEveryoneGaveUpIsCachedNotLaterPassedOffAsFresh() async throws {
         let patients = try directory(patience: .milliseconds(50))
-        metrc.set { $0.delay = .milliseconds(300) }
+        metrc.set { $0.held = true }
         do {
             _ = try await patients.patient("PT-1", askedBy: "test", terminalId: nil)
             Issue.record("expected no answer within the patience")
         } catch {
             #expect(error.code == "metrc_unavailable")
         }
-        try await Task.sleep(for: .milliseconds(500))  // the fetch completes on its own (real time; the test clock stands still)
-        let later = try await patients.patient("PT-1", askedBy: "test", terminalId: nil)
-        #expect(later.source == .cache)
-        #expect(metrc.calls("PT-1") == 1)
+        metrc.set { $0.held = false }  // Metrc answers now, after the only waiter gave up
+        var later: StatusSource? = nil
+        for _ in 0..<500 where later != .cache {
+            later = try? await patients.patient("PT-1", askedBy: "test", terminalId: nil).source
+            if later != .cache { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(later == .cache)
+        #expect(metrc.calls("PT-1") == 1)  // the late answer was kept, not fetched again
         clock.advance(61)
-        metrc.set { $0.delay = .zero }
         let refreshed = try await patients.patient("PT-1", askedBy: "test", terminalId: nil)
         #expect(refreshed.source == .metrc)
         #expect(metrc.calls("PT-1") == 2)
