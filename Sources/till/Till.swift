@@ -57,6 +57,26 @@ enum Startup {
                     transport: CurlHTTPClient(), logger: logger)
     }
 
+    /// True when a live server accepts connections on the socket (a stale file left by a killed one does not).
+    static func somethingAnswers(onSocket path: String) -> Bool {
+        guard FileManager.default.fileExists(atPath: path) else { return false }
+        let descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8.prefix(MemoryLayout.size(ofValue: address.sun_path) - 1))
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+        }
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        return connected == 0
+    }
+
     /// For commands run beside `till serve`: the real Metrc, or the simulator that `till serve` started.
     static func metrcForTool(_ configuration: TillConfiguration, logger: Logger) throws -> MetrcClient {
         if let url = configuration.metrcBaseURL { return metrcClient(configuration, baseURL: url, logger: logger) }
@@ -80,6 +100,11 @@ struct Serve: AsyncParsableCommand {
         Startup.bootstrapLogging()
         let configuration = try Startup.configuration()
         let logger = Logger(label: "till")
+        // Two servers on one database would break the per-patient serialization and the outbox leases.
+        if Startup.somethingAnswers(onSocket: configuration.socketPath) {
+            FileHandle.standardError.write(Data("till: TILL_SOCKET: another till serve is already answering on \(configuration.socketPath)\n".utf8))
+            throw ExitCode(2)
+        }
         let store = try Startup.openStore(configuration)
 
         var simulator: RunningSimulator? = nil
