@@ -60,6 +60,7 @@ let package = Package(
         ]),
         .executableTarget(name: "TillBench", dependencies: [
             "CurlHTTP", "MetrcKit", "MetrcSimulator",
+            .product(name: "Logging", package: "swift-log"),
         ]),
 
         .testTarget(name: "MetrcKitTests", dependencies: ["MetrcKit", "MetrcSimulator", "CurlHTTP"]),

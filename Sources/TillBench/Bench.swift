@@ -88,11 +88,11 @@ struct Bench: Sendable {
 
         progress("\(options.sales) sales from 1 register")
         let single = await sell(name: "1 register", tag: "r1", count: options.sales, registers: 1, expecting: 201,
-                                socketPath: socketPath, token: token)
+                                socketPath: socketPath, token: token, server: server)
         progress("\(options.sales) sales from \(options.registers) registers")
         let several = await sell(name: "\(options.registers) registers", tag: "r\(options.registers)",
                                  count: options.sales, registers: options.registers, expecting: 201,
-                                 socketPath: socketPath, token: token)
+                                 socketPath: socketPath, token: token, server: server)
         for run in [single, several] where !run.unexpected.isEmpty {
             failures.append("\(run.name): \(run.unexpected.count) answers were not 201; first: \(run.unexpected[0].summary)")
         }
@@ -101,7 +101,7 @@ struct Bench: Sendable {
         progress("Metrc down: \(options.backlog) sales from \(options.registers) registers")
         try await host.stop()
         let outage = await sell(name: "Metrc down", tag: "out", count: options.backlog, registers: options.registers,
-                                expecting: 202, socketPath: socketPath, token: token)
+                                expecting: 202, socketPath: socketPath, token: token, server: server)
         if !outage.unexpected.isEmpty {
             failures.append("Metrc down: \(outage.unexpected.count) answers were not 202; first: \(outage.unexpected[0].summary)")
         }
@@ -184,9 +184,11 @@ struct Bench: Sendable {
 
     /// `count` sales of one unit each, split across `registers` concurrent registers, each selling in turn.
     private func sell(name: String, tag: String, count: Int, registers: Int, expecting: Int,
-                      socketPath: String, token: String) async -> SalesRun {
+                      socketPath: String, token: String, server: TillServer) async -> SalesRun {
         let clients = (0..<registers).map { _ in RegisterClient(socketPath: socketPath, token: token) }
         let runId = self.runId
+        let tillCPUBefore = CPUTime.of(pid: server.pid)
+        let benchCPUBefore = CPUTime.ofThisProcess()
         let started = ContinuousClock.now
         let samples = await withTaskGroup(of: [SaleSample].self) { group in
             for (register, client) in clients.enumerated() {
@@ -206,8 +208,11 @@ struct Bench: Sendable {
             for await part in group { all += part }
             return all
         }
-        return SalesRun(name: name, registers: registers, samples: samples, wallTime: .now - started,
-                        expectedStatus: expecting)
+        let wallTime = ContinuousClock.now - started
+        let tillCPU = CPUTime.of(pid: server.pid).flatMap { after in tillCPUBefore.map { after - $0 } }
+        let benchCPU = CPUTime.ofThisProcess().flatMap { after in benchCPUBefore.map { after - $0 } }
+        return SalesRun(name: name, registers: registers, samples: samples, wallTime: wallTime,
+                        expectedStatus: expecting, tillCPU: tillCPU, benchCPU: benchCPU)
     }
 
     /// Polls GET /v1/reporting until nothing is pending; the time from `since`, or nil past the drain limit.

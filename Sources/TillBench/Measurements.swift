@@ -29,6 +29,9 @@ struct SalesRun: Sendable {
     let wallTime: Duration
     /// The status every answer should have had.
     let expectedStatus: Int
+    /// CPU (user + system) that Till, and this process (simulator and registers), spent during the run.
+    let tillCPU: Duration?
+    let benchCPU: Duration?
 
     var latencies: Latencies { Latencies(samples.map(\.latency)) }
     var salesPerSecond: Double { Double(samples.count) / wallTime.seconds }
@@ -71,6 +74,24 @@ struct ReceiptAudit: Sendable {
     let unexpected: Int
     var duplicates: Int { receipts - distinctNumbers }
     var exactlyOnce: Bool { receipts == salesMade && duplicates == 0 && missing == 0 && unexpected == 0 }
+}
+
+/// CPU time (user + system) of a process, from /proc.
+enum CPUTime {
+    static func of(pid: pid_t) -> Duration? { read("/proc/\(pid)/stat") }
+    static func ofThisProcess() -> Duration? { read("/proc/self/stat") }
+
+    private static func read(_ path: String) -> Duration? {
+        // "pid (comm) state ppid …": comm may hold spaces and parentheses, so count fields after the last ')'.
+        // utime and stime are fields 14 and 15 of the line, in clock ticks.
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Int64(fields[11]), let system = Int64(fields[12]) else { return nil }
+        let ticksPerSecond = Int64(sysconf(Int32(_SC_CLK_TCK)))
+        guard ticksPerSecond > 0 else { return nil }
+        return .milliseconds((user + system) * 1000 / ticksPerSecond)
+    }
 }
 
 extension Duration {

@@ -13,20 +13,25 @@ struct Report {
         lines.append("  Metrc  simulator in the bench process at \(r.baseURL)")
         lines.append("")
 
-        var table: [[String]] = [["", "n", "p50 ms", "p99 ms", "max ms", "per s", "not as due"]]
-        func row(_ name: String, _ latencies: Latencies, perSecond: Double?, unexpected: Int, due: Int) -> [String] {
+        var table: [[String]] = [["", "n", "p50 ms", "p99 ms", "max ms", "per s", "CPU ms/sale", "not as due"]]
+        func row(_ name: String, _ latencies: Latencies, perSecond: Double?, cpu: String, unexpected: Int,
+                 due: Int) -> [String] {
             [name, "\(latencies.count)", ms(latencies.p50), ms(latencies.p99), ms(latencies.max),
-             perSecond.map { grouped(Int($0.rounded())) } ?? "-", "\(unexpected) (\(due) due)"]
+             perSecond.map { grouped(Int($0.rounded())) } ?? "-", cpu, "\(unexpected) (\(due) due)"]
         }
         table.append(row("bare Metrc POST /sales/v2/receipts", r.bare.latencies, perSecond: r.bare.postsPerSecond,
-                         unexpected: r.bare.failures.count, due: 200))
+                         cpu: "", unexpected: r.bare.failures.count, due: 200))
         for (name, run) in [("Till POST /v1/sales, 1 register", r.single),
                             ("Till POST /v1/sales, \(r.several.registers) registers", r.several),
                             ("Till POST /v1/sales, Metrc down, \(r.drain.outage.registers) reg.", r.drain.outage)] {
-            table.append(row(name, run.latencies, perSecond: run.salesPerSecond, unexpected: run.unexpected.count,
-                             due: run.expectedStatus))
+            let count = Double(max(1, run.samples.count))
+            let cpu = [run.tillCPU, run.benchCPU].map { $0.map { String(format: "%.1f", $0.milliseconds / count) } ?? "?" }
+            table.append(row(name, run.latencies, perSecond: run.salesPerSecond, cpu: "\(cpu[0]) + \(cpu[1])",
+                             unexpected: run.unexpected.count, due: run.expectedStatus))
         }
         lines += aligned(table, rightFrom: 1, indent: "  ")
+        lines.append("  (CPU ms/sale: Till + this process, i.e. the simulator and the registers; "
+            + "\(ProcessInfo.processInfo.activeProcessorCount) CPUs give \(ProcessInfo.processInfo.activeProcessorCount * 1000) CPU ms per second)")
         lines.append("")
 
         let d = r.drain

@@ -28,7 +28,7 @@ struct TillExecutable: Sendable {
         let process = try launch(["serve"], stdoutPath: nil)
         while ContinuousClock.now - launched < limit {
             if await register.isHealthy() {
-                return TillServer(process: process, launchedAt: launched, answeredAt: .now, executable: self)
+                return TillServer(process: process, launchedAt: launched, answeredAt: .now)
             }
             guard process.isRunning else {
                 leftovers.untrack(process.processIdentifier)
@@ -65,6 +65,17 @@ struct TillExecutable: Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = stdoutPath.flatMap(FileHandle.init(forWritingAtPath:)) ?? FileHandle.nullDevice
         process.standardError = stderr
+        // A child inherits the signal mask of the thread that spawns it, and `Process` does not reset it;
+        // the concurrency pool's threads block nearly every signal. Spawn with none blocked, so that
+        // `till serve` starts as it would from a shell. Twice: unblocking delivers any pending signal
+        // (a SIGCHLD from an earlier child) here at once, and libdispatch's handler for it blocks the
+        // signals it watches (SIGCHLD, SIGINT, SIGTERM) on this thread again.
+        var none = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&none)
+        pthread_sigmask(SIG_SETMASK, &none, &previous)
+        pthread_sigmask(SIG_SETMASK, &none, nil)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         try process.run()
         leftovers.track(process.processIdentifier)
         return process
@@ -78,15 +89,12 @@ final class TillServer: Sendable {
     /// When the process was started, and when it first answered on its socket.
     let launchedAt: ContinuousClock.Instant
     let answeredAt: ContinuousClock.Instant
-    let executable: TillExecutable
 
-    init(process: Process, launchedAt: ContinuousClock.Instant, answeredAt: ContinuousClock.Instant,
-         executable: TillExecutable) {
+    init(process: Process, launchedAt: ContinuousClock.Instant, answeredAt: ContinuousClock.Instant) {
         self.process = process
         self.pid = process.processIdentifier
         self.launchedAt = launchedAt
         self.answeredAt = answeredAt
-        self.executable = executable
     }
 
     /// The process's peak resident set (VmHWM in /proc/PID/status), in bytes; nil once it has exited.

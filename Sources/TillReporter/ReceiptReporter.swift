@@ -40,8 +40,7 @@ public final class ReceiptReporter: Service, Sendable {
     let settings: ReporterSettings
     let logger: Logger
     let now: @Sendable () -> Date
-    private let wakeUp: AsyncStream<Void>.Continuation
-    private let wakeUps: AsyncStream<Void>
+    private let wakeSignal = WakeSignal()
 
     private let reported = Counter(label: "till_receipts_reported_total")
     private let retries = Counter(label: "till_receipt_report_failures_total")
@@ -56,7 +55,6 @@ public final class ReceiptReporter: Service, Sendable {
         self.settings = settings
         self.logger = logger
         self.now = now
-        (wakeUps, wakeUp) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     public var deadline: Duration { settings.deadline }
@@ -107,7 +105,7 @@ public final class ReceiptReporter: Service, Sendable {
     }
 
     /// Nudges the drain loop (e.g. after a first attempt failed).
-    public func wake() { wakeUp.yield() }
+    public func wake() { wakeSignal.wake() }
 
     private func waitForWork() async {
         let pause: Duration = if let due = try? store.nextReportDue() {
@@ -115,12 +113,7 @@ public final class ReceiptReporter: Service, Sendable {
         } else {
             settings.idlePoll
         }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await Task.sleep(for: pause) }
-            group.addTask { [wakeUps] in for await _ in wakeUps { break } }
-            await group.next()
-            group.cancelAll()
-        }
+        await wakeSignal.wait(upTo: pause)
     }
 
     /// One pass over what is due, receipts then check-ins. Returns rows handled.

@@ -19,6 +19,10 @@ public final class TillStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB's WAL set-up runs after prepareDatabase and sets the *writer* to NORMAL ("many applications
+        // choose NORMAL in WAL mode"); a sale the register was told about must survive power loss, so
+        // every commit syncs.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Self.migrator().migrate(pool)
         receiptPrefix = try pool.read { db in
             try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'receipt_prefix'") ?? "TILL"
@@ -39,9 +43,9 @@ public final class TillStore: Sendable {
         return migrator
     }
 
-    /// The current journal mode and synchronous setting, for `till status` and tests.
+    /// The journal mode and synchronous setting of the connection that commits, for `till status` and tests.
     public func durabilitySettings() throws -> (journalMode: String, synchronous: Int) {
-        try pool.read { db in
+        try pool.writeWithoutTransaction { db in
             (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "?",
              try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
         }

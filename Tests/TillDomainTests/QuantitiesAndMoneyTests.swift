@@ -171,3 +171,35 @@ import TillDomain
         #expect(CategoryBuckets.parse("Buds=leaves") == nil)
     }
 }
+
+@Suite struct WakeSignalTests {
+    @Test func everyIdleWaitReallyWaitsNotOnlyTheFirst() async {
+        let signal = WakeSignal()
+        let clock = ContinuousClock()
+        for _ in 0..<3 {
+            let started = clock.now
+            await signal.wait(upTo: .milliseconds(60))
+            #expect(clock.now - started >= .milliseconds(55))
+        }
+    }
+
+    @Test func aWakeWithNobodyWaitingIsKeptForTheNextWait() async {
+        let signal = WakeSignal()
+        signal.wake()
+        let clock = ContinuousClock()
+        let started = clock.now
+        await signal.wait(upTo: .seconds(30))
+        #expect(clock.now - started < .seconds(5))
+    }
+
+    @Test func aWakeEndsAWaitInProgress() async {
+        let signal = WakeSignal()
+        let clock = ContinuousClock()
+        let started = clock.now
+        async let waited: Void = signal.wait(upTo: .seconds(30))
+        try? await Task.sleep(for: .milliseconds(50))
+        signal.wake()
+        await waited
+        #expect(clock.now - started < .seconds(5))
+    }
+}

@@ -1,0 +1,52 @@
+import Synchronization
+
+/// Lets one waiter sleep until woken or until a time limit, whichever comes first; a wake with nobody
+/// waiting is kept for the next wait. (An `AsyncStream` will not do: cancelling a task that waits on it
+/// finishes the stream for good, and every later wait returns at once.)
+public final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func wake() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.pending = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns when woken, after `limit`, or when the task is cancelled.
+    public func wait(upTo limit: Duration) async {
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: limit)
+            self?.wake()
+        }
+        defer { timer.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.pending || Task.isCancelled {
+                        state.pending = false
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            wake()
+        }
+        state.withLock { $0.pending = false }  // a wake racing the timer counts once
+    }
+}
