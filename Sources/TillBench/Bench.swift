@@ -142,7 +142,8 @@ struct Bench: Sendable {
         }
         try await host.stop()
         return Results(tillPath: options.tillPath, baseURL: baseURL, bare: bare, single: single, several: several,
-                       drain: drain, audit: audit, peakResidentBytes: peaks, failures: failures)
+                       drain: drain, audit: audit, peakResidentBytes: peaks,
+                       durableWriteFloor: durableWriteFloor(in: directory), failures: failures)
     }
 
     /// POSTs one receipt at a time straight to the simulator, with the libcurl client Till uses for Metrc.
@@ -255,7 +256,31 @@ struct Results: Sendable {
     let audit: ReceiptAudit
     /// VmHWM of each `till serve` process, read just before it was stopped.
     let peakResidentBytes: [Int]
+    /// write + fdatasync of 4 KiB on the data folder's disk: the floor under any durable commit there.
+    let durableWriteFloor: Latencies
     let failures: [String]
+}
+
+/// Times `count` 4 KiB appends each followed by fdatasync, in `directory`: what one SQLite commit with
+/// synchronous=FULL costs at least on this disk, whatever Till does around it.
+func durableWriteFloor(in directory: String, count: Int = 200) -> Latencies {
+    let path = directory + "/fsync-probe"
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+    guard descriptor >= 0 else { return Latencies([]) }
+    defer {
+        close(descriptor)
+        unlink(path)
+    }
+    let block = [UInt8](repeating: 0x5a, count: 4096)
+    let clock = ContinuousClock()
+    var samples: [Duration] = []
+    for _ in 0..<count {
+        let started = clock.now
+        _ = block.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        fdatasync(descriptor)
+        samples.append(clock.now - started)
+    }
+    return Latencies(samples)
 }
 
 func format(_ duration: Duration) -> String {
