@@ -51,9 +51,10 @@ public protocol HTTPTransport: Sendable {
 
 /// An HTTP client over libcurl's easy interface.
 ///
-/// Easy handles are pooled so that kept-alive connections are reused. Each transfer runs on a thread
-/// of its own because `curl_easy_perform` blocks: on GCD's pool (as wide as the core count) a few
-/// slow Metrc calls would stall every other request in the process.
+/// Easy handles are pooled so that kept-alive connections are reused. `curl_easy_perform` blocks, so
+/// each transfer runs on a serial queue of its own: serial queues sit on GCD's overcommitting pool,
+/// which adds a thread whenever the others are blocked and reuses idle ones (a shared concurrent
+/// queue would be capped at the core count, and a few slow Metrc calls would stall every request).
 public final class CurlHTTPClient: HTTPTransport {
     private let unixSocketPath: String?
     private let idleHandles = Mutex<[EasyHandle]>([])
@@ -76,11 +77,9 @@ public final class CurlHTTPClient: HTTPTransport {
         let handle = idleHandles.withLock { $0.popLast() } ?? EasyHandle()
         let socket = unixSocketPath
         let result: Result<HTTPResponse, HTTPTransportError> = await withCheckedContinuation { continuation in
-            let thread = Thread {
+            DispatchQueue(label: "till.curl.transfer").async {
                 continuation.resume(returning: handle.perform(request, unixSocketPath: socket))
             }
-            thread.stackSize = 256 * 1024
-            thread.start()
         }
         idleHandles.withLock { handles in
             if handles.count < maxIdleHandles { handles.append(handle) }

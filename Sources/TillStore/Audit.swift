@@ -47,20 +47,20 @@ extension TillStore {
     }
 
     static func appendAudit(_ event: AuditEvent, at: Date, _ db: Database) throws {
-        try db.execute(sql: """
+        try db.run("""
             INSERT INTO audit_log (at, actor, terminal_id, action, license, metrc_endpoint, request_digest,
                                    response_digest, subject, detail)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [at.epochMilliseconds, event.actor, event.terminalId, event.action, event.license,
+            """, [at.epochMilliseconds, event.actor, event.terminalId, event.action, event.license,
                              event.metrcEndpoint, event.requestDigest, event.responseDigest, event.subject, event.detail])
     }
 
     /// The newest audit records first.
     public func auditLog(limit: Int = 100, action: String? = nil) throws -> [AuditRecord] {
         try pool.read { db in
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try db.rows("""
                 SELECT * FROM audit_log WHERE (?1 IS NULL OR action = ?1) ORDER BY id DESC LIMIT ?2
-                """, arguments: [action, limit])
+                """, [action, limit])
             return rows.map { row in
                 AuditRecord(id: row["id"], at: Date(epochMilliseconds: row["at"]),
                             event: AuditEvent(actor: row["actor"], terminalId: row["terminal_id"], action: row["action"],

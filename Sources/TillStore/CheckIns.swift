@@ -31,8 +31,7 @@ extension TillStore {
                               actor: String, license: String, at: Date) throws -> PatientCheckInRecord {
         try pool.write { db in
             if let clientCheckInId,
-               let row = try Row.fetchOne(db, sql: "SELECT * FROM patient_checkins WHERE client_checkin_id = ?",
-                                          arguments: [clientCheckInId]) {
+               let row = try db.row("SELECT * FROM patient_checkins WHERE client_checkin_id = ?", [clientCheckInId]) {
                 let existing = Self.checkIn(from: row)
                 guard existing.patientLicenseNumber == patientLicenseNumber, existing.checkInLocationId == locationId,
                       existing.checkInDate == checkInDate else {
@@ -42,16 +41,16 @@ extension TillStore {
                 }
                 return existing
             }
-            try db.execute(sql: """
+            try db.run("""
                 INSERT INTO patient_checkins (client_checkin_id, patient_license_number, checkin_location_id, checkin_date_local,
                                               registration_start_date, registration_expiry_date, terminal_id, created_at, status)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending_report')
-                """, arguments: [clientCheckInId, patientLicenseNumber, locationId, checkInDate, registrationStartDate,
+                """, [clientCheckInId, patientLicenseNumber, locationId, checkInDate, registrationStartDate,
                                  registrationExpiryDate, terminalId, at.epochMilliseconds])
             let id = db.lastInsertedRowID
-            try db.execute(sql: """
+            try db.run("""
                 INSERT INTO outbox (kind, checkin_id, created_at, next_attempt_at) VALUES ('checkin', ?, ?, ?)
-                """, arguments: [id, at.epochMilliseconds, at.epochMilliseconds])
+                """, [id, at.epochMilliseconds, at.epochMilliseconds])
             try Self.appendAudit(AuditEvent(actor: actor, terminalId: terminalId, action: "patient.checkin.journaled",
                                             license: license, subject: patientLicenseNumber,
                                             detail: "location \(locationId) on \(checkInDate)"), at: at, db)
@@ -65,11 +64,11 @@ extension TillStore {
 
     public func dueCheckIns(now: Date, limit: Int) throws -> [PendingCheckIn] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: """
+            try db.rows("""
                 SELECT c.*, o.attempts AS outbox_attempts, o.needs_lookup AS outbox_needs_lookup
                 FROM outbox o JOIN patient_checkins c ON c.id = o.checkin_id
                 WHERE o.kind = 'checkin' AND o.next_attempt_at <= ? ORDER BY c.id LIMIT ?
-                """, arguments: [now.epochMilliseconds, limit]).map { row in
+                """, [now.epochMilliseconds, limit]).map { row in
                 PendingCheckIn(checkIn: Self.checkIn(from: row), attempts: row["outbox_attempts"],
                                needsLookup: row["outbox_needs_lookup"])
             }
@@ -88,10 +87,10 @@ extension TillStore {
         guard !reported.isEmpty else { return }
         try pool.write { db in
             for item in reported {
-                try db.execute(sql: """
+                try db.run("""
                     UPDATE patient_checkins SET status = 'reported', metrc_checkin_id = ?, reported_at = ? WHERE id = ?
-                    """, arguments: [item.metrcId, at.epochMilliseconds, item.id])
-                try db.execute(sql: "DELETE FROM outbox WHERE checkin_id = ?", arguments: [item.id])
+                    """, [item.metrcId, at.epochMilliseconds, item.id])
+                try db.run("DELETE FROM outbox WHERE checkin_id = ?", [item.id])
             }
             try Self.appendAudit(audit, at: at, db)
         }
@@ -100,15 +99,14 @@ extension TillStore {
     public func recordCheckInRejected(id: Int64, messages: [String], at: Date, audit: AuditEvent) throws {
         let json = String(decoding: try JSONEncoder().encode(messages), as: UTF8.self)
         try pool.write { db in
-            try db.execute(sql: "UPDATE patient_checkins SET status = 'rejected', rejection_json = ? WHERE id = ?",
-                           arguments: [json, id])
-            try db.execute(sql: "DELETE FROM outbox WHERE checkin_id = ?", arguments: [id])
+            try db.run("UPDATE patient_checkins SET status = 'rejected', rejection_json = ? WHERE id = ?", [json, id])
+            try db.run("DELETE FROM outbox WHERE checkin_id = ?", [id])
             try Self.appendAudit(audit, at: at, db)
         }
     }
 
     static func checkIn(id: Int64, _ db: Database) throws -> PatientCheckInRecord? {
-        try Row.fetchOne(db, sql: "SELECT * FROM patient_checkins WHERE id = ?", arguments: [id]).map(checkIn(from:))
+        try db.row("SELECT * FROM patient_checkins WHERE id = ?", [id]).map(checkIn(from:))
     }
 
     static func checkIn(from row: Row) -> PatientCheckInRecord {

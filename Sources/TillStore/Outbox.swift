@@ -24,13 +24,13 @@ extension TillStore {
     /// Outbox rows due now, oldest sale first; rows leased to an attempt in flight are not due.
     public func dueReports(now: Date, limit: Int) throws -> [PendingReport] {
         try pool.read { db in
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try db.rows("""
                 SELECT sale_id, attempts, needs_lookup, last_error FROM outbox
                 WHERE kind = 'receipt' AND next_attempt_at <= ? ORDER BY sale_id LIMIT ?
-                """, arguments: [now.epochMilliseconds, limit])
-            let sales = try Self.sales(from: Row.fetchAll(db, sql: """
+                """, [now.epochMilliseconds, limit])
+            let sales = try Self.sales(from: db.rows("""
                 SELECT * FROM sales WHERE id IN (\(databaseQuestionMarks(count: rows.count)))
-                """, arguments: StatementArguments(rows.map { $0["sale_id"] as Int64 })), db)
+                """, StatementArguments(rows.map { $0["sale_id"] as Int64 })), db)
             let byId = Dictionary(uniqueKeysWithValues: sales.map { ($0.id, $0) })
             return rows.compactMap { row in
                 byId[row["sale_id"]].map { sale in
@@ -44,7 +44,7 @@ extension TillStore {
     /// When the next outbox row falls due, if any.
     public func nextReportDue() throws -> Date? {
         try pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT MIN(next_attempt_at) FROM outbox").map(Date.init(epochMilliseconds:))
+            try Int64.fetchOne(db.cachedStatement(sql: "SELECT MIN(next_attempt_at) FROM outbox")).map(Date.init(epochMilliseconds:))
         }
     }
 
@@ -63,10 +63,10 @@ extension TillStore {
     func lease(_ subject: OutboxSubject, ids: [Int64], until: Date, now: Date) throws {
         guard !ids.isEmpty else { return }
         try pool.write { db in
-            try db.execute(sql: """
+            try db.run("""
                 UPDATE outbox SET next_attempt_at = ?, needs_lookup = 1, attempts = attempts + 1, last_attempt_at = ?
                 WHERE \(subject.rawValue) IN (\(databaseQuestionMarks(count: ids.count)))
-                """, arguments: StatementArguments([until.epochMilliseconds, now.epochMilliseconds] + ids))
+                """, StatementArguments([until.epochMilliseconds, now.epochMilliseconds] + ids))
         }
     }
 
@@ -74,10 +74,10 @@ extension TillStore {
                        at: Date) throws {
         guard !ids.isEmpty else { return }
         try pool.write { db in
-            try db.execute(sql: """
+            try db.run("""
                 UPDATE outbox SET last_error = ?, needs_lookup = ?, next_attempt_at = ?, last_attempt_at = ?
                 WHERE \(subject.rawValue) IN (\(databaseQuestionMarks(count: ids.count)))
-                """, arguments: StatementArguments([message, needsLookup, nextAttemptAt.epochMilliseconds, at.epochMilliseconds]
+                """, StatementArguments([message, needsLookup, nextAttemptAt.epochMilliseconds, at.epochMilliseconds]
                                                    + ids.map { $0 as (any DatabaseValueConvertible)? }))
         }
     }
@@ -85,8 +85,7 @@ extension TillStore {
     /// After a restart no attempt is in flight: every lease is void.
     public func releaseLeases(now: Date) throws {
         try pool.write { db in
-            try db.execute(sql: "UPDATE outbox SET next_attempt_at = ? WHERE next_attempt_at > ?",
-                           arguments: [now.epochMilliseconds, now.epochMilliseconds])
+            try db.run("UPDATE outbox SET next_attempt_at = ? WHERE next_attempt_at > ?", [now.epochMilliseconds, now.epochMilliseconds])
         }
     }
 
@@ -95,11 +94,11 @@ extension TillStore {
         guard !receipts.isEmpty else { return }
         try pool.write { db in
             for receipt in receipts {
-                try db.execute(sql: """
+                try db.run("""
                     UPDATE sales SET status = 'reported', metrc_receipt_id = ?, reported_at = ?, rejection_json = NULL
                     WHERE id = ?
-                    """, arguments: [receipt.metrcReceiptId, at.epochMilliseconds, receipt.saleId])
-                try db.execute(sql: "DELETE FROM outbox WHERE sale_id = ?", arguments: [receipt.saleId])
+                    """, [receipt.metrcReceiptId, at.epochMilliseconds, receipt.saleId])
+                try db.run("DELETE FROM outbox WHERE sale_id = ?", [receipt.saleId])
             }
             var event = audit
             event.subject = event.subject ?? receipts.map { "\($0.saleId)" }.joined(separator: ",")
@@ -112,15 +111,14 @@ extension TillStore {
     public func recordRejected(saleId: Int64, messages: [String], restoreStock: Bool, at: Date, audit: AuditEvent) throws {
         let json = String(decoding: try JSONEncoder().encode(messages), as: UTF8.self)
         try pool.write { db in
-            try db.execute(sql: "UPDATE sales SET status = 'rejected', rejection_json = ?, sale_undone = ? WHERE id = ?",
-                           arguments: [json, restoreStock, saleId])
-            try db.execute(sql: "DELETE FROM outbox WHERE sale_id = ?", arguments: [saleId])
+            try db.run("UPDATE sales SET status = 'rejected', rejection_json = ?, sale_undone = ? WHERE id = ?", [json, restoreStock, saleId])
+            try db.run("DELETE FROM outbox WHERE sale_id = ?", [saleId])
             if restoreStock {
-                try db.execute(sql: """
+                try db.run("""
                     UPDATE packages SET quantity_picos = quantity_picos +
                         (SELECT SUM(package_quantity_picos) FROM sale_lines l WHERE l.sale_id = ?1 AND l.package_label = packages.label)
                     WHERE label IN (SELECT package_label FROM sale_lines WHERE sale_id = ?1)
-                    """, arguments: [saleId])
+                    """, [saleId])
             }
             try Self.appendAudit(audit, at: at, db)
         }
@@ -133,13 +131,13 @@ extension TillStore {
 
     public func reportingSummary() throws -> ReportingSummary {
         try pool.read { db in
-            let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sales WHERE status = 'pending_report'") ?? 0
-            let oldest = try Int64.fetchOne(db, sql: "SELECT MIN(sold_at) FROM sales WHERE status = 'pending_report'")
-            let rejected = try Self.sales(from: Row.fetchAll(db, sql: "SELECT * FROM sales WHERE status = 'rejected' ORDER BY id"), db)
-            let lastReported = try Int64.fetchOne(db, sql: "SELECT MAX(reported_at) FROM sales")
-            let lastError = try String.fetchOne(db, sql: """
+            let pending = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM sales WHERE status = 'pending_report'")) ?? 0
+            let oldest = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MIN(sold_at) FROM sales WHERE status = 'pending_report'"))
+            let rejected = try Self.sales(from: db.rows("SELECT * FROM sales WHERE status = 'rejected' ORDER BY id"), db)
+            let lastReported = try Int64.fetchOne(db.cachedStatement(sql: "SELECT MAX(reported_at) FROM sales"))
+            let lastError = try String.fetchOne(db.cachedStatement(sql: """
                 SELECT last_error FROM outbox WHERE last_error IS NOT NULL ORDER BY last_attempt_at DESC LIMIT 1
-                """)
+                """))
             return ReportingSummary(pending: pending, oldestPendingSoldAt: oldest.map(Date.init(epochMilliseconds:)),
                                     rejected: rejected, lastReportedAt: lastReported.map(Date.init(epochMilliseconds:)),
                                     lastError: lastError)

@@ -41,7 +41,7 @@ extension TillStore {
     /// A full sync also deactivates local packages Metrc no longer lists as active.
     public func applyMetrcPackages(_ packages: [MetrcPackageState], fullSync: Bool, at: Date = Date()) throws {
         try pool.write { db in
-            let pending = try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: """
+            let pending = try Dictionary(uniqueKeysWithValues: db.rows("""
                 SELECT l.package_label, SUM(l.package_quantity_picos) AS taken
                 FROM sale_lines l JOIN sales s ON s.id = l.sale_id
                 WHERE s.status = 'pending_report' GROUP BY l.package_label
@@ -49,7 +49,7 @@ extension TillStore {
             for package in packages {
                 let metrcPicos = Quantities.picosRoundingDown(package.quantity)
                 let local = max(0, metrcPicos - pending[package.label, default: 0])
-                try db.execute(sql: """
+                try db.run("""
                     INSERT INTO packages (label, metrc_id, item_name, category, unit, quantity_picos, on_hold,
                                           lab_testing_state, active, metrc_quantity, metrc_last_modified, synced_at,
                                           unit_weight, unit_weight_unit)
@@ -61,17 +61,16 @@ extension TillStore {
                         metrc_quantity = excluded.metrc_quantity, metrc_last_modified = excluded.metrc_last_modified,
                         synced_at = excluded.synced_at, unit_weight = excluded.unit_weight,
                         unit_weight_unit = excluded.unit_weight_unit
-                    """, arguments: [package.label, package.metrcId, package.itemName, package.category, package.unit,
+                    """, [package.label, package.metrcId, package.itemName, package.category, package.unit,
                                      local, package.onHold, package.labTestingState, package.active,
                                      "\(package.quantity)", package.lastModified, at.epochMilliseconds,
                                      package.unitWeight.map { "\($0)" }, package.unitWeightUnit])
             }
             if fullSync {
                 let seen = Set(packages.map(\.label))
-                let known = try String.fetchAll(db, sql: "SELECT label FROM packages WHERE active = 1")
+                let known = try String.fetchAll(db.cachedStatement(sql: "SELECT label FROM packages WHERE active = 1"))
                 for label in known where !seen.contains(label) {
-                    try db.execute(sql: "UPDATE packages SET active = 0, synced_at = ? WHERE label = ?",
-                                   arguments: [at.epochMilliseconds, label])
+                    try db.run("UPDATE packages SET active = 0, synced_at = ? WHERE label = ?", [at.epochMilliseconds, label])
                 }
             }
         }
@@ -81,8 +80,7 @@ extension TillStore {
         let labels = Array(Set(labels))
         guard !labels.isEmpty else { return [:] }
         return try pool.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM packages WHERE label IN (\(databaseQuestionMarks(count: labels.count)))",
-                                        arguments: StatementArguments(labels))
+            let rows = try db.rows("SELECT * FROM packages WHERE label IN (\(databaseQuestionMarks(count: labels.count)))", StatementArguments(labels))
             return Dictionary(uniqueKeysWithValues: rows.map { row in
                 let snapshot = Self.snapshot(from: row)
                 return (snapshot.label, snapshot)
@@ -93,13 +91,13 @@ extension TillStore {
     /// Active packages with stock left, as registers see them.
     public func sellablePackages() throws -> [PackageSnapshot] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM packages WHERE active = 1 AND quantity_picos > 0 ORDER BY label")
+            try db.rows("SELECT * FROM packages WHERE active = 1 AND quantity_picos > 0 ORDER BY label")
                 .map(Self.snapshot(from:))
         }
     }
 
     public func packageCount() throws -> Int {
-        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM packages WHERE active = 1") ?? 0 }
+        try pool.read { db in try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM packages WHERE active = 1")) ?? 0 }
     }
 
     static func snapshot(from row: Row) -> PackageSnapshot {

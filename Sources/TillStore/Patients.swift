@@ -7,18 +7,18 @@ extension TillStore {
     public func saveLicenseStatus<Status: Encodable>(_ status: Status, kind: String, licenseNumber: String, fetchedAt: Date) throws {
         let json = String(decoding: try JSONEncoder().encode(status), as: UTF8.self)
         try pool.write { db in
-            try db.execute(sql: """
+            try db.run("""
                 INSERT INTO license_statuses (kind, license_number, status_json, fetched_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (kind, license_number) DO UPDATE SET status_json = excluded.status_json, fetched_at = excluded.fetched_at
-                """, arguments: [kind, licenseNumber, json, fetchedAt.epochMilliseconds])
+                """, [kind, licenseNumber, json, fetchedAt.epochMilliseconds])
         }
     }
 
     public func licenseStatus<Status: Decodable>(_ type: Status.Type, kind: String, licenseNumber: String) throws -> (Status, Date)? {
         try pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: """
+            guard let row = try db.row("""
                 SELECT status_json, fetched_at FROM license_statuses WHERE kind = ? AND license_number = ?
-                """, arguments: [kind, licenseNumber]) else { return nil }
+                """, [kind, licenseNumber]) else { return nil }
             let status = try JSONDecoder().decode(Status.self, from: Data((row["status_json"] as String).utf8))
             return (status, Date(epochMilliseconds: row["fetched_at"]))
         }
@@ -28,16 +28,15 @@ extension TillStore {
     /// kept), each with its package: what Metrc's cached figures may not show yet.
     public func patientPurchases(patientLicenseNumber: String, since: Date) throws -> [(line: SaleLine, package: PackageSnapshot)] {
         try pool.read { db in
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try db.rows("""
                 SELECT s.* FROM sales s
                 WHERE upper(s.patient_license_number) = upper(?) AND s.sold_at >= ?
                   AND NOT (s.status = 'rejected' AND s.sale_undone = 1)
-                """, arguments: [patientLicenseNumber, since.epochMilliseconds])
+                """, [patientLicenseNumber, since.epochMilliseconds])
             let sales = try Self.sales(from: rows, db)
             let labels = Set(sales.flatMap { $0.lines.map(\.packageLabel) })
             guard !labels.isEmpty else { return [] }
-            let packages = try Row.fetchAll(db, sql: "SELECT * FROM packages WHERE label IN (\(databaseQuestionMarks(count: labels.count)))",
-                                            arguments: StatementArguments(Array(labels)))
+            let packages = try db.rows("SELECT * FROM packages WHERE label IN (\(databaseQuestionMarks(count: labels.count)))", StatementArguments(Array(labels)))
                 .map(Self.snapshot(from:))
             let byLabel = Dictionary(uniqueKeysWithValues: packages.map { ($0.label, $0) })
             return sales.flatMap { sale in sale.lines.compactMap { line in byLabel[line.packageLabel].map { (line, $0) } } }

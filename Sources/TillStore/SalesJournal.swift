@@ -50,7 +50,7 @@ extension TillStore {
     public func journal(_ entry: JournalEntry) throws -> JournalResult {
         try pool.write { db in
             if let existing = try Self.sale(clientSaleId: entry.request.clientSaleId, db) {
-                let digest = try String.fetchOne(db, sql: "SELECT request_digest FROM sales WHERE id = ?", arguments: [existing.id])
+                let digest = try String.fetchOne(db.cachedStatement(sql: "SELECT request_digest FROM sales WHERE id = ?"), arguments: [existing.id])
                 guard digest == entry.requestDigest else {
                     throw TillError(.conflict, code: "client_sale_id_reused",
                                     "clientSaleId \(entry.request.clientSaleId) was already used for a different sale.",
@@ -58,37 +58,37 @@ extension TillStore {
                 }
                 return .replay(existing)
             }
-            let id = (try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM sales")) ?? 1
+            let id = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM sales"))) ?? 1
             let receiptNumber = "\(receiptPrefix)-\(String(format: "%06lld", id))"
             let total = entry.lines.reduce(Money.zero) { $0 + $1.request.totalAmount }
             let request = entry.request
-            try db.execute(sql: """
+            try db.run("""
                 INSERT INTO sales (id, client_sale_id, request_digest, receipt_number, terminal_id, customer_type,
                                    patient_license_number, caregiver_license_number, identification_method,
                                    patient_registration_location_id, sold_at, sales_date_time_local, business_date_local,
                                    total_cents, status)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending_report')
-                """, arguments: [id, request.clientSaleId, entry.requestDigest, receiptNumber, entry.terminalId,
+                """, [id, request.clientSaleId, entry.requestDigest, receiptNumber, entry.terminalId,
                                  request.customerType.rawValue, request.patientLicenseNumber, request.caregiverLicenseNumber,
                                  request.identificationMethod, request.patientRegistrationLocationId,
                                  entry.soldAt.epochMilliseconds, entry.salesDateTimeLocal, entry.businessDate, total.cents])
             for (number, line) in entry.lines.enumerated() {
                 let taxes = line.request.taxes
-                try db.execute(sql: """
+                try db.run("""
                     INSERT INTO sale_lines (sale_id, line_number, package_label, quantity, unit, package_quantity_picos,
                                             total_cents, discount_cents, sales_tax_cents, excise_tax_cents, city_tax_cents,
                                             county_tax_cents, municipal_tax_cents)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [id, number, line.request.packageLabel, "\(line.request.quantity)", line.unitName,
+                    """, [id, number, line.request.packageLabel, "\(line.request.quantity)", line.unitName,
                                      line.packageDecrementPicos, line.request.totalAmount.cents,
                                      line.request.discountAmount?.cents, taxes?.salesTax?.cents, taxes?.exciseTax?.cents,
                                      taxes?.cityTax?.cents, taxes?.countyTax?.cents, taxes?.municipalTax?.cents])
-                try db.execute(sql: """
+                try db.run("""
                     UPDATE packages SET quantity_picos = quantity_picos - ?1
                     WHERE label = ?2 AND active = 1 AND quantity_picos >= ?1
-                    """, arguments: [line.packageDecrementPicos, line.request.packageLabel])
+                    """, [line.packageDecrementPicos, line.request.packageLabel])
                 guard db.changesCount == 1 else {
-                    let left = try Int64.fetchOne(db, sql: "SELECT quantity_picos FROM packages WHERE label = ?",
+                    let left = try Int64.fetchOne(db.cachedStatement(sql: "SELECT quantity_picos FROM packages WHERE label = ?"),
                                                   arguments: [line.request.packageLabel]) ?? 0
                     throw TillError.unprocessable(
                         "insufficient_quantity",
@@ -99,10 +99,10 @@ extension TillStore {
             }
             // needs_lookup = 1: the first attempt is about to be sent; should the process die mid-flight,
             // the reporter must ask Metrc before posting again.
-            try db.execute(sql: """
+            try db.run("""
                 INSERT INTO outbox (kind, sale_id, created_at, attempts, next_attempt_at, needs_lookup, last_attempt_at)
                 VALUES ('receipt', ?, ?, 1, ?, 1, ?)
-                """, arguments: [id, entry.soldAt.epochMilliseconds, entry.firstAttemptLease.epochMilliseconds,
+                """, [id, entry.soldAt.epochMilliseconds, entry.firstAttemptLease.epochMilliseconds,
                                  entry.soldAt.epochMilliseconds])
             try Self.appendAudit(AuditEvent(actor: entry.actor, terminalId: entry.terminalId, action: "sale.journaled",
                                             license: entry.license, requestDigest: entry.requestDigest,
@@ -116,7 +116,7 @@ extension TillStore {
 
     /// The digest of the request that created the sale.
     public func journalDigest(saleId: Int64) throws -> String? {
-        try pool.read { db in try String.fetchOne(db, sql: "SELECT request_digest FROM sales WHERE id = ?", arguments: [saleId]) }
+        try pool.read { db in try String.fetchOne(db.cachedStatement(sql: "SELECT request_digest FROM sales WHERE id = ?"), arguments: [saleId]) }
     }
 
     public func sale(id: Int64) throws -> Sale? {
@@ -130,27 +130,26 @@ extension TillStore {
     /// Sales of one facility-local business day, oldest first.
     public func sales(businessDate: String) throws -> [Sale] {
         try pool.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM sales WHERE business_date_local = ? ORDER BY id",
-                                        arguments: [businessDate])
+            let rows = try db.rows("SELECT * FROM sales WHERE business_date_local = ? ORDER BY id", [businessDate])
             return try Self.sales(from: rows, db)
         }
     }
 
     static func sale(id: Int64, _ db: Database) throws -> Sale? {
-        try sales(from: Row.fetchAll(db, sql: "SELECT * FROM sales WHERE id = ?", arguments: [id]), db).first
+        try sales(from: db.rows("SELECT * FROM sales WHERE id = ?", [id]), db).first
     }
 
     static func sale(clientSaleId: String, _ db: Database) throws -> Sale? {
-        try sales(from: Row.fetchAll(db, sql: "SELECT * FROM sales WHERE client_sale_id = ?", arguments: [clientSaleId]), db).first
+        try sales(from: db.rows("SELECT * FROM sales WHERE client_sale_id = ?", [clientSaleId]), db).first
     }
 
     static func sales(from rows: [Row], _ db: Database) throws -> [Sale] {
         guard !rows.isEmpty else { return [] }
         let ids = rows.map { $0["id"] as Int64 }
         var linesBySale: [Int64: [SaleLine]] = [:]
-        let lineRows = try Row.fetchAll(db, sql: """
+        let lineRows = try db.rows("""
             SELECT * FROM sale_lines WHERE sale_id IN (\(databaseQuestionMarks(count: ids.count))) ORDER BY sale_id, line_number
-            """, arguments: StatementArguments(ids))
+            """, StatementArguments(ids))
         for row in lineRows {
             let cents: (String) -> Money? = { column in (row[column] as Int64?).map(Money.init(cents:)) }
             let taxes = LineTaxes(salesTax: cents("sales_tax_cents"), exciseTax: cents("excise_tax_cents"),

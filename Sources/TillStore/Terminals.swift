@@ -10,11 +10,10 @@ extension TillStore {
         for index in bytes.indices { bytes[index] = generator.next() }
         let token = "till_" + bytes.map { String(format: "%02x", $0) }.joined()
         let terminal = try pool.write { db -> Terminal in
-            if try Bool.fetchOne(db, sql: "SELECT 1 FROM terminals WHERE name = ?", arguments: [name]) == true {
+            if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM terminals WHERE name = ?"), arguments: [name]) == true {
                 throw TillError(.conflict, code: "terminal_exists", "A terminal named \(name) already exists.")
             }
-            try db.execute(sql: "INSERT INTO terminals (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
-                           arguments: [name, role.rawValue, Self.tokenHash(token), at.epochMilliseconds])
+            try db.run("INSERT INTO terminals (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)", [name, role.rawValue, Self.tokenHash(token), at.epochMilliseconds])
             let terminal = Terminal(id: db.lastInsertedRowID, name: name, role: role, revoked: false)
             try Self.appendAudit(AuditEvent(actor: "cli", action: "terminal.added", subject: name, detail: role.rawValue), at: at, db)
             return terminal
@@ -26,21 +25,20 @@ extension TillStore {
     public func terminal(token: String) throws -> Terminal? {
         let hash = Self.tokenHash(token)
         return try pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM terminals WHERE token_hash = ? AND revoked_at IS NULL", arguments: [hash])
+            try db.row("SELECT * FROM terminals WHERE token_hash = ? AND revoked_at IS NULL", [hash])
                 .map(Self.terminal(from:))
         }
     }
 
     public func terminals() throws -> [Terminal] {
-        try pool.read { db in try Row.fetchAll(db, sql: "SELECT * FROM terminals ORDER BY name").map(Self.terminal(from:)) }
+        try pool.read { db in try db.rows("SELECT * FROM terminals ORDER BY name").map(Self.terminal(from:)) }
     }
 
     /// Revokes the terminal's token; returns false when no live terminal has that name.
     @discardableResult
     public func revokeTerminal(name: String, at: Date = Date()) throws -> Bool {
         try pool.write { db in
-            try db.execute(sql: "UPDATE terminals SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-                           arguments: [at.epochMilliseconds, name])
+            try db.run("UPDATE terminals SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", [at.epochMilliseconds, name])
             guard db.changesCount > 0 else { return false }
             try Self.appendAudit(AuditEvent(actor: "cli", action: "terminal.revoked", subject: name), at: at, db)
             return true
