@@ -73,7 +73,13 @@ public final class ReceiptReporter: Service, Sendable {
             let ids = try await metrc.postReceipts([draft])
             postTimer.recordInterval(since: started)
             if let id = ids.first, ids.count == 1 {
-                await recordReported([(sale, id)], drafts: [draft])
+                if let at = await recordReported([(sale, id)], drafts: [draft]) {
+                    var reported = sale
+                    reported.status = .reported
+                    reported.metrcReceiptId = id
+                    reported.reportedAt = at
+                    return reported
+                }
             } else {
                 // 200 without Ids: Metrc has it, but we must ask which Id it got.
                 await recordFailures([sale], error: .invalidResponse("no Ids in answer"), hadUncertainAttempt: true)
@@ -206,8 +212,10 @@ public final class ReceiptReporter: Service, Sendable {
 
     // MARK: - Recording outcomes
 
+    /// - Returns: when it was recorded, or nil if it could not be (it will be found by lookup later).
+    @discardableResult
     private func recordReported(_ receipts: [(Sale, Int64)], drafts: [MetrcReceiptDraft],
-                                action: String = "metrc.receipts.posted") async {
+                                action: String = "metrc.receipts.posted") async -> Date? {
         let at = now()
         await health.succeeded(at: at)
         reported.increment(by: receipts.count)
@@ -218,12 +226,15 @@ public final class ReceiptReporter: Service, Sendable {
                                responseDigest: sha256Hex(Data(receipts.map { "\($0.1)" }.joined(separator: ",").utf8)),
                                subject: receipts.map { $0.0.receiptNumber }.joined(separator: ","))
         do {
-            try store.recordReported(receipts.map { (saleId: $0.0.id, metrcReceiptId: $0.1) }, at: at, audit: audit)
+            let recordedAt = try store.recordReported(receipts.map { (saleId: $0.0.id, metrcReceiptId: $0.1) }, at: at,
+                                                      audit: audit)
             logger.debug("reported", metadata: ["receipts": "\(receipts.map { $0.0.receiptNumber })"])
+            return recordedAt
         } catch {
             // The outbox row stays leased and marked for lookup: the next attempt finds the receipt in Metrc.
             logger.error("could not record a reported receipt; it will be looked up again",
                          metadata: ["error": "\(error)"])
+            return nil
         }
     }
 

@@ -90,8 +90,10 @@ extension TillStore {
     }
 
     /// Metrc holds these receipts: the sales are reported and nothing more is owed for them.
-    public func recordReported(_ receipts: [(saleId: Int64, metrcReceiptId: Int64)], at: Date, audit: AuditEvent) throws {
-        guard !receipts.isEmpty else { return }
+    @discardableResult
+    public func recordReported(_ receipts: [(saleId: Int64, metrcReceiptId: Int64)], at: Date, audit: AuditEvent) throws -> Date {
+        let at = Date(epochMilliseconds: at.epochMilliseconds)  // as stored, so callers can mirror it exactly
+        guard !receipts.isEmpty else { return at }
         try pool.write { db in
             for receipt in receipts {
                 try db.run("""
@@ -104,6 +106,7 @@ extension TillStore {
             event.subject = event.subject ?? receipts.map { "\($0.saleId)" }.joined(separator: ",")
             try Self.appendAudit(event, at: at, db)
         }
+        return at
     }
 
     /// Metrc refused the receipt. When the register was told so (`restoreStock`), the sale never

@@ -109,8 +109,21 @@ extension TillStore {
                                             subject: receiptNumber,
                                             detail: "total \(total)" + (entry.note.map { "; \($0)" } ?? "")),
                                  at: entry.soldAt, db)
-            guard let sale = try Self.sale(id: id, db) else { throw DatabaseError(message: "sale \(id) vanished") }
-            return .recorded(sale)
+            // Built from what was just written rather than read back: the writer is held for less time.
+            return .recorded(Sale(
+                id: id, clientSaleId: request.clientSaleId, receiptNumber: receiptNumber, customerType: request.customerType,
+                patientLicenseNumber: request.patientLicenseNumber, caregiverLicenseNumber: request.caregiverLicenseNumber,
+                identificationMethod: request.identificationMethod,
+                patientRegistrationLocationId: request.patientRegistrationLocationId,
+                soldAt: Date(epochMilliseconds: entry.soldAt.epochMilliseconds), salesDateTime: entry.salesDateTimeLocal,
+                businessDate: entry.businessDate,
+                lines: entry.lines.map { line in
+                    SaleLine(packageLabel: line.request.packageLabel, quantity: line.request.quantity, unit: line.unitName,
+                             totalAmount: line.request.totalAmount, discountAmount: line.request.discountAmount,
+                             taxes: line.request.taxes == LineTaxes() ? nil : line.request.taxes,
+                             packageDecrementPicos: line.packageDecrementPicos)
+                },
+                totalAmount: total, status: .pendingReport, metrcReceiptId: nil, reportedAt: nil, rejection: nil))
         }
     }
 
