@@ -8,7 +8,7 @@ extension TillStore {
         var bytes = [UInt8](repeating: 0, count: 24)
         var generator = SystemRandomNumberGenerator()
         for index in bytes.indices { bytes[index] = generator.next() }
-        let token = "till_" + bytes.map { String(format: "%02x", $0) }.joined()
+        let token = "till_" + hex(bytes)
         let terminal = try pool.write { db -> Terminal in
             if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM terminals WHERE name = ?"), arguments: [name]) == true {
                 throw TillError(.conflict, code: "terminal_exists", "A terminal named \(name) already exists.")
