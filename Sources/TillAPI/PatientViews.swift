@@ -28,10 +28,7 @@ struct PatientStatusView: Encodable {
         let status = found.value
         patientLicenseNumber = status.licenseNumber
         active = status.active
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
-        let parts = calendar.dateComponents([.year, .month, .day], from: now)
-        expired = status.isExpired(on: String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0))
+        expired = status.isExpired(on: FacilityDate.string(of: now, in: timeZone))
         registrationNumber = status.registrationNumber
         registrationStartDate = status.registrationStartDate
         expirationDate = status.expirationDate

@@ -190,10 +190,7 @@ public final class PatientDirectory: Sendable {
     }
 
     private func localDate(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
-        let parts = calendar.dateComponents([.year, .month, .day], from: date)
-        return String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
+        FacilityDate.string(of: date, in: timeZone)
     }
 
     /// Metrc answers one entry per registration: prefer an active one, then the latest expiry.

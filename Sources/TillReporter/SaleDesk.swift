@@ -152,10 +152,7 @@ public final class SaleDesk: Sendable {
 
     /// The facility-local calendar date of an instant, YYYY-MM-DD.
     public static func businessDate(of date: Date, in timeZone: TimeZone) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
-        let parts = calendar.dateComponents([.year, .month, .day], from: date)
-        return String(format: "%04d-%02d-%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0)
+        FacilityDate.string(of: date, in: timeZone)
     }
 
     private func load<T>(_ body: () throws -> T) throws(TillError) -> T {

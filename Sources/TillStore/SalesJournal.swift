@@ -59,7 +59,7 @@ extension TillStore {
                 return .replay(existing)
             }
             let id = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM sales"))) ?? 1
-            let receiptNumber = "\(receiptPrefix)-\(String(format: "%06lld", id))"
+            let receiptNumber = "\(receiptPrefix)-\(FacilityDate.padded(id, 6))"
             let total = entry.lines.reduce(Money.zero) { $0 + $1.request.totalAmount }
             let request = entry.request
             try db.run("""
