@@ -24,6 +24,9 @@ import TillAPI
         defer { till.kill9() }
         try await world.waitUntilReported(receiptNumber)
         #expect(await world.simulation.receipts(license: TillHarness.license, externalNumber: receiptNumber).count == 1)
+
+        // SIGTERM is a graceful stop: the process exits 0 by itself.
+        #expect(till.terminate(within: .seconds(15)) == 0)
     }
 
     @Test func saleWhosePostWasInFlightWhenTillWasKilledIsReportedExactlyOnce() async throws {
@@ -159,6 +162,15 @@ struct TillProcessWorld: Sendable {
 struct RunningTill: @unchecked Sendable {
     // @unchecked: Process is only signalled and awaited, from one test at a time.
     let process: Process
+
+    /// Sends SIGTERM and returns the exit status, or nil if the process is still running after `limit`.
+    func terminate(within limit: Duration) -> Int32? {
+        kill(process.processIdentifier, SIGTERM)
+        let clock = ContinuousClock()
+        let deadline = clock.now + limit
+        while process.isRunning && clock.now < deadline { usleep(20_000) }
+        return process.isRunning ? nil : process.terminationStatus
+    }
 
     /// SIGKILL: no shutdown handler runs, exactly like a power cut for the process.
     func kill9() {

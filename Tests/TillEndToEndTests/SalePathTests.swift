@@ -11,6 +11,10 @@ import TillDomain
         let before = try #require(try till.localQuantity(Labels.flower))
         let metrcBefore = try #require(await till.simulation.packageQuantity(license: TillHarness.license, label: Labels.flower))
 
+        // Only Till's own user and group may talk to it.
+        let mode = try #require(try FileManager.default.attributesOfItem(atPath: till.socketPath)[.posixPermissions] as? Int)
+        #expect(mode & 0o777 == 0o660)
+
         let answer = try await till.sell("sale-1", quantity: "3.5", amount: "35.10")
 
         #expect(answer.status == 201)
