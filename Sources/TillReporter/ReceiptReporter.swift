@@ -226,7 +226,7 @@ public final class ReceiptReporter: Service, Sendable {
                                responseDigest: sha256Hex(Data(receipts.map { "\($0.1)" }.joined(separator: ",").utf8)),
                                subject: receipts.map { $0.0.receiptNumber }.joined(separator: ","))
         do {
-            let recordedAt = try store.recordReported(receipts.map { (saleId: $0.0.id, metrcReceiptId: $0.1) }, at: at,
+            let recordedAt = try await store.recordReported(receipts.map { (saleId: $0.0.id, metrcReceiptId: $0.1) }, at: at,
                                                       audit: audit)
             logger.debug("reported", metadata: ["receipts": "\(receipts.map { $0.0.receiptNumber })"])
             return recordedAt

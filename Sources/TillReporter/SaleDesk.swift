@@ -68,11 +68,11 @@ public final class SaleDesk: Sendable {
                 try patients.checkAllowance(lines, packages: packages, clearance: clearance)
                 let note = clearance.stale
                     ? "sold on a stale patient status (\(Int(now().timeIntervalSince(clearance.patient.fetchedAt))) s old)" : nil
-                return try journal(request, lines: lines, digest: requestDigest, terminal: terminal, actor: actor, note: note)
+                return try await journal(request, lines: lines, digest: requestDigest, terminal: terminal, actor: actor, note: note)
             }
         case .consumer, .nonResidentConsumer, .externalPatient:
             let (_, lines) = try validatedLines(request)
-            result = try journal(request, lines: lines, digest: requestDigest, terminal: terminal, actor: actor, note: nil)
+            result = try await journal(request, lines: lines, digest: requestDigest, terminal: terminal, actor: actor, note: nil)
         }
         switch result {
         case .replay(let existing):
@@ -90,14 +90,18 @@ public final class SaleDesk: Sendable {
     }
 
     private func journal(_ request: SaleRequest, lines: [ValidatedLine], digest: String, terminal: Terminal?,
-                         actor: String, note: String?) throws(TillError) -> JournalResult {
+                         actor: String, note: String?) async throws(TillError) -> JournalResult {
         let soldAt = now()
         let entry = JournalEntry(
             request: request, requestDigest: digest, lines: lines, terminalId: terminal?.id, actor: actor,
             license: license, soldAt: soldAt, salesDateTimeLocal: MetrcLocalTime.format(soldAt, in: timeZone),
             businessDate: Self.businessDate(of: soldAt, in: timeZone),
             firstAttemptLease: soldAt.addingTimeInterval(reporter.leaseDuration.seconds), note: note)
-        return try load { try store.journal(entry) }
+        do {
+            return try await store.journal(entry)
+        } catch {
+            throw storeFailure(error)
+        }
     }
 
     /// Waits for the first report attempt up to the deadline; past it the attempt goes on unobserved
@@ -158,11 +162,15 @@ public final class SaleDesk: Sendable {
     private func load<T>(_ body: () throws -> T) throws(TillError) -> T {
         do {
             return try body()
-        } catch let error as TillError {
-            throw error
         } catch {
-            logger.error("store failure", metadata: ["error": "\(error)"])
-            throw TillError(.unavailable, code: "store_unavailable", "The sales journal could not be read or written.")
+            throw storeFailure(error)
         }
+    }
+
+    /// A refusal from the store stays what it is; anything else is the journal being unavailable.
+    private func storeFailure(_ error: any Error) -> TillError {
+        if let error = error as? TillError { return error }
+        logger.error("store failure", metadata: ["error": "\(error)"])
+        return TillError(.unavailable, code: "store_unavailable", "The sales journal could not be read or written.")
     }
 }

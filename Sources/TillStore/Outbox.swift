@@ -11,6 +11,12 @@ public struct PendingReport: Sendable {
     public var lastError: String?
 }
 
+/// A sale and the Id Metrc gave its receipt.
+private struct Receipt: Sendable {
+    var saleId: Int64
+    var metrcReceiptId: Int64
+}
+
 /// What managers see of reporting: what is owed, what Metrc refused, when it last worked.
 public struct ReportingSummary: Sendable {
     public var pending: Int
@@ -91,10 +97,11 @@ extension TillStore {
 
     /// Metrc holds these receipts: the sales are reported and nothing more is owed for them.
     @discardableResult
-    public func recordReported(_ receipts: [(saleId: Int64, metrcReceiptId: Int64)], at: Date, audit: AuditEvent) throws -> Date {
+    public func recordReported(_ receipts: [(saleId: Int64, metrcReceiptId: Int64)], at: Date, audit: AuditEvent) async throws -> Date {
         let at = Date(epochMilliseconds: at.epochMilliseconds)  // as stored, so callers can mirror it exactly
         guard !receipts.isEmpty else { return at }
-        try pool.write { db in
+        let receipts = receipts.map { Receipt(saleId: $0.saleId, metrcReceiptId: $0.metrcReceiptId) }
+        try await pool.write { db in
             for receipt in receipts {
                 try db.run("""
                     UPDATE sales SET status = 'reported', metrc_receipt_id = ?, reported_at = ?, rejection_json = NULL

@@ -47,8 +47,12 @@ public enum JournalResult: Sendable {
 extension TillStore {
     /// Records the sale, its lines, the package decrements, the outbox row and an audit event in one
     /// transaction. Stock is guarded in the UPDATE itself, so concurrent registers can never oversell.
-    public func journal(_ entry: JournalEntry) throws -> JournalResult {
-        try pool.write { db in
+    ///
+    /// Async so that waiting for SQLite's single writer suspends the task instead of blocking one of the
+    /// few cooperative threads every request shares.
+    public func journal(_ entry: JournalEntry) async throws -> JournalResult {
+        let receiptPrefix = self.receiptPrefix
+        return try await pool.write { db in
             if let existing = try Self.sale(clientSaleId: entry.request.clientSaleId, db) {
                 let digest = try String.fetchOne(db.cachedStatement(sql: "SELECT request_digest FROM sales WHERE id = ?"), arguments: [existing.id])
                 guard digest == entry.requestDigest else {

@@ -28,7 +28,7 @@ import TillDomain
                             firstAttemptLease: Date().addingTimeInterval(60))
     }
 
-    @Test func databaseIsWALWithFullSynchronousAndMigrated() throws {
+    @Test func databaseIsWALWithFullSynchronousAndMigrated() async throws {
         let store = try openStore()
         let settings = try store.durabilitySettings()
         #expect(settings.journalMode == "wal")
@@ -37,9 +37,9 @@ import TillDomain
         #expect(store.receiptPrefix.count == 6)
     }
 
-    @Test func journalingTakesStockAndOwesAReport() throws {
+    @Test func journalingTakesStockAndOwesAReport() async throws {
         let store = try openStore()
-        guard case .recorded(let sale) = try store.journal(entry("a", quantity: Decimal(string: "2.5")!)) else {
+        guard case .recorded(let sale) = try await store.journal(entry("a", quantity: Decimal(string: "2.5")!)) else {
             Issue.record("expected a new sale")
             return
         }
@@ -52,29 +52,29 @@ import TillDomain
         #expect(try store.auditLog(action: "sale.journaled").count == 1)
     }
 
-    @Test func theStockGuardInSQLRefusesAndRollsBackEverything() throws {
+    @Test func theStockGuardInSQLRefusesAndRollsBackEverything() async throws {
         let store = try openStore()
-        _ = try store.journal(entry("a", quantity: 8))
-        #expect(throws: TillError.self) { try store.journal(entry("b", quantity: 3)) }
+        _ = try await store.journal(entry("a", quantity: 8))
+        await #expect(throws: TillError.self) { try await store.journal(entry("b", quantity: 3)) }
         #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 2)
         #expect(try store.sale(clientSaleId: "b") == nil)
         #expect(try store.reportingSummary().pending == 1)
     }
 
-    @Test func sameClientSaleIdReplaysAndADifferentBodyConflicts() throws {
+    @Test func sameClientSaleIdReplaysAndADifferentBodyConflicts() async throws {
         let store = try openStore()
-        _ = try store.journal(entry("a"))
-        guard case .replay = try store.journal(entry("a")) else {
+        _ = try await store.journal(entry("a"))
+        guard case .replay = try await store.journal(entry("a")) else {
             Issue.record("expected a replay")
             return
         }
-        #expect(throws: TillError.self) { try store.journal(entry("a", digest: "other")) }
+        await #expect(throws: TillError.self) { try await store.journal(entry("a", digest: "other")) }
         #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 9)
     }
 
-    @Test func aRejectionToldToTheRegisterRestoresStock() throws {
+    @Test func aRejectionToldToTheRegisterRestoresStock() async throws {
         let store = try openStore()
-        guard case .recorded(let sale) = try store.journal(entry("a", quantity: 4)) else { return }
+        guard case .recorded(let sale) = try await store.journal(entry("a", quantity: 4)) else { return }
         try store.recordRejected(saleId: sale.id, messages: ["Package is empty"], restoreStock: true, at: Date(),
                                  audit: AuditEvent(actor: "test", action: "metrc.receipt.rejected"))
         #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 10)
@@ -83,9 +83,9 @@ import TillDomain
         #expect(summary.rejected.map(\.rejection) == [["Package is empty"]])
     }
 
-    @Test func syncSubtractsWhatUnreportedSalesTook() throws {
+    @Test func syncSubtractsWhatUnreportedSalesTook() async throws {
         let store = try openStore()
-        _ = try store.journal(entry("a", quantity: 3))
+        _ = try await store.journal(entry("a", quantity: 3))
         // Metrc still says 10: the sale has not reached it yet.
         try store.applyMetrcPackages([
             MetrcPackageState(label: "PKG-1", metrcId: 1, itemName: "Flower", category: "Buds", unit: "Grams", quantity: 10,
@@ -94,7 +94,7 @@ import TillDomain
         #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 7)
     }
 
-    @Test func theAuditLogIsAppendOnly() throws {
+    @Test func theAuditLogIsAppendOnly() async throws {
         let store = try openStore()
         try store.appendAudit(AuditEvent(actor: "test", action: "x"))
         #expect(throws: DatabaseError.self) {
@@ -105,11 +105,11 @@ import TillDomain
         }
     }
 
-    @Test func terminalTokensAreStoredHashedAndCanBeRevoked() throws {
+    @Test func terminalTokensAreStoredHashedAndCanBeRevoked() async throws {
         let store = try openStore()
         let (terminal, token) = try store.addTerminal(name: "front-1", role: .register)
         #expect(try store.terminal(token: token)?.id == terminal.id)
-        let stored = try store.pool.read { db in try String.fetchOne(db, sql: "SELECT token_hash FROM terminals") }
+        let stored = try await store.pool.read { db in try String.fetchOne(db, sql: "SELECT token_hash FROM terminals") }
         #expect(stored != token)
         #expect(stored?.contains(token) == false)
         #expect(try store.revokeTerminal(name: "front-1"))
