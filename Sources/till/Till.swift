@@ -144,6 +144,8 @@ struct Serve: AsyncParsableCommand {
                     -H 'Content-Type: application/json' http://till/v1/sales \\
                     -d '{"clientSaleId":"demo-1","customerType":"Consumer","lines":[{"packageLabel":"\(label)","quantity":3.5,"unit":"Grams","totalAmount":35.00}]}'
                 See stock:   curl --unix-socket \(configuration.socketPath) -H 'Authorization: Bearer \(token)' http://till/v1/packages
+                Check a patient (demo patients PT-ACTIVE-0001, PT-INACTIVE-0002, PT-EXPIRED-0003, PT-LOW-0004):
+                  curl --unix-socket \(configuration.socketPath) -H 'Authorization: Bearer \(token)' http://till/v1/patients/PT-ACTIVE-0001/status
 
                 """.utf8))
         }
