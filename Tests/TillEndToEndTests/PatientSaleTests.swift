@@ -158,4 +158,21 @@ import TillDomain
         #expect(again["id"] as? Int == id)
         #expect(await till.simulation.checkIns(license: TillHarness.license).count == 1)
     }
+
+    @Test func aCheckInWhoseAnswerWasLostIsLookedUpNotPostedTwice() async throws {
+        let till = try await TillHarness.start()
+        defer { Task { await till.stop() } }
+        await till.simulation.setFaults([SimFault(.commitThenDrop, method: "POST", pathPrefix: "/patient-checkins", times: 1)])
+        let answer = try await till.request("POST", "/v1/patients/PT-ACTIVE-0001/checkins",
+                                            body: #"{"checkInLocationId":2}"#, token: till.pharmacistToken)
+        #expect(answer.status == 202)
+        let id = try #require(answer["id"] as? Int)
+        try await till.waitUntil("the check-in is reported") {
+            try await till.request("GET", "/v1/checkins/\(id)", token: till.pharmacistToken)["status"] as? String == "reported"
+        }
+        #expect(await till.simulation.checkIns(license: TillHarness.license).count == 1)
+        #expect(await till.simulation.requestCount(method: "POST", pathPrefix: "/patient-checkins") == 1)
+        #expect(await till.simulation.requestCount(method: "GET", pathPrefix: "/patient-checkins") >= 1)
+    }
 }
+

@@ -185,4 +185,40 @@ import TillDomain
         #expect(receipts.count == 100)
         #expect(Set(receipts.compactMap(\.externalReceiptNumber)).count == 100)
     }
+
+    @Test func oneReceiptMetrcRefusesInABacklogBatchNeverHoldsUpTheOthers() async throws {
+        let till = try await TillHarness.start(deadline: .milliseconds(300), runReporter: false)
+        defer { Task { await till.stop() } }
+        let other = "1A4FF0100000022000000102"
+        await till.simulation.setFaults([SimFault(.status(503, body: nil, retryAfterSeconds: nil),
+                                                  method: "POST", pathPrefix: "/sales/v2/receipts")])
+        for number in 0..<9 {
+            #expect(try await till.sell("batch-\(number)", quantity: "1").status == 202)
+        }
+        let doomed = try await till.sell("batch-doomed", label: other, quantity: "5")
+        #expect(doomed.status == 202)
+        let stockAfterSale = try #require(try till.localQuantity(other))
+        // Someone empties that package on the Metrc website meanwhile: Metrc will refuse that one receipt.
+        await till.simulation.setPackageQuantity(license: TillHarness.license, label: other, quantity: 0)
+        await till.simulation.clearFaults()
+        await till.simulation.resetCounters()
+
+        let reporter = Task { try await till.services.reporter.run() }
+        defer { reporter.cancel() }
+        try await till.waitUntil("the backlog drains", timeout: .seconds(30)) {
+            try till.services.store.reportingSummary().pending == 0
+        }
+
+        let receipts = await till.simulation.receipts(license: TillHarness.license)
+        #expect(receipts.count == 9)
+        #expect(!receipts.contains { $0.externalReceiptNumber == doomed["receiptNumber"] as? String })
+        // The refused batch of 10 went again at once without the bad receipt: two POSTs in all.
+        #expect(await till.simulation.requestCount(method: "POST", pathPrefix: "/sales/v2/receipts") == 2)
+        let reporting = try await till.request("GET", "/v1/reporting", token: till.managerToken)
+        let rejected = try #require(reporting["rejected"] as? [[String: Any]])
+        #expect(rejected.count == 1)
+        #expect(rejected.first?["saleUndone"] as? Bool == false)  // the register was told it stands
+        #expect(try till.localQuantity(other) == stockAfterSale)
+    }
 }
+
