@@ -3,8 +3,8 @@ import MetrcKit
 import TillStore
 
 extension ReceiptReporter {
-    /// Check-ins due: the same rules as receipts. A check-in that may already be in Metrc is looked
-    /// for in that day's list (same patient and location) before it is posted again.
+    /// Check-ins due, by the same rules as receipts. One that may already be in Metrc is looked for in
+    /// that day's list (same patient and location) before it is posted again.
     func drainCheckIns() async -> Int {
         let due: [PendingCheckIn]
         do {
@@ -15,74 +15,38 @@ extension ReceiptReporter {
             logger.error("outbox unreadable", metadata: ["error": "\(error)"])
             return 0
         }
-        var toPost: [PendingCheckIn] = []
-        for item in due {
-            guard item.needsLookup else {
-                toPost.append(item)
-                continue
-            }
-            do {
-                let listed = try await metrc.patientCheckIns(on: item.checkIn.checkInDate)
-                if let found = listed.first(where: {
-                    $0.patientLicenseNumber == item.checkIn.patientLicenseNumber && $0.checkInLocationId == item.checkIn.checkInLocationId
-                }) {
-                    await recordCheckIns([(item.checkIn.id, found.id)], action: "metrc.checkin.found")
-                } else {
-                    toPost.append(item)
-                }
-            } catch {
-                await recordCheckInFailure([item], error: error, hadUncertainAttempt: true)
-            }
-        }
-        var index = 0
-        while index < toPost.count {
-            let batch = Array(toPost[index..<min(index + settings.batchSize, toPost.count)])
-            index += batch.count
-            await post(batch)
-        }
+        await drain(due.map { ($0, $0.needsLookup) }, OutboxKind<PendingCheckIn>(
+            lookUp: { [metrc] (item: PendingCheckIn) async throws(MetrcError) -> Int64? in
+                try await metrc.patientCheckIns(on: item.checkIn.checkInDate).first {
+                    $0.patientLicenseNumber == item.checkIn.patientLicenseNumber
+                        && $0.checkInLocationId == item.checkIn.checkInLocationId
+                }?.id
+            },
+            send: { [metrc] (items: [PendingCheckIn]) async throws(MetrcError) -> [Int64] in
+                try await metrc.postPatientCheckIns(items.map { item in
+                    MetrcPatientCheckInDraft(patientLicenseNumber: item.checkIn.patientLicenseNumber,
+                                             checkInLocationId: item.checkIn.checkInLocationId,
+                                             registrationStartDate: item.checkIn.registrationStartDate,
+                                             registrationExpiryDate: item.checkIn.registrationExpiryDate,
+                                             checkInDate: item.checkIn.checkInDate)
+                })
+            },
+            reported: { items, found in
+                await self.recordCheckIns(items.map { ($0.0.checkIn.id, $0.1) },
+                                          action: found ? "metrc.checkin.found" : "metrc.checkins.posted")
+            },
+            rejected: { item, rows in
+                let messages = rows.map(\.message)
+                try? self.store.recordCheckInRejected(
+                    id: item.checkIn.id, messages: messages, at: self.now(),
+                    audit: AuditEvent(actor: "reporter", action: "metrc.checkin.rejected", license: self.metrc.licenseNumber,
+                                      metrcEndpoint: "POST /patient-checkins/v2/", subject: item.checkIn.patientLicenseNumber,
+                                      detail: messages.joined(separator: "; ")))
+            },
+            failed: { items, error, uncertain in
+                await self.recordCheckInFailure(items, error: error, hadUncertainAttempt: uncertain)
+            }))
         return due.count
-    }
-
-    private func post(_ batch: [PendingCheckIn]) async {
-        guard !batch.isEmpty else { return }
-        let drafts = batch.map { item in
-            MetrcPatientCheckInDraft(patientLicenseNumber: item.checkIn.patientLicenseNumber,
-                                     checkInLocationId: item.checkIn.checkInLocationId,
-                                     registrationStartDate: item.checkIn.registrationStartDate,
-                                     registrationExpiryDate: item.checkIn.registrationExpiryDate,
-                                     checkInDate: item.checkIn.checkInDate)
-        }
-        do {
-            let ids = try await metrc.postPatientCheckIns(drafts)
-            if ids.count == batch.count {
-                await recordCheckIns(zip(batch, ids).map { ($0.0.checkIn.id, $0.1) }, action: "metrc.checkins.posted")
-            } else {
-                await recordCheckInFailure(batch, error: .invalidResponse("\(ids.count) Ids for \(batch.count) check-ins"),
-                                           hadUncertainAttempt: true)
-            }
-        } catch {
-            guard case .rejected(let rows) = error else {
-                await recordCheckInFailure(batch, error: error, hadUncertainAttempt: false)
-                return
-            }
-            let badRows = Set(rows.compactMap(\.row).filter { batch.indices.contains($0) })
-            if batch.count == 1 || !badRows.isEmpty {
-                let refused = batch.count == 1 ? [0] : badRows.sorted()
-                for row in refused {
-                    let messages = rows.filter { $0.row == row || batch.count == 1 }.map(\.message)
-                    try? store.recordCheckInRejected(
-                        id: batch[row].checkIn.id, messages: messages, at: now(),
-                        audit: AuditEvent(actor: "reporter", action: "metrc.checkin.rejected", license: metrc.licenseNumber,
-                                          metrcEndpoint: "POST /patient-checkins/v2/", subject: batch[row].checkIn.patientLicenseNumber,
-                                          detail: messages.joined(separator: "; ")))
-                }
-                await post(batch.enumerated().filter { !refused.contains($0.offset) }.map(\.element))
-            } else {
-                let middle = batch.count / 2
-                await post(Array(batch[..<middle]))
-                await post(Array(batch[middle...]))
-            }
-        }
     }
 
     private func recordCheckIns(_ reported: [(Int64, Int64)], action: String) async {

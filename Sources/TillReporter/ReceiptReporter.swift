@@ -141,73 +141,26 @@ public final class ReceiptReporter: Service, Sendable {
             return 0
         }
 
-        var toPost: [Sale] = []
-        for item in due {
-            guard item.needsLookup else {
-                toPost.append(item.sale)
-                continue
-            }
-            do {
-                if let found = try await metrc.receipt(externalNumber: item.sale.receiptNumber) {
-                    await health.succeeded(at: now())
-                    logger.notice("receipt found in Metrc after an uncertain attempt",
-                                  metadata: ["sale": "\(item.sale.id)", "metrcReceipt": "\(found.id)"])
-                    await recordReported([(item.sale, found.id)], drafts: [MetrcReceiptDraft(sale: item.sale)],
-                                         action: "metrc.receipt.found")
-                } else {
-                    toPost.append(item.sale)
-                }
-            } catch {
-                await recordFailures([item.sale], error: error, hadUncertainAttempt: true, attempts: item.attempts)
-            }
-        }
-
-        let attemptsById = Dictionary(uniqueKeysWithValues: due.map { ($0.sale.id, $0.attempts) })
-        var index = 0
-        while index < toPost.count {
-            let batch = Array(toPost[index..<min(index + settings.batchSize, toPost.count)])
-            index += batch.count
-            await post(batch, attempts: batch.map { attemptsById[$0.id] ?? 1 }.max() ?? 1)
-        }
+        let attempts = Dictionary(uniqueKeysWithValues: due.map { ($0.sale.id, $0.attempts) })
+        await drain(due.map { ($0.sale, $0.needsLookup) }, OutboxKind<Sale>(
+            lookUp: { [metrc] (sale: Sale) async throws(MetrcError) -> Int64? in
+                try await metrc.receipt(externalNumber: sale.receiptNumber)?.id
+            },
+            send: { [metrc, postTimer] (sales: [Sale]) async throws(MetrcError) -> [Int64] in
+                let started = DispatchTime.now()
+                defer { postTimer.recordInterval(since: started) }
+                return try await metrc.postReceipts(sales.map(MetrcReceiptDraft.init(sale:)))
+            },
+            reported: { receipts, found in
+                await self.recordReported(receipts, drafts: receipts.map { MetrcReceiptDraft(sale: $0.0) },
+                                          action: found ? "metrc.receipt.found" : "metrc.receipts.posted")
+            },
+            rejected: { sale, rows in await self.recordRejection(sale, rows: rows, restoreStock: false) },
+            failed: { sales, error, uncertain in
+                await self.recordFailures(sales, error: error, hadUncertainAttempt: uncertain,
+                                          attempts: sales.map { attempts[$0.id] ?? 1 }.max() ?? 1)
+            }))
         return due.count
-    }
-
-    /// Posts one batch. A refused batch is split so that one bad receipt never holds up the others:
-    /// Metrc applies none of a refused request, so the good ones can go again at once.
-    private func post(_ batch: [Sale], attempts: Int) async {
-        guard !batch.isEmpty else { return }
-        let drafts = batch.map(MetrcReceiptDraft.init(sale:))
-        let started = DispatchTime.now()
-        do {
-            let ids = try await metrc.postReceipts(drafts)
-            postTimer.recordInterval(since: started)
-            if ids.count == batch.count {
-                await recordReported(Array(zip(batch, ids)), drafts: drafts)
-            } else {
-                await recordFailures(batch, error: .invalidResponse("\(ids.count) Ids for \(batch.count) receipts"),
-                                     hadUncertainAttempt: true, attempts: attempts)
-            }
-        } catch {
-            postTimer.recordInterval(since: started)
-            guard case .rejected(let rows) = error else {
-                await recordFailures(batch, error: error, hadUncertainAttempt: false, attempts: attempts)
-                return
-            }
-            let badRows = Set(rows.compactMap(\.row).filter { batch.indices.contains($0) })
-            if batch.count == 1 {
-                await recordRejection(batch[0], rows: rows, restoreStock: false)
-            } else if !badRows.isEmpty {
-                for row in badRows.sorted() {
-                    await recordRejection(batch[row], rows: rows.filter { $0.row == row }, restoreStock: false)
-                }
-                await post(batch.enumerated().filter { !badRows.contains($0.offset) }.map(\.element), attempts: attempts)
-            } else {
-                // Metrc did not say which receipt it refused: halve until it does.
-                let middle = batch.count / 2
-                await post(Array(batch[..<middle]), attempts: attempts)
-                await post(Array(batch[middle...]), attempts: attempts)
-            }
-        }
     }
 
     // MARK: - Recording outcomes
