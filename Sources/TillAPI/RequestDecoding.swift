@@ -3,45 +3,20 @@ import TillDomain
 
 /// Reads register JSON into domain values, with errors that say which field is wrong.
 enum RequestDecoding {
-    static func decodeSale(_ body: Data) throws(TillError) -> SaleRequest {
-        guard !body.isEmpty else { throw .invalid("empty_body", "The request body is empty; send the sale as JSON.") }
-        try rejectUnknownFields(body)
-        do {
-            return try JSONDecoder().decode(SaleRequest.self, from: body)
-        } catch let error as DecodingError {
-            throw describe(error)
-        } catch {
-            throw .invalid("malformed_json", "The request body is not valid JSON.")
-        }
-    }
-
     static let saleFields: Set<String> = ["clientSaleId", "customerType", "lines", "patientLicenseNumber",
                                           "caregiverLicenseNumber", "identificationMethod", "patientRegistrationLocationId"]
     static let lineFields: Set<String> = ["packageLabel", "quantity", "unit", "totalAmount", "discountAmount", "taxes"]
     static let taxFields: Set<String> = ["salesTax", "exciseTax", "cityTax", "countyTax", "municipalTax"]
 
-    /// A misspelt field (say `discountAmmount`) would otherwise vanish silently and the sale be reported
-    /// without it; money and compliance data are refused instead.
-    static func rejectUnknownFields(_ body: Data) throws(TillError) {
-        guard let root = try? JSONSerialization.jsonObject(with: body) else {
-            throw .invalid("malformed_json", "The request body is not valid JSON.")
-        }
-        guard let sale = root as? [String: Any] else {
-            throw .invalid("invalid_request", "The request body must be a JSON object (the sale).")
-        }
-        func check(_ object: [String: Any], allowed: Set<String>, at path: String) throws(TillError) {
-            if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
-                let field = path.isEmpty ? unknown : "\(path).\(unknown)"
-                throw .invalid("unknown_field", "\(field) is not a field Till knows; check its spelling.",
-                               details: ["field": field])
-            }
-        }
-        try check(sale, allowed: saleFields, at: "")
-        for (index, line) in (sale["lines"] as? [Any] ?? []).enumerated() {
-            guard let line = line as? [String: Any] else { continue }  // the decoder reports the wrong type
-            try check(line, allowed: lineFields, at: "lines[\(index)]")
-            if let taxes = line["taxes"] as? [String: Any] {
-                try check(taxes, allowed: taxFields, at: "lines[\(index)].taxes")
+    static func decodeSale(_ body: Data) throws(TillError) -> SaleRequest {
+        try decode(SaleRequest.self, from: body, noun: "sale") { sale throws(TillError) in
+            try refuseUnknownFields(sale, allowed: saleFields, at: "")
+            for (index, line) in (sale["lines"] as? [Any] ?? []).enumerated() {
+                guard let line = line as? [String: Any] else { continue }  // the decoder reports the wrong type
+                try refuseUnknownFields(line, allowed: lineFields, at: "lines[\(index)]")
+                if let taxes = line["taxes"] as? [String: Any] {
+                    try refuseUnknownFields(taxes, allowed: taxFields, at: "lines[\(index)].taxes")
+                }
             }
         }
     }
@@ -58,22 +33,37 @@ enum RequestDecoding {
                                              "registrationExpiryDate", "clientCheckInId"]
 
     static func decodeCheckIn(_ body: Data) throws(TillError) -> CheckInRequest {
-        guard !body.isEmpty else { throw .invalid("empty_body", "The request body is empty; send the check-in as JSON.") }
+        try decode(CheckInRequest.self, from: body, noun: "check-in") { object throws(TillError) in
+            try refuseUnknownFields(object, allowed: checkInFields, at: "")
+        }
+    }
+
+    /// Reads a JSON object into `T`. Empty, malformed and non-object bodies are refused first, then any
+    /// field `checkFields` does not know: a misspelt field (say `discountAmmount`) would otherwise vanish
+    /// silently and the sale be reported without it.
+    private static func decode<T: Decodable>(_ type: T.Type, from body: Data, noun: String,
+                                             checkFields: ([String: Any]) throws(TillError) -> Void) throws(TillError) -> T {
+        guard !body.isEmpty else { throw .invalid("empty_body", "The request body is empty; send the \(noun) as JSON.") }
         guard let root = try? JSONSerialization.jsonObject(with: body) else {
             throw .invalid("malformed_json", "The request body is not valid JSON.")
         }
         guard let object = root as? [String: Any] else {
-            throw .invalid("invalid_request", "The request body must be a JSON object (the check-in).")
+            throw .invalid("invalid_request", "The request body must be a JSON object (the \(noun)).")
         }
-        if let unknown = object.keys.sorted().first(where: { !checkInFields.contains($0) }) {
-            throw .invalid("unknown_field", "\(unknown) is not a field Till knows; check its spelling.", details: ["field": unknown])
-        }
+        try checkFields(object)
         do {
-            return try JSONDecoder().decode(CheckInRequest.self, from: body)
+            return try JSONDecoder().decode(T.self, from: body)
         } catch let error as DecodingError {
             throw describe(error)
         } catch {
             throw .invalid("malformed_json", "The request body is not valid JSON.")
+        }
+    }
+
+    private static func refuseUnknownFields(_ object: [String: Any], allowed: Set<String>, at path: String) throws(TillError) {
+        if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
+            let field = path.isEmpty ? unknown : "\(path).\(unknown)"
+            throw .invalid("unknown_field", "\(field) is not a field Till knows; check its spelling.", details: ["field": field])
         }
     }
 
