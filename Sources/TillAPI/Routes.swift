@@ -158,8 +158,8 @@ struct Routes: Sendable {
     }
 
     @Sendable func health(_ request: Request, context: TillRequestContext) async throws -> Response {
-        let durability = try services.store.durabilitySettings()
-        let pending = try services.store.reportingSummary().pending
+        let durability = try Self.stored { try services.store.durabilitySettings() }
+        let pending = try Self.stored { try services.store.pendingReportCount() }
         return JSONResponse.make(HealthView(status: "ok", license: services.configuration.license,
                                             journalMode: durability.journalMode,
                                             synchronous: durability.synchronous == 2 ? "full" : "\(durability.synchronous)",

@@ -139,6 +139,11 @@ extension TillStore {
         try recordFailure(.sale, ids: saleIds, message: message, needsLookup: needsLookup, nextAttemptAt: nextAttemptAt, at: at)
     }
 
+    /// How many sales Metrc has not confirmed yet.
+    public func pendingReportCount() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM sales WHERE status = 'pending_report'")) ?? 0 }
+    }
+
     public func reportingSummary() throws -> ReportingSummary {
         try pool.read { db in
             let pending = try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM sales WHERE status = 'pending_report'")) ?? 0
