@@ -1,0 +1,46 @@
+import Foundation
+import MetrcSimulator
+import Testing
+import TillReporter
+
+@Suite struct RetryPolicyTests {
+    @Test func backoffGrowsExponentiallyWithinItsJitterAndStopsAtTheCap() {
+        let policy = RetryPolicy(base: .seconds(1), cap: .seconds(60), jitter: 0.2)
+        for attempt in 1...5 {
+            let expected = Double(1 << (attempt - 1))
+            for _ in 0..<20 {
+                let delay = policy.delay(afterAttempt: attempt)
+                #expect(delay >= .seconds(expected * 0.8) && delay <= .seconds(expected * 1.2))
+            }
+        }
+        #expect(policy.delay(afterAttempt: 30) <= .seconds(72))
+    }
+
+    @Test func metrcsRetryAfterWinsOverTheBackoffButNotOverTheCap() {
+        let policy = RetryPolicy(base: .seconds(1), cap: .seconds(60), jitter: 0.2)
+        #expect(policy.delay(afterAttempt: 5, retryAfter: .seconds(3)) == .seconds(3))
+        #expect(policy.delay(afterAttempt: 1, retryAfter: .seconds(600)) == .seconds(60))
+    }
+}
+
+@Suite struct InventorySyncTests {
+    @Test func aLaterSyncIsIncrementalAndPicksUpWhatChangedInMetrc() async throws {
+        let till = try await TillHarness.start()
+        defer { Task { await till.stop() } }
+        let label = "1A4FF0100000022000000103"
+        #expect(try till.services.store.packages(labels: [label])[label]?.onHold == false)
+        await till.simulation.setPackageOnHold(license: TillHarness.license, label: label, true)
+        await till.simulation.setPackageQuantity(license: TillHarness.license, label: label, quantity: 100)
+
+        let report = try await till.services.sync.syncOnce()
+
+        #expect(!report.full)
+        #expect(report.packages >= 1)  // the window overlaps the last run by minutes, so fresh seeds are in it too
+        let package = try #require(try till.services.store.packages(labels: [label])[label])
+        #expect(package.onHold)
+        #expect(package.quantity == 100)
+        let sale = try await till.sell("held", label: label, quantity: "1")
+        #expect(sale.status == 422)
+        #expect(sale.errorCode == "package_on_hold")
+    }
+}
