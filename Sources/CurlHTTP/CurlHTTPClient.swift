@@ -11,14 +11,19 @@ public struct HTTPRequest: Sendable {
     public var body: Data?
     /// The whole exchange, connecting included.
     public var timeout: Duration
+    /// Sending this request twice does no harm (GET, or a POST the server deduplicates, like a register's
+    /// sale with its clientSaleId), so it may go over a kept-alive connection, which libcurl may silently
+    /// re-send on. Every other write gets a fresh connection.
+    public var idempotent: Bool
 
     public init(method: String, url: String, headers: [(name: String, value: String)] = [], body: Data? = nil,
-                timeout: Duration = .seconds(30)) {
+                timeout: Duration = .seconds(30), idempotent: Bool? = nil) {
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.timeout = timeout
+        self.idempotent = idempotent ?? (method == "GET" || method == "HEAD")
     }
 }
 
@@ -109,7 +114,7 @@ final class EasyHandle: @unchecked Sendable {
         defer { curl_slist_free_all(headerList) }
 
         ccurl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
-        if request.method != "GET" && request.method != "HEAD" {
+        if !request.idempotent {
             // libcurl silently re-sends a request whose *reused* connection dies before any answer byte,
             // POST included; if the server had committed, that is a duplicate receipt in Metrc. It never
             // retries on a fresh connection, so writes always get one.

@@ -20,7 +20,7 @@ struct RegisterClient: Sendable {
         let request = HTTPRequest(
             method: "POST", url: "http://till/v1/sales",
             headers: [(name: "Authorization", value: "Bearer \(token)"), (name: "Content-Type", value: "application/json")],
-            body: body, timeout: .seconds(15))
+            body: body, timeout: .seconds(15), idempotent: true)  // Till deduplicates by clientSaleId
         let started = ContinuousClock.now
         do {
             let response = try await http.send(request)

@@ -96,12 +96,15 @@ extension TillStore {
     }
 
     /// Metrc holds these receipts: the sales are reported and nothing more is owed for them.
-    @discardableResult
+    ///
+    /// Not synced before it returns (the next synced commit carries it to disk): should power fail first,
+    /// the sale's outbox row is still there, marked for lookup, and the reporter finds the receipt in Metrc
+    /// by its external number and records the same Id. A kill -9 loses nothing; the WAL is in the OS's cache.
     public func recordReported(_ receipts: [(saleId: Int64, metrcReceiptId: Int64)], at: Date, audit: AuditEvent) async throws -> Date {
         let at = Date(epochMilliseconds: at.epochMilliseconds)  // as stored, so callers can mirror it exactly
         guard !receipts.isEmpty else { return at }
         let receipts = receipts.map { Receipt(saleId: $0.saleId, metrcReceiptId: $0.metrcReceiptId) }
-        try await pool.write { db in
+        try await committer.write(.unsynced) { db in
             for receipt in receipts {
                 try db.run("""
                     UPDATE sales SET status = 'reported', metrc_receipt_id = ?, reported_at = ?, rejection_json = NULL

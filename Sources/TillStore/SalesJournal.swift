@@ -49,10 +49,11 @@ extension TillStore {
     /// transaction. Stock is guarded in the UPDATE itself, so concurrent registers can never oversell.
     ///
     /// Async so that waiting for SQLite's single writer suspends the task instead of blocking one of the
-    /// few cooperative threads every request shares.
+    /// few cooperative threads every request shares. Sales journaled at the same moment share one synced
+    /// commit; each is answered only once that commit is on disk.
     public func journal(_ entry: JournalEntry) async throws -> JournalResult {
         let receiptPrefix = self.receiptPrefix
-        return try await pool.write { db in
+        return try await committer.write(.synced) { db in
             if let existing = try Self.sale(clientSaleId: entry.request.clientSaleId, db) {
                 let digest = try String.fetchOne(db.cachedStatement(sql: "SELECT request_digest FROM sales WHERE id = ?"), arguments: [existing.id])
                 guard digest == entry.requestDigest else {

@@ -7,6 +7,8 @@ import TillMigrations
 /// committed sale survives power loss, foreign keys on, schema from `Migrations/sql`.
 public final class TillStore: Sendable {
     public let pool: DatabasePool
+    /// The sale path's writes (journal, Metrc's answers): concurrent ones share a commit.
+    let committer: GroupCommit
     /// Prefix of every receipt number this database issues (random per database).
     public let receiptPrefix: String
 
@@ -19,6 +21,7 @@ public final class TillStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
+        committer = GroupCommit(pool: pool)
         // GRDB's WAL set-up runs after prepareDatabase and sets the *writer* to NORMAL ("many applications
         // choose NORMAL in WAL mode"); a sale the register was told about must survive power loss, so
         // every commit syncs.
