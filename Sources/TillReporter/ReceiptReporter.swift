@@ -17,9 +17,12 @@ public struct ReporterSettings: Sendable {
     public var retry: RetryPolicy
     /// The longest the drain loop sleeps when nothing is due.
     public var idlePoll: Duration
+    /// POSTs of fresh sales in flight at once; sales journaled meanwhile share the next one.
+    public var freshPostsInFlight: Int
 
     public init(deadline: Duration = .milliseconds(2000), batchSize: Int = 10, lease: Duration = .seconds(60),
-                retry: RetryPolicy = RetryPolicy(), idlePoll: Duration = .seconds(1)) {
+                retry: RetryPolicy = RetryPolicy(), idlePoll: Duration = .seconds(1), freshPostsInFlight: Int = 2) {
+        self.freshPostsInFlight = freshPostsInFlight
         self.deadline = deadline
         self.batchSize = batchSize
         self.lease = lease
@@ -41,6 +44,7 @@ public final class ReceiptReporter: Service, Sendable {
     let logger: Logger
     let now: @Sendable () -> Date
     private let wakeSignal = WakeSignal()
+    private let fresh: FreshReceipts
 
     private let reported = Counter(label: "till_receipts_reported_total")
     private let retries = Counter(label: "till_receipt_report_failures_total")
@@ -55,6 +59,8 @@ public final class ReceiptReporter: Service, Sendable {
         self.settings = settings
         self.logger = logger
         self.now = now
+        fresh = FreshReceipts(deadline: settings.deadline, batchSize: settings.batchSize,
+                              postsInFlight: settings.freshPostsInFlight)
     }
 
     public var deadline: Duration { settings.deadline }
@@ -62,37 +68,60 @@ public final class ReceiptReporter: Service, Sendable {
 
     // MARK: - The first attempt, made while the register waits
 
-    /// Posts a freshly journaled sale (its outbox row is already leased to this attempt) and records the outcome.
+    /// Reports a freshly journaled sale (its outbox row is already leased to this attempt) and waits for
+    /// the outcome up to the deadline. Sales journaled at the same moment may share one POST.
     ///
-    /// - Parameter claimRegisterAnswer: called only when Metrc refuses the receipt; returns true when the
-    ///   register has not been answered yet, so the sale can be undone rather than kept as an exception.
-    public func reportFresh(_ sale: Sale, claimRegisterAnswer: @Sendable () -> Bool) async -> Sale {
-        let draft = MetrcReceiptDraft(sale: sale)
-        let started = DispatchTime.now()
-        do {
-            let ids = try await metrc.postReceipts([draft])
-            postTimer.recordInterval(since: started)
-            if let id = ids.first, ids.count == 1 {
-                if let at = await recordReported([(sale, id)], drafts: [draft]) {
+    /// - Returns: the sale as Metrc's answer left it (reported, or refused and undone), or as it stands
+    ///   when the attempt failed; nil when the deadline came first (the attempt goes on unobserved).
+    public func reportFresh(_ sale: Sale) async -> Sale? {
+        await fresh.report(sale, post: { batch in await self.postFresh(batch) }, handOver: { sales in
+            self.handOver(sales)
+        })
+    }
+
+    private func postFresh(_ batch: [(Sale, RegisterWait)]) async {
+        let waits = Dictionary(uniqueKeysWithValues: batch.map { ($0.0.id, $0.1) })
+        await drain(batch.map { (item: $0.0, needsLookup: false) }, OutboxKind<Sale>(
+            lookUp: { _ in nil },  // never asked: nothing fresh needs a lookup
+            send: { [metrc, postTimer] (sales: [Sale]) async throws(MetrcError) -> [Int64] in
+                let started = DispatchTime.now()
+                defer { postTimer.recordInterval(since: started) }
+                return try await metrc.postReceipts(sales.map(MetrcReceiptDraft.init(sale:)))
+            },
+            reported: { receipts, _ in
+                let at = await self.recordReported(receipts, drafts: receipts.map { MetrcReceiptDraft(sale: $0.0) })
+                for (sale, id) in receipts {
+                    guard let at else {
+                        waits[sale.id]?.answer(sale)  // not recorded: still pending here; a lookup will settle it
+                        continue
+                    }
                     var reported = sale
                     reported.status = .reported
                     reported.metrcReceiptId = id
                     reported.reportedAt = at
-                    return reported
+                    waits[sale.id]?.answer(reported)
                 }
-            } else {
-                // 200 without Ids: Metrc has it, but we must ask which Id it got.
-                await recordFailures([sale], error: .invalidResponse("no Ids in answer"), hadUncertainAttempt: true)
-            }
+            },
+            rejected: { sale, rows in
+                // Undo the sale only if its register has not already been told it stands.
+                await self.recordRejection(sale, rows: rows, restoreStock: waits[sale.id]?.claim() ?? false)
+                waits[sale.id]?.answer((try? self.store.sale(id: sale.id)) ?? sale)
+            },
+            failed: { sales, error, uncertain in
+                await self.recordFailures(sales, error: error, hadUncertainAttempt: uncertain)
+                for sale in sales { waits[sale.id]?.answer(sale) }
+            }))
+    }
+
+    /// Fresh sales that waited past their deadline without being sent: the drain takes them now.
+    private func handOver(_ sales: [Sale]) {
+        do {
+            try store.recordFailure(saleIds: sales.map(\.id), message: "not sent within the register's deadline",
+                                    needsLookup: false, nextAttemptAt: now(), at: now())
         } catch {
-            postTimer.recordInterval(since: started)
-            if case .rejected(let rows) = error {
-                await recordRejection(sale, rows: rows, restoreStock: claimRegisterAnswer())
-            } else {
-                await recordFailures([sale], error: error, hadUncertainAttempt: false)
-            }
+            logger.error("could not hand fresh sales to the drain; their leases will", metadata: ["error": "\(error)"])
         }
-        return (try? store.sale(id: sale.id)) ?? sale
+        wake()
     }
 
     // MARK: - The background drain

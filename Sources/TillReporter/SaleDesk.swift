@@ -2,7 +2,6 @@ import Foundation
 import Logging
 import MetrcKit
 import Metrics
-import Synchronization
 import TillDomain
 import TillPatients
 import TillStore
@@ -107,31 +106,11 @@ public final class SaleDesk: Sendable {
     /// Waits for the first report attempt up to the deadline; past it the attempt goes on unobserved
     /// and the register hears `pending_report`.
     private func reportWithinDeadline(_ sale: Sale) async -> SaleOutcome {
-        let registerAnswered = Mutex(false)
-        let reporter = self.reporter
-        let attempt = Task {
-            await reporter.reportFresh(sale) {
-                // Metrc refused: undo the sale only if the register has not already been told it stands.
-                registerAnswered.withLock { answered in
-                    defer { answered = true }
-                    return !answered
-                }
-            }
-        }
-        let finished = await attempt.value(within: reporter.deadline)
-        if let finished { return Self.outcome(finished) }
-        let tookTheAnswer = registerAnswered.withLock { answered in
-            defer { answered = true }
-            return !answered
-        }
-        if tookTheAnswer {
-            logger.info("Metrc slower than the deadline; sale pending report", metadata: ["sale": "\(sale.id)"])
-            let current = (try? store.sale(id: sale.id)) ?? sale
-            // A refusal landing after this point is kept as an exception, not undone: the sale stands.
-            return current.status == .reported ? .reported(current) : .pendingReport(sale)
-        }
-        // The refusal arrived at the deadline and has already undone the sale: say so.
-        return Self.outcome(await attempt.value)
+        if let finished = await reporter.reportFresh(sale) { return Self.outcome(finished) }
+        logger.info("Metrc slower than the deadline; sale pending report", metadata: ["sale": "\(sale.id)"])
+        // A refusal landing after this point is kept as an exception, not undone: the sale stands.
+        let current = (try? store.sale(id: sale.id)) ?? sale
+        return current.status == .reported ? .reported(current) : .pendingReport(sale)
     }
 
     private func replay(_ existing: Sale, request: SaleRequest, digest: String) throws(TillError) -> SaleOutcome {
