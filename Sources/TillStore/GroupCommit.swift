@@ -39,26 +39,26 @@ final class GroupCommit: Sendable {
 
     func write<T: Sendable>(_ durability: Durability = .synced,
                             _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let pending = Pending(durability: durability, run: { db in
-                let outcome: Result<T, any Error>
-                do {
-                    var value: T?
-                    try db.inSavepoint {
-                        value = try body(db)
-                        return .commit
-                    }
-                    outcome = .success(value!)
-                } catch {
-                    outcome = .failure(error)
-                }
-                return { commit in
-                    switch commit {
-                    case .success: continuation.resume(with: outcome)
-                    case .failure(let error): continuation.resume(throwing: error)
-                    }
-                }
-            }, fail: { continuation.resume(throwing: $0) })
+        // Nobody committing: commit here and now, on this thread (handing the write to the writer's queue
+        // and back costs two thread wake-ups, more than the commit itself on a small machine).
+        let leads = state.withLock { state in
+            defer { state.committing = true }
+            return !state.committing
+        }
+        if leads {
+            let outcome = Mutex<Result<T, any Error>?>(nil)
+            let mine = Self.pending(durability, body) { result in outcome.withLock { $0 = result } }
+            do {
+                try commitLeading(mine)
+            } catch {
+                // The writer could not be had at all: whoever queued meanwhile must still be committed.
+                if outcome.withLock({ $0 == nil }) { releaseOrHandOn() }
+                throw error
+            }
+            return try outcome.withLock { $0 }!.get()
+        }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            let pending = Self.pending(durability, body) { continuation.resume(with: $0) }
             let startCommitting = state.withLock { state in
                 state.pending.append(pending)
                 defer { state.committing = true }
@@ -68,6 +68,52 @@ final class GroupCommit: Sendable {
                 pool.asyncWriteWithoutTransaction { db in self.commitWhilePending(db) }
             }
         }
+    }
+
+    /// Synchronous on purpose: the caller's thread does the commit.
+    private func commitLeading(_ mine: Pending) throws {
+        try pool.writeWithoutTransaction { db in
+            commit([mine], db)
+            // What queued meanwhile is committed on the writer's queue; this caller goes on.
+            if state.withLock({ state in
+                if state.pending.isEmpty { state.committing = false }
+                return state.committing
+            }) {
+                pool.asyncWriteWithoutTransaction { db in self.commitWhilePending(db) }
+            }
+        }
+    }
+
+    private func releaseOrHandOn() {
+        let more = state.withLock { state in
+            if state.pending.isEmpty { state.committing = false }
+            return state.committing
+        }
+        if more { pool.asyncWriteWithoutTransaction { db in self.commitWhilePending(db) } }
+    }
+
+    /// A write to run in its own savepoint; `answer` hears its result once the commit holding it is known.
+    private static func pending<T: Sendable>(_ durability: Durability, _ body: @escaping @Sendable (Database) throws -> T,
+                                             answer: @escaping @Sendable (Result<T, any Error>) -> Void) -> Pending {
+        Pending(durability: durability, run: { db in
+            let outcome: Result<T, any Error>
+            do {
+                var value: T?
+                try db.inSavepoint {
+                    value = try body(db)
+                    return .commit
+                }
+                outcome = .success(value!)
+            } catch {
+                outcome = .failure(error)
+            }
+            return { commit in
+                switch commit {
+                case .success: answer(outcome)
+                case .failure(let error): answer(.failure(error))
+                }
+            }
+        }, fail: { answer(.failure($0)) })
     }
 
     /// On the writer: commits everything pending, again and again, until nothing is.
