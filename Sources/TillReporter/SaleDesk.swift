@@ -50,7 +50,9 @@ public final class SaleDesk: Sendable {
     ///   different body is a conflict, not a replay.
     public func sell(_ request: SaleRequest, requestDigest: String, terminal: Terminal?) async throws(TillError) -> SaleOutcome {
         try SaleRules.checkShape(request)
-        if let existing = try load({ try store.sale(clientSaleId: request.clientSaleId) }) {
+        let context = try load { try store.saleContext(clientSaleId: request.clientSaleId,
+                                                       labels: request.lines.map(\.packageLabel)) }
+        if let existing = context.existing {
             return try replay(existing, request: request, digest: requestDigest)
         }
         try await patients.checkFacilitySells(to: request.customerType)
@@ -70,7 +72,7 @@ public final class SaleDesk: Sendable {
                 return try await journal(request, lines: lines, digest: requestDigest, terminal: terminal, actor: actor, note: note)
             }
         case .consumer, .nonResidentConsumer, .externalPatient:
-            let (_, lines) = try validatedLines(request)
+            let lines = try SaleRules.validate(request, packages: context.packages)
             result = try await journal(request, lines: lines, digest: requestDigest, terminal: terminal, actor: actor, note: nil)
         }
         switch result {
