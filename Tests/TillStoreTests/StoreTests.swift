@@ -72,6 +72,50 @@ import TillDomain
         #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 9)
     }
 
+    @Test func concurrentJournalsShareCommitsAndARefusedOneUndoesOnlyItself() async throws {
+        let store = try openStore()  // PKG-1 holds 10 g
+        let commits = CommitCounter()
+        try await store.pool.writeWithoutTransaction { db in db.add(transactionObserver: commits, extent: .databaseLifetime) }
+        // Hold the writer so that the journals arrive while it is busy, as registers' sales do under load.
+        // A thread of its own: a task would take one of the few threads the journals need to run at all.
+        let released = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            try? store.pool.writeWithoutTransaction { _ in Thread.sleep(forTimeInterval: 0.3) }
+            released.signal()
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        let recorded = await withTaskGroup(of: Bool.self) { group in
+            for number in 0..<30 {
+                let entry = try! self.entry("group-\(number)")
+                // Off the shared cooperative pool, which other suites running alongside may keep busy: the
+                // journals must really be concurrent for this test to mean anything.
+                group.addTask(executorPreference: GCDExecutor.shared) { (try? await store.journal(entry)) != nil }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        released.wait()
+
+        #expect(recorded == 10)  // the other twenty found the package sold out, each alone
+        #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 0)
+        #expect(try store.reportingSummary().pending == 10)
+        #expect(try store.auditLog(action: "sale.journaled").count == 10)
+        #expect(commits.count < 10)  // one commit each would be ten
+        let numbers = try (1...10).map { try #require(try store.sale(id: Int64($0))?.receiptNumber) }
+        #expect(Set(numbers).count == 10)
+    }
+
+    @Test func metrcsAnswerIsRecordedWithoutLoweringTheWritersDurability() async throws {
+        let store = try openStore()
+        guard case .recorded(let sale) = try await store.journal(entry("a")) else {
+            Issue.record("expected a new sale")
+            return
+        }
+        try await store.recordReported([(saleId: sale.id, metrcReceiptId: 42)], at: Date(),
+                                       audit: AuditEvent(actor: "test", action: "metrc.receipts.posted"))
+        #expect(try store.sale(id: sale.id)?.metrcReceiptId == 42)
+        #expect(try store.durabilitySettings().synchronous == 2)  // FULL again for every other write
+    }
+
     @Test func aRejectionToldToTheRegisterRestoresStock() async throws {
         let store = try openStore()
         guard case .recorded(let sale) = try await store.journal(entry("a", quantity: 4)) else { return }
@@ -121,5 +165,30 @@ import TillDomain
     @Test func sha256HexMatchesTheKnownDigest() {
         #expect(sha256Hex(Data("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(sha256Hex(Data()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    }
+}
+
+/// Counts the commits of the connection it observes.
+private final class CommitCounter: TransactionObserver, @unchecked Sendable {
+    // @unchecked: only touched under its lock.
+    private let lock = NSLock()
+    private var commits = 0
+
+    var count: Int { lock.withLock { commits } }
+
+    func observes(eventsOfKind eventKind: DatabaseEventKind) -> Bool { true }
+    func databaseDidChange(with event: DatabaseEvent) {}
+    func databaseDidCommit(_ db: Database) { lock.withLock { commits += 1 } }
+    func databaseDidRollback(_ db: Database) {}
+}
+
+/// Runs each job on a serial queue of its own: GCD's overcommitting pool, which adds a thread whenever its
+/// others are blocked (its global concurrent queues stop at the core count).
+private final class GCDExecutor: TaskExecutor {
+    static let shared = GCDExecutor()
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        DispatchQueue(label: "test.journal").async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
