@@ -70,7 +70,7 @@ struct Report {
         let ratio = r.bare.latencies.p50 > .zero ? r.single.latencies.p50.seconds / r.bare.latencies.p50.seconds : 0
         let batchesOfTen = d.drainTime != nil && d.pendingBeforeRestart > 0
             && d.postsDuringDrain == (d.pendingBeforeRestart + 9) / 10
-        lines.append("  (a sale is two durable SQLite commits, the journal and Metrc's answer: at least twice the fdatasync p50)")
+        lines.append("  (a sale is one synced SQLite commit, the journal, so at least one fdatasync p50; Metrc's answer commits unsynced)")
         lines += aligned([
             ["Till adds ≤ 2 ms at p50 over bare Metrc",
              String(format: "%+.2f ms (%.1f × the bare p50)", overhead.milliseconds, ratio),
