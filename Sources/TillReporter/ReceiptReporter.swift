@@ -83,11 +83,7 @@ public final class ReceiptReporter: Service, Sendable {
         let waits = Dictionary(uniqueKeysWithValues: batch.map { ($0.0.id, $0.1) })
         await drain(batch.map { (item: $0.0, needsLookup: false) }, OutboxKind<Sale>(
             lookUp: { _ in nil },  // never asked: nothing fresh needs a lookup
-            send: { [metrc, postTimer] (sales: [Sale]) async throws(MetrcError) -> [Int64] in
-                let started = DispatchTime.now()
-                defer { postTimer.recordInterval(since: started) }
-                return try await metrc.postReceipts(sales.map(MetrcReceiptDraft.init(sale:)))
-            },
+            send: { (sales: [Sale]) async throws(MetrcError) -> [Int64] in try await self.post(sales) },
             reported: { receipts, _ in
                 let at = await self.recordReported(receipts, drafts: receipts.map { MetrcReceiptDraft(sale: $0.0) })
                 for (sale, id) in receipts {
@@ -111,6 +107,13 @@ public final class ReceiptReporter: Service, Sendable {
                 await self.recordFailures(sales, error: error, hadUncertainAttempt: uncertain)
                 for sale in sales { waits[sale.id]?.answer(sale) }
             }))
+    }
+
+    /// One timed `POST /sales/v2/receipts`; Metrc's Ids in posted order.
+    private func post(_ sales: [Sale]) async throws(MetrcError) -> [Int64] {
+        let started = DispatchTime.now()
+        defer { postTimer.recordInterval(since: started) }
+        return try await metrc.postReceipts(sales.map(MetrcReceiptDraft.init(sale:)))
     }
 
     /// Fresh sales that waited past their deadline without being sent: the drain takes them now.
@@ -175,11 +178,7 @@ public final class ReceiptReporter: Service, Sendable {
             lookUp: { [metrc] (sale: Sale) async throws(MetrcError) -> Int64? in
                 try await metrc.receipt(externalNumber: sale.receiptNumber)?.id
             },
-            send: { [metrc, postTimer] (sales: [Sale]) async throws(MetrcError) -> [Int64] in
-                let started = DispatchTime.now()
-                defer { postTimer.recordInterval(since: started) }
-                return try await metrc.postReceipts(sales.map(MetrcReceiptDraft.init(sale:)))
-            },
+            send: { (sales: [Sale]) async throws(MetrcError) -> [Int64] in try await self.post(sales) },
             reported: { receipts, found in
                 await self.recordReported(receipts, drafts: receipts.map { MetrcReceiptDraft(sale: $0.0) },
                                           action: found ? "metrc.receipt.found" : "metrc.receipts.posted")

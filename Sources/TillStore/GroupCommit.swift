@@ -74,16 +74,12 @@ final class GroupCommit: Sendable {
     private func commitLeading(_ mine: Pending) throws {
         try pool.writeWithoutTransaction { db in
             commit([mine], db)
-            // What queued meanwhile is committed on the writer's queue; this caller goes on.
-            if state.withLock({ state in
-                if state.pending.isEmpty { state.committing = false }
-                return state.committing
-            }) {
-                pool.asyncWriteWithoutTransaction { db in self.commitWhilePending(db) }
-            }
+            releaseOrHandOn()
         }
     }
 
+    /// Stops committing if nothing is pending; else what queued meanwhile is committed on the writer's
+    /// queue, and this caller goes on.
     private func releaseOrHandOn() {
         let more = state.withLock { state in
             if state.pending.isEmpty { state.committing = false }
