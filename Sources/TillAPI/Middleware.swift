@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import Synchronization
 import TillDomain
 import TillStore
 
@@ -26,6 +27,10 @@ struct TerminalAuthMiddleware: RouterMiddleware {
     let store: TillStore
     /// Paths anyone on the socket may read (the socket itself is mode 0660).
     let publicPaths: Set<String>
+    /// Terminals that made sales, by token hash. Only `POST /v1/sales` trusts it, because the journal
+    /// checks the terminal again in the sale's own transaction (a revocation by `till terminals revoke`
+    /// is seen there); every other request reads its terminal afresh.
+    let sellingTerminals = TerminalCache()
 
     func handle(_ request: Request, context: TillRequestContext,
                 next: (Request, TillRequestContext) async throws -> Response) async throws -> Response {
@@ -35,20 +40,46 @@ struct TerminalAuthMiddleware: RouterMiddleware {
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
             throw TillError(.unauthorized, code: "unauthorized", "A bearer token is required (Authorization: Bearer <token>).")
         }
-        let token = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
-        let terminal: Terminal?
-        do {
-            terminal = try store.terminal(token: token)
-        } catch {
-            throw TillError(.unavailable, code: "store_unavailable", "Terminals could not be read.")
+        let tokenHash = TillStore.tokenHash(String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces))
+        let checkedBySale = request.method == .post && path == "/v1/sales"
+        var terminal = checkedBySale ? sellingTerminals[tokenHash] : nil
+        if terminal == nil {
+            do {
+                terminal = try store.terminal(tokenHash: tokenHash)
+            } catch {
+                throw TillError(.unavailable, code: "store_unavailable", "Terminals could not be read.")
+            }
+            if checkedBySale { sellingTerminals[tokenHash] = terminal }
         }
         guard let terminal else {
-            throw TillError(.unauthorized, code: "invalid_token", "The bearer token is unknown or revoked.")
+            throw TillError.invalidToken
         }
         var context = context
         context.terminal = terminal
         context.logger[metadataKey: "terminal"] = "\(terminal.name)"
-        return try await next(request, context)
+        guard checkedBySale else { return try await next(request, context) }
+        do {
+            return try await next(request, context)
+        } catch let error as TillError where error == .invalidToken {
+            sellingTerminals[tokenHash] = nil  // revoked since it was cached
+            throw error
+        }
+    }
+}
+
+/// Terminals by token hash, bounded: a busy store has a handful of registers, not thousands.
+final class TerminalCache: Sendable {
+    private let terminals = Mutex<[String: Terminal]>([:])
+    private let limit = 256
+
+    subscript(tokenHash: String) -> Terminal? {
+        get { terminals.withLock { $0[tokenHash] } }
+        set {
+            terminals.withLock { terminals in
+                if newValue != nil, terminals[tokenHash] == nil, terminals.count >= limit { terminals.removeAll() }
+                terminals[tokenHash] = newValue
+            }
+        }
     }
 }
 

@@ -29,6 +29,9 @@ public struct TillError: Error, Sendable, Equatable {
         TillError(.invalidRequest, code: code, message, details: details)
     }
 
+    /// The bearer token names no live terminal (unknown, or revoked).
+    public static let invalidToken = TillError(.unauthorized, code: "invalid_token", "The bearer token is unknown or revoked.")
+
     public static func unprocessable(_ code: String, _ message: String, details: [String: String] = [:]) -> TillError {
         TillError(.unprocessable, code: code, message, details: details)
     }

@@ -70,13 +70,12 @@ public final class PatientDirectory: Sendable {
     /// Fetches what the facility may sell to (call at start; it is also refreshed hourly by itself).
     public func refreshFacility() async { await facility.refresh() }
 
-    /// Refuses a customer type the facility is not licensed for (when Metrc has said so).
-    public func checkFacilitySells(to customerType: CustomerType) async throws(TillError) {
-        if let allowed = await facility.canSell(to: customerType), !allowed {
-            throw .unprocessable("customer_type_not_allowed",
-                                 "This facility is not licensed to sell to \(customerType.rawValue) customers.",
-                                 details: ["customerType": customerType.rawValue])
-        }
+    /// The refusal of a customer type the facility is not licensed for (when Metrc has said so), or nil.
+    public func facilityRefusal(for customerType: CustomerType) async -> TillError? {
+        guard let allowed = await facility.canSell(to: customerType), !allowed else { return nil }
+        return .unprocessable("customer_type_not_allowed",
+                              "This facility is not licensed to sell to \(customerType.rawValue) customers.",
+                              details: ["customerType": customerType.rawValue])
     }
 
     // MARK: Lookups

@@ -50,34 +50,40 @@ public final class SaleDesk: Sendable {
     ///   different body is a conflict, not a replay.
     public func sell(_ request: SaleRequest, requestDigest: String, terminal: Terminal?) async throws(TillError) -> SaleOutcome {
         try SaleRules.checkShape(request)
-        let context = try load { try store.saleContext(clientSaleId: request.clientSaleId,
-                                                       labels: request.lines.map(\.packageLabel)) }
-        if let existing = context.existing {
-            return try replay(existing, request: request, digest: requestDigest)
+        // Asked now, held against the sale only after the journal's replay check: a register's retry of a
+        // recorded sale hears that sale, whatever changed since.
+        let refusal = await patients.facilityRefusal(for: request.customerType)
+        let rules: @Sendable ([String: PackageSnapshot]) throws(TillError) -> [ValidatedLine] = { packages throws(TillError) in
+            if let refusal { throw refusal }
+            return try SaleRules.validate(request, packages: packages)
         }
-        try await patients.checkFacilitySells(to: request.customerType)
         let actor = terminal.map { "terminal:\($0.name)" } ?? "unknown"
 
         let result: JournalResult
         switch request.customerType {
         case .patient, .caregiver:
+            // A retry is answered before Metrc is asked about the patient again.
+            if let existing = try load({ try store.sale(clientSaleId: request.clientSaleId) }) {
+                return try replay(existing, request: request, digest: requestDigest)
+            }
+            if let refusal { throw refusal }
             // Verified against Metrc, counted against the allowance and journaled while no other sale for
             // this patient can do the same; reporting to Metrc happens after, outside the lock.
             result = try await patients.serializingPatient(request.patientLicenseNumber ?? "") { () async throws(TillError) -> JournalResult in
                 let clearance = try await patients.clear(request, actor: actor, terminalId: terminal?.id)
-                let (packages, lines) = try validatedLines(request)
-                try patients.checkAllowance(lines, packages: packages, clearance: clearance)
+                let packages = try load { try store.packages(labels: request.lines.map(\.packageLabel)) }
+                try patients.checkAllowance(try SaleRules.validate(request, packages: packages), packages: packages,
+                                            clearance: clearance)
                 let note = clearance.stale
                     ? "sold on a stale patient status (\(Int(now().timeIntervalSince(clearance.patient.fetchedAt))) s old)" : nil
-                return try await journal(request, lines: lines, digest: requestDigest, terminal: terminal, actor: actor, note: note)
+                return try await journal(request, rules: rules, digest: requestDigest, terminal: terminal, actor: actor, note: note)
             }
         case .consumer, .nonResidentConsumer, .externalPatient:
-            let lines = try SaleRules.validate(request, packages: context.packages)
-            result = try await journal(request, lines: lines, digest: requestDigest, terminal: terminal, actor: actor, note: nil)
+            result = try await journal(request, rules: rules, digest: requestDigest, terminal: terminal, actor: actor, note: nil)
         }
         switch result {
         case .replay(let existing):
-            return try replay(existing, request: request, digest: requestDigest)
+            return Self.outcome(existing)  // the journal matched its digest
         case .recorded(let sale):
             salesCounter.increment()
             logger.debug("sale journaled", metadata: ["sale": "\(sale.id)", "receipt": "\(sale.receiptNumber)"])
@@ -85,16 +91,11 @@ public final class SaleDesk: Sendable {
         }
     }
 
-    private func validatedLines(_ request: SaleRequest) throws(TillError) -> ([String: PackageSnapshot], [ValidatedLine]) {
-        let packages = try load { try store.packages(labels: request.lines.map(\.packageLabel)) }
-        return (packages, try SaleRules.validate(request, packages: packages))
-    }
-
-    private func journal(_ request: SaleRequest, lines: [ValidatedLine], digest: String, terminal: Terminal?,
-                         actor: String, note: String?) async throws(TillError) -> JournalResult {
+    private func journal(_ request: SaleRequest, rules: @escaping @Sendable ([String: PackageSnapshot]) throws(TillError) -> [ValidatedLine],
+                         digest: String, terminal: Terminal?, actor: String, note: String?) async throws(TillError) -> JournalResult {
         let soldAt = now()
         let entry = JournalEntry(
-            request: request, requestDigest: digest, lines: lines, terminalId: terminal?.id, actor: actor,
+            request: request, requestDigest: digest, validate: rules, terminalId: terminal?.id, actor: actor,
             license: license, soldAt: soldAt, salesDateTimeLocal: MetrcLocalTime.format(soldAt, in: timeZone),
             businessDate: Self.businessDate(of: soldAt, in: timeZone),
             firstAttemptLease: soldAt.addingTimeInterval(reporter.leaseDuration.seconds), note: note)

@@ -80,16 +80,6 @@ extension TillStore {
         try pool.read { db in try Self.packages(labels: labels, db) }
     }
 
-    /// What a sale request needs before anything is written, in one read: the sale its clientSaleId
-    /// already made, if any, and the packages it sells from.
-    public func saleContext(clientSaleId: String, labels: some Collection<String>) throws
-        -> (existing: Sale?, packages: [String: PackageSnapshot]) {
-        try pool.read { db in
-            if let existing = try Self.sale(clientSaleId: clientSaleId, db) { return (existing, [:]) }
-            return (nil, try Self.packages(labels: labels, db))
-        }
-    }
-
     static func packages(labels: some Collection<String>, _ db: Database) throws -> [String: PackageSnapshot] {
         let labels = Array(Set(labels))
         guard !labels.isEmpty else { return [:] }

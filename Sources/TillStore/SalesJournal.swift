@@ -2,12 +2,15 @@ import Foundation
 import GRDB
 import TillDomain
 
-/// Everything needed to journal one validated sale in one transaction.
+/// Everything needed to journal one sale in one transaction.
 public struct JournalEntry: Sendable {
     public var request: SaleRequest
     /// Digest of the request body: a retry with the same clientSaleId must carry the same sale.
     public var requestDigest: String
-    public var lines: [ValidatedLine]
+    /// The sale's rules, run in the journal's own transaction against the packages as it reads them, so
+    /// what was checked is what is written (and no separate read, whose page cache every commit empties).
+    public var validate: @Sendable ([String: PackageSnapshot]) throws(TillError) -> [ValidatedLine]
+    /// The terminal selling; the journal refuses the sale if it was revoked meanwhile (in any process).
     public var terminalId: Int64?
     public var actor: String
     public var license: String
@@ -19,13 +22,14 @@ public struct JournalEntry: Sendable {
     /// Anything the audit record must flag (e.g. a medical sale made on a stale patient status).
     public var note: String?
 
-    public init(request: SaleRequest, requestDigest: String, lines: [ValidatedLine], terminalId: Int64?, actor: String,
-                license: String, soldAt: Date, salesDateTimeLocal: String, businessDate: String, firstAttemptLease: Date,
-                note: String? = nil) {
+    public init(request: SaleRequest, requestDigest: String,
+                validate: @escaping @Sendable ([String: PackageSnapshot]) throws(TillError) -> [ValidatedLine],
+                terminalId: Int64?, actor: String, license: String, soldAt: Date, salesDateTimeLocal: String,
+                businessDate: String, firstAttemptLease: Date, note: String? = nil) {
         self.note = note
         self.request = request
         self.requestDigest = requestDigest
-        self.lines = lines
+        self.validate = validate
         self.terminalId = terminalId
         self.actor = actor
         self.license = license
@@ -46,6 +50,7 @@ public enum JournalResult: Sendable {
 
 extension TillStore {
     /// Records the sale, its lines, the package decrements, the outbox row and an audit event in one
+    /// transaction, after the replay check, the terminal check and the sale's rules in that same
     /// transaction. Stock is guarded in the UPDATE itself, so concurrent registers can never oversell.
     ///
     /// Async so that waiting for SQLite's single writer suspends the task instead of blocking one of the
@@ -54,6 +59,9 @@ extension TillStore {
     public func journal(_ entry: JournalEntry) async throws -> JournalResult {
         let receiptPrefix = self.receiptPrefix
         return try await committer.write(.synced) { db in
+            if let terminalId = entry.terminalId {
+                guard try Self.terminalIsLive(id: terminalId, db) else { throw TillError.invalidToken }
+            }
             if let existing = try Self.sale(clientSaleId: entry.request.clientSaleId, db) {
                 let digest = try String.fetchOne(db.cachedStatement(sql: "SELECT request_digest FROM sales WHERE id = ?"), arguments: [existing.id])
                 guard digest == entry.requestDigest else {
@@ -63,9 +71,10 @@ extension TillStore {
                 }
                 return .replay(existing)
             }
+            let lines = try entry.validate(Self.packages(labels: entry.request.lines.map(\.packageLabel), db))
             let id = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM sales"))) ?? 1
             let receiptNumber = "\(receiptPrefix)-\(FacilityDate.padded(id, 6))"
-            let total = entry.lines.reduce(Money.zero) { $0 + $1.request.totalAmount }
+            let total = lines.reduce(Money.zero) { $0 + $1.request.totalAmount }
             let request = entry.request
             try db.run("""
                 INSERT INTO sales (id, client_sale_id, request_digest, receipt_number, terminal_id, customer_type,
@@ -77,7 +86,7 @@ extension TillStore {
                                  request.customerType.rawValue, request.patientLicenseNumber, request.caregiverLicenseNumber,
                                  request.identificationMethod, request.patientRegistrationLocationId,
                                  entry.soldAt.epochMilliseconds, entry.salesDateTimeLocal, entry.businessDate, total.cents])
-            for (number, line) in entry.lines.enumerated() {
+            for (number, line) in lines.enumerated() {
                 let taxes = line.request.taxes
                 try db.run("""
                     INSERT INTO sale_lines (sale_id, line_number, package_label, quantity, unit, package_quantity_picos,
@@ -122,7 +131,7 @@ extension TillStore {
                 patientRegistrationLocationId: request.patientRegistrationLocationId,
                 soldAt: Date(epochMilliseconds: entry.soldAt.epochMilliseconds), salesDateTime: entry.salesDateTimeLocal,
                 businessDate: entry.businessDate,
-                lines: entry.lines.map { line in
+                lines: lines.map { line in
                     SaleLine(packageLabel: line.request.packageLabel, quantity: line.request.quantity, unit: line.unitName,
                              totalAmount: line.request.totalAmount, discountAmount: line.request.discountAmount,
                              taxes: line.request.taxes == LineTaxes() ? nil : line.request.taxes,

@@ -23,11 +23,18 @@ extension TillStore {
 
     /// The live terminal holding `token`, if any.
     public func terminal(token: String) throws -> Terminal? {
-        let hash = Self.tokenHash(token)
-        return try pool.read { db in
+        try terminal(tokenHash: Self.tokenHash(token))
+    }
+
+    public func terminal(tokenHash hash: String) throws -> Terminal? {
+        try pool.read { db in
             try db.row("SELECT * FROM terminals WHERE token_hash = ? AND revoked_at IS NULL", [hash])
                 .map(Self.terminal(from:))
         }
+    }
+
+    static func terminalIsLive(id: Int64, _ db: Database) throws -> Bool {
+        try Bool.fetchOne(db.cachedStatement(sql: "SELECT revoked_at IS NULL FROM terminals WHERE id = ?"), arguments: [id]) ?? false
     }
 
     public func terminals() throws -> [Terminal] {
@@ -50,5 +57,6 @@ extension TillStore {
                  revoked: (row["revoked_at"] as Int64?) != nil)
     }
 
-    static func tokenHash(_ token: String) -> String { sha256Hex(Data(token.utf8)) }
+    /// What is stored of a token, and what it is looked up by.
+    public static func tokenHash(_ token: String) -> String { sha256Hex(Data(token.utf8)) }
 }

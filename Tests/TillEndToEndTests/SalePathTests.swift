@@ -2,6 +2,7 @@ import Foundation
 import MetrcSimulator
 import Testing
 import TillDomain
+import TillStore
 
 /// The sale path as registers feel it: over the socket, against a simulated Metrc.
 @Suite struct SalePathTests {
@@ -58,6 +59,25 @@ import TillDomain
         let different = try await till.sell("retry-1", quantity: "1")
         #expect(different.status == 409)
         #expect(different.errorCode == "client_sale_id_reused")
+    }
+
+    @Test func aTerminalRevokedByAnotherProcessCanSellNoMore() async throws {
+        let till = try await TillHarness.start()
+        defer { Task { await till.stop() } }
+        #expect(try await till.sell("before-revoke").status == 201)
+        let stock = try till.localQuantity(Labels.flower)
+
+        // `till terminals revoke` runs in a process of its own: its own connection to the same file.
+        #expect(try TillStore(path: till.services.configuration.databasePath).revokeTerminal(name: "register-1"))
+
+        let refused = try await till.sell("after-revoke")
+        #expect(refused.status == 401)
+        #expect(refused.errorCode == "invalid_token")
+        #expect(try await till.sell("before-revoke").status == 401)  // not even a replay
+        #expect(try till.services.store.sale(clientSaleId: "after-revoke") == nil)
+        #expect(try till.localQuantity(Labels.flower) == stock)
+        #expect(await till.simulation.receipts(license: TillHarness.license).count == 1)
+        #expect(try await till.request("GET", "/v1/packages", token: till.registerToken).status == 401)
     }
 
     @Test func twentyConcurrentRegistersNeverOversellAPackageOfTen() async throws {

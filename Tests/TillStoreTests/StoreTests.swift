@@ -17,13 +17,12 @@ import TillDomain
         return store
     }
 
-    func entry(_ id: String, quantity: Decimal = 1, digest: String = "d") throws -> JournalEntry {
+    func entry(_ id: String, quantity: Decimal = 1, digest: String = "d", terminal: Int64? = nil) throws -> JournalEntry {
         let line = SaleLineRequest(packageLabel: "PKG-1", quantity: quantity, unit: "Grams", totalAmount: Money(cents: 500))
         let request = SaleRequest(clientSaleId: id, customerType: .consumer, lines: [line])
         return JournalEntry(request: request, requestDigest: digest,
-                            lines: [ValidatedLine(request: line, unitName: "Grams",
-                                                  packageDecrementPicos: Quantities.picos(exactly: quantity)!)],
-                            terminalId: nil, actor: "test", license: "LIC", soldAt: Date(),
+                            validate: { packages throws(TillError) in try SaleRules.validate(request, packages: packages) },
+                            terminalId: terminal, actor: "test", license: "LIC", soldAt: Date(),
                             salesDateTimeLocal: "2026-11-23T10:00:00.000", businessDate: "2026-11-23",
                             firstAttemptLease: Date().addingTimeInterval(60))
     }
@@ -158,6 +157,29 @@ import TillDomain
         #expect(stored?.contains(token) == false)
         #expect(try store.revokeTerminal(name: "front-1"))
         #expect(try store.terminal(token: token) == nil)
+    }
+
+    @Test func theJournalRefusesASaleFromARevokedTerminalAndWritesNothing() async throws {
+        let store = try openStore()
+        let (terminal, _) = try store.addTerminal(name: "front-1", role: .register)
+        guard case .recorded = try await store.journal(entry("a", terminal: terminal.id)) else {
+            Issue.record("expected a new sale")
+            return
+        }
+        // Revoked by another connection, as `till terminals revoke` would from its own process.
+        try TillStore(path: directory + "/till.sqlite").revokeTerminal(name: "front-1")
+        await #expect(throws: TillError.invalidToken) { try await store.journal(entry("b", terminal: terminal.id)) }
+        await #expect(throws: TillError.invalidToken) { try await store.journal(entry("a", terminal: terminal.id)) }
+        #expect(try store.sale(clientSaleId: "b") == nil)
+        #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 9)
+    }
+
+    @Test func theJournalChecksTheSaleAgainstThePackagesItWritesTo() async throws {
+        let store = try openStore()
+        try await store.pool.write { db in try db.execute(sql: "UPDATE packages SET on_hold = 1") }
+        await #expect(throws: TillError.self) { try await store.journal(entry("a")) }
+        #expect(try store.sale(clientSaleId: "a") == nil)
+        #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 10)
     }
 }
 
