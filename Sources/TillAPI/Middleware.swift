@@ -139,4 +139,21 @@ enum JSONResponse {
         return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
+
+    static func make(_ sale: SaleView, status: HTTPResponse.Status = .ok) -> Response {
+        var json = JSONWriter()
+        sale.write(into: &json)
+        return make(json, status: status)
+    }
+
+    static func make(_ sales: SalesListView) -> Response {
+        var json = JSONWriter(capacity: 512 * (sales.sales.count + 1))
+        sales.write(into: &json)
+        return make(json, status: .ok)
+    }
+
+    private static func make(_ json: JSONWriter, status: HTTPResponse.Status) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(bytes: json.bytes)))
+    }
 }

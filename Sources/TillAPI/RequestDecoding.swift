@@ -9,12 +9,19 @@ enum RequestDecoding {
     static let taxFields: Set<String> = ["salesTax", "exciseTax", "cityTax", "countyTax", "municipalTax"]
 
     static func decodeSale(_ body: Data) throws(TillError) -> SaleRequest {
-        try decode(SaleRequest.self, from: body, noun: "sale") { sale throws(TillError) in
+        try decode(SaleRequest.self, from: body, noun: "sale") { sale in
             try refuseUnknownFields(sale, allowed: saleFields, at: "")
-            for (index, line) in (sale["lines"] as? [Any] ?? []).enumerated() {
-                guard let line = line as? [String: Any] else { continue }  // the decoder reports the wrong type
+            guard sale.contains(AnyKey("lines")), var lines = try? sale.nestedUnkeyedContainer(forKey: AnyKey("lines")) else {
+                return  // the decoder reports a missing or mistyped field
+            }
+            while !lines.isAtEnd {
+                let index = lines.currentIndex
+                guard let line = try? lines.nestedContainer(keyedBy: AnyKey.self) else {
+                    _ = try lines.decode(Skipped.self)  // not an object: the decoder reports it
+                    continue
+                }
                 try refuseUnknownFields(line, allowed: lineFields, at: "lines[\(index)]")
-                if let taxes = line["taxes"] as? [String: Any] {
+                if let taxes = try? line.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey("taxes")) {
                     try refuseUnknownFields(taxes, allowed: taxFields, at: "lines[\(index)].taxes")
                 }
             }
@@ -33,26 +40,26 @@ enum RequestDecoding {
                                              "registrationExpiryDate", "clientCheckInId"]
 
     static func decodeCheckIn(_ body: Data) throws(TillError) -> CheckInRequest {
-        try decode(CheckInRequest.self, from: body, noun: "check-in") { object throws(TillError) in
+        try decode(CheckInRequest.self, from: body, noun: "check-in") { object in
             try refuseUnknownFields(object, allowed: checkInFields, at: "")
         }
     }
 
-    /// Reads a JSON object into `T`. Empty, malformed and non-object bodies are refused first, then any
-    /// field `checkFields` does not know: a misspelt field (say `discountAmmount`) would otherwise vanish
-    /// silently and the sale be reported without it.
+    /// Reads a JSON object into `T`, parsing the body once. Empty, malformed and non-object bodies are
+    /// refused first, then any field `checkFields` does not know: a misspelt field (say `discountAmmount`)
+    /// would otherwise vanish silently and the sale be reported without it.
     private static func decode<T: Decodable>(_ type: T.Type, from body: Data, noun: String,
-                                             checkFields: ([String: Any]) throws(TillError) -> Void) throws(TillError) -> T {
+                                             checkFields: @escaping @Sendable (KeyedDecodingContainer<AnyKey>) throws -> Void)
+        throws(TillError) -> T {
         guard !body.isEmpty else { throw .invalid("empty_body", "The request body is empty; send the \(noun) as JSON.") }
-        guard let root = try? JSONSerialization.jsonObject(with: body) else {
-            throw .invalid("malformed_json", "The request body is not valid JSON.")
-        }
-        guard let object = root as? [String: Any] else {
-            throw .invalid("invalid_request", "The request body must be a JSON object (the \(noun)).")
-        }
-        try checkFields(object)
+        let decoder = JSONDecoder()
+        decoder.userInfo[FieldCheck.key] = FieldCheck(check: checkFields)
         do {
-            return try JSONDecoder().decode(T.self, from: body)
+            return try decoder.decode(FieldChecked<T>.self, from: body).value
+        } catch let error as TillError {
+            throw error
+        } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
+            throw .invalid("invalid_request", "The request body must be a JSON object (the \(noun)).")
         } catch let error as DecodingError {
             throw describe(error)
         } catch {
@@ -60,18 +67,39 @@ enum RequestDecoding {
         }
     }
 
-    private static func refuseUnknownFields(_ object: [String: Any], allowed: Set<String>, at path: String) throws(TillError) {
-        if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
+    private static func refuseUnknownFields(_ object: KeyedDecodingContainer<AnyKey>, allowed: Set<String>,
+                                            at path: String) throws(TillError) {
+        if let unknown = object.allKeys.map(\.stringValue).sorted().first(where: { !allowed.contains($0) }) {
             let field = path.isEmpty ? unknown : "\(path).\(unknown)"
             throw .invalid("unknown_field", "\(field) is not a field Till knows; check its spelling.", details: ["field": field])
         }
     }
 
-    /// The sale re-encoded with sorted keys: its digest identifies the sale whatever the register's whitespace.
-    static func canonical(_ sale: SaleRequest) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return try encoder.encode(sale)
+    /// The sale's content in one spelling (keys sorted, numbers as exact decimals, nulls left out): its
+    /// digest identifies the sale whatever the register's whitespace, key order or number spelling.
+    static func canonical(_ sale: SaleRequest) -> [UInt8] {
+        var json = JSONWriter()
+        json.object { json in
+            json.field("caregiverLicenseNumber", sale.caregiverLicenseNumber)
+            json.field("clientSaleId", sale.clientSaleId)
+            json.field("customerType", sale.customerType.rawValue)
+            json.field("identificationMethod", sale.identificationMethod)
+            json.field("lines") { json in
+                json.array(sale.lines) { json, line in
+                    json.object { json in
+                        json.field("discountAmount", line.discountAmount)
+                        json.field("packageLabel", line.packageLabel)
+                        json.field("quantity", line.quantity)
+                        if let taxes = line.taxes { json.field("taxes") { json in taxes.write(into: &json) } }
+                        json.field("totalAmount", line.totalAmount)
+                        json.field("unit", line.unit)
+                    }
+                }
+            }
+            json.field("patientLicenseNumber", sale.patientLicenseNumber)
+            json.field("patientRegistrationLocationId", sale.patientRegistrationLocationId)
+        }
+        return json.bytes
     }
 
     private static func describe(_ error: DecodingError) -> TillError {
@@ -103,4 +131,37 @@ enum RequestDecoding {
             return .invalid("invalid_request", "The sale could not be read.")
         }
     }
+}
+
+/// Any key of a JSON object, so that the fields a request carries can be listed (a type's own CodingKeys
+/// silently drop the ones it does not know).
+struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ name: String) { stringValue = name }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+/// The field check `RequestDecoding.decode` hands the decoder, run on the same parse as the decoding.
+private struct FieldCheck: Sendable {
+    static let key = CodingUserInfoKey(rawValue: "till.fieldCheck")!
+    let check: @Sendable (KeyedDecodingContainer<AnyKey>) throws -> Void
+}
+
+/// `T`, after its fields passed the check (which throws before any field of `T` is read).
+private struct FieldChecked<T: Decodable>: Decodable {
+    let value: T
+
+    init(from decoder: any Decoder) throws {
+        if let fieldCheck = decoder.userInfo[FieldCheck.key] as? FieldCheck {
+            try fieldCheck.check(decoder.container(keyedBy: AnyKey.self))
+        }
+        value = try T(from: decoder)
+    }
+}
+
+/// Any JSON value, read and dropped.
+private struct Skipped: Decodable {
+    init(from decoder: any Decoder) throws {}
 }

@@ -30,7 +30,7 @@ struct Routes: Sendable {
         let terminal = try context.requireTerminal([.register, .manager])
         let body = try await Self.readBody(request, context: context)
         let sale = try RequestDecoding.decodeSale(body)
-        let digest = sha256Hex(try RequestDecoding.canonical(sale))
+        let digest = sha256Hex(RequestDecoding.canonical(sale))
         let outcome = try await services.desk.sell(sale, requestDigest: digest, terminal: terminal)
         switch outcome {
         case .reported(let sale):

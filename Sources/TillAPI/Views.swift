@@ -4,7 +4,8 @@ import TillReporter
 import TillStore
 
 /// A sale as registers see it.
-struct SaleView: Encodable {
+/// A sale as registers see it; written by `JSONWriter` (every sale's answer), keys sorted.
+struct SaleView {
     var id: Int64
     var clientSaleId: String
     var receiptNumber: String
@@ -22,13 +23,24 @@ struct SaleView: Encodable {
     /// Only for rejected sales: true when the refusal undid the sale, false when it stands as an exception.
     var saleUndone: Bool?
 
-    struct LineView: Encodable {
+    struct LineView {
         var packageLabel: String
         var quantity: Decimal
         var unit: String
         var totalAmount: Money
         var discountAmount: Money?
         var taxes: LineTaxes?
+
+        func write(into json: inout JSONWriter) {
+            json.object { json in
+                json.field("discountAmount", discountAmount)
+                json.field("packageLabel", packageLabel)
+                json.field("quantity", quantity)
+                if let taxes { json.field("taxes") { json in taxes.write(into: &json) } }
+                json.field("totalAmount", totalAmount)
+                json.field("unit", unit)
+            }
+        }
     }
 
     init(_ sale: Sale) {
@@ -51,14 +63,55 @@ struct SaleView: Encodable {
         rejection = sale.rejection
         saleUndone = sale.status == .rejected ? sale.saleUndone : nil
     }
+
+    func write(into json: inout JSONWriter) {
+        json.object { json in
+            json.field("businessDate", businessDate)
+            json.field("caregiverLicenseNumber", caregiverLicenseNumber)
+            json.field("clientSaleId", clientSaleId)
+            json.field("customerType", customerType)
+            json.field("id", id)
+            json.field("lines") { json in json.array(lines) { json, line in line.write(into: &json) } }
+            json.field("metrcReceiptId", metrcReceiptId)
+            json.field("patientLicenseNumber", patientLicenseNumber)
+            json.field("receiptNumber", receiptNumber)
+            json.field("rejection", rejection)
+            json.field("reportedAt", reportedAt)
+            json.field("saleUndone", saleUndone)
+            json.field("salesDateTime", salesDateTime)
+            json.field("status", status)
+            json.field("totalAmount", totalAmount)
+        }
+    }
 }
 
-struct SalesListView: Encodable {
+struct SalesListView {
     var date: String
     var count: Int
     /// Sum over sales that stand (those undone by a refusal excluded).
     var totalAmount: Money
     var sales: [SaleView]
+
+    func write(into json: inout JSONWriter) {
+        json.object { json in
+            json.field("count", Int64(count))
+            json.field("date", date)
+            json.field("sales") { json in json.array(sales) { json, sale in sale.write(into: &json) } }
+            json.field("totalAmount", totalAmount)
+        }
+    }
+}
+
+extension LineTaxes {
+    func write(into json: inout JSONWriter) {
+        json.object { json in
+            json.field("cityTax", cityTax)
+            json.field("countyTax", countyTax)
+            json.field("exciseTax", exciseTax)
+            json.field("municipalTax", municipalTax)
+            json.field("salesTax", salesTax)
+        }
+    }
 }
 
 struct PackageView: Encodable {

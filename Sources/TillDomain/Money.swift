@@ -20,10 +20,22 @@ public struct Money: Sendable, Hashable, Comparable, Codable, CustomStringConver
 
     public var decimal: Decimal { Decimal(cents) / 100 }
 
+    /// Dollars with two decimals: 35.10. (Built by hand: String(format:) is slow on Linux.)
     public var description: String {
         let sign = cents < 0 ? "-" : ""
         let magnitude = cents.magnitude
-        return "\(sign)\(magnitude / 100).\(String(format: "%02d", Int(magnitude % 100)))"
+        let fraction = magnitude % 100
+        return "\(sign)\(magnitude / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+
+    /// The shortest exact numeral, as a Decimal prints: 35.1, 35, 0.05.
+    public var shortestNumeral: String {
+        let sign = cents < 0 ? "-" : ""
+        let magnitude = cents.magnitude
+        let (whole, fraction) = (magnitude / 100, magnitude % 100)
+        if fraction == 0 { return "\(sign)\(whole)" }
+        if fraction % 10 == 0 { return "\(sign)\(whole).\(fraction / 10)" }
+        return "\(sign)\(whole).\(fraction < 10 ? "0" : "")\(fraction)"
     }
 
     public static func + (lhs: Money, rhs: Money) -> Money { Money(cents: lhs.cents + rhs.cents) }

@@ -10,9 +10,7 @@ public enum SaleRules {
     /// Checks what needs no stored data: identifiers, line count, quantities and money.
     public static func checkShape(_ request: SaleRequest) throws(TillError) {
         let id = request.clientSaleId
-        guard !id.isEmpty, id.count <= maxClientSaleIdLength,
-              id.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_.:".unicodeScalars.contains($0) })
-        else {
+        guard !id.isEmpty, id.utf8.count <= maxClientSaleIdLength, id.utf8.allSatisfy(isClientSaleIdByte) else {
             throw .invalid("invalid_client_sale_id",
                            "clientSaleId must be 1 to \(maxClientSaleIdLength) letters, digits, '-', '_', '.' or ':'.")
         }
@@ -57,6 +55,15 @@ public enum SaleRules {
             }
         case .consumer, .nonResidentConsumer:
             break
+        }
+    }
+
+    /// ASCII letters, digits and `-_.:` (tested on bytes: CharacterSet lookups were a visible cost per sale).
+    private static func isClientSaleIdByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"): true
+        default: false
         }
     }
 

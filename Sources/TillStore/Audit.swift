@@ -41,6 +41,10 @@ public func sha256Hex(_ data: Data) -> String {
     hex(SHA256.hash(data: data))
 }
 
+public func sha256Hex(_ bytes: [UInt8]) -> String {
+    hex(SHA256.hash(data: bytes))
+}
+
 /// Lower-case hex of bytes. (String(format: "%02x") per byte was a visible share of the sale path's CPU.)
 func hex(_ bytes: some Sequence<UInt8>) -> String {
     let digits = Array("0123456789abcdef".utf8)

@@ -96,6 +96,9 @@ import TillDomain
         #expect(refusal(sale([]), packages: [flower]) == "no_lines")
         #expect(refusal(sale([line("1")], id: ""), packages: [flower]) == "invalid_client_sale_id")
         #expect(refusal(sale([line("1")], id: "has space"), packages: [flower]) == "invalid_client_sale_id")
+        #expect(refusal(sale([line("1")], id: "café-1"), packages: [flower]) == "invalid_client_sale_id")
+        #expect(refusal(sale([line("1")], id: String(repeating: "a", count: 65)), packages: [flower]) == "invalid_client_sale_id")
+        #expect(refusal(sale([line("1")], id: "Reg-7_2026.11.23:0042" + String(repeating: "z", count: 43)), packages: [flower]) == nil)
         #expect(refusal(SaleRequest(clientSaleId: "p", customerType: .patient, lines: [line("1")]), packages: [flower])
                 == "patient_license_required")
     }

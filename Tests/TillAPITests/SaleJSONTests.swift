@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+import TillDomain
+@testable import TillAPI
+
+/// The sale path's JSON, read and written without Foundation's coders: what registers send is read
+/// strictly, and what they get back says exactly what the journal holds.
+@Suite struct SaleRequestReadingTests {
+    let line = #"{"packageLabel":"PKG-1","quantity":3.5,"unit":"Grams","totalAmount":35.10}"#
+
+    func refusal(_ body: String) -> TillError? {
+        do {
+            _ = try RequestDecoding.decodeSale(Data(body.utf8))
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func readsASaleWithExactDecimals() throws {
+        let sale = try RequestDecoding.decodeSale(Data(#"{"clientSaleId":"s-1","customerType":"Consumer","lines":[\#(line)]}"#.utf8))
+        #expect(sale.lines.first?.quantity == Decimal(string: "3.5"))
+        #expect(sale.lines.first?.totalAmount == Money(cents: 3510))
+    }
+
+    @Test func refusesFieldsItDoesNotKnowWhereverTheyAre() {
+        let root = refusal(#"{"clientSaleId":"s-1","customerType":"Consumer","lines":[\#(line)],"note":"x"}"#)
+        #expect(root?.code == "unknown_field")
+        #expect(root?.details["field"] == "note")
+        let inLine = refusal(#"{"clientSaleId":"s-1","customerType":"Consumer","lines":[\#(line),{"packageLabel":"P","quantity":1,"unit":"Each","totalAmount":1,"discountAmmount":1}]}"#)
+        #expect(inLine?.details["field"] == "lines[1].discountAmmount")
+        let inTaxes = refusal(#"{"clientSaleId":"s-1","customerType":"Consumer","lines":[{"packageLabel":"P","quantity":1,"unit":"Each","totalAmount":1,"taxes":{"stateTax":1}}]}"#)
+        #expect(inTaxes?.details["field"] == "lines[0].taxes.stateTax")
+        // The unknown field is named even when another field is also mistyped.
+        #expect(refusal(#"{"clientSaleId":7,"customerType":"Consumer","lines":[],"note":"x"}"#)?.code == "unknown_field")
+    }
+
+    @Test func saysWhatIsWrongWithABodyThatIsNoSale() {
+        #expect(refusal("")?.code == "empty_body")
+        #expect(refusal(#"{"clientSaleId": "#)?.code == "malformed_json")
+        #expect(refusal("[1,2]")?.code == "invalid_request")
+        #expect(refusal("3")?.code == "invalid_request")
+        let notAnObject = refusal(#"{"clientSaleId":"s-1","customerType":"Consumer","lines":[1]}"#)
+        #expect(notAnObject?.code == "invalid_field")
+        #expect(notAnObject?.details["field"] == "lines[0]")
+        #expect(refusal(#"{"clientSaleId":"s-1","customerType":"Consumer","lines":[{"packageLabel":"P","quantity":1,"unit":"Each","totalAmount":1.005}]}"#)?.code
+                == "invalid_field")
+        #expect(refusal(#"{"clientSaleId":"s-1","customerType":"Shopper","lines":[\#(line)]}"#)?.code == "invalid_customer_type")
+    }
+
+    @Test func theDigestIgnoresSpellingButNotContent() throws {
+        func digest(_ body: String) throws -> [UInt8] { RequestDecoding.canonical(try RequestDecoding.decodeSale(Data(body.utf8))) }
+        let plain = try digest(#"{"clientSaleId":"s-1","customerType":"Consumer","lines":[\#(line)]}"#)
+        let respelt = try digest("""
+            { "lines": [ {"totalAmount": 35.1, "unit": "Grams", "quantity": 3.50, "packageLabel": "PKG-1", "taxes": null} ],
+              "customerType": "Consumer", "patientLicenseNumber": null, "clientSaleId": "s-1" }
+            """)
+        #expect(plain == respelt)
+        #expect(try digest(#"{"clientSaleId":"s-1","customerType":"Consumer","lines":[{"packageLabel":"PKG-1","quantity":3.6,"unit":"Grams","totalAmount":35.10}]}"#)
+                != plain)
+        #expect(String(decoding: plain, as: UTF8.self)
+                == #"{"clientSaleId":"s-1","customerType":"Consumer","lines":[{"packageLabel":"PKG-1","quantity":3.5,"totalAmount":35.1,"unit":"Grams"}]}"#)
+    }
+}
+
+@Suite struct SaleAnswerWritingTests {
+    @Test func aSaleIsWrittenWithSortedKeysExactNumbersAndEscapedText() throws {
+        let sale = Sale(id: 42, clientSaleId: "s-\"1\"", receiptNumber: "ABC123-000042", customerType: .patient,
+                        patientLicenseNumber: "PT-1\n", caregiverLicenseNumber: nil, identificationMethod: nil,
+                        patientRegistrationLocationId: nil, soldAt: Date(timeIntervalSince1970: 1_795_000_000),
+                        salesDateTime: "2026-11-20T10:00:00.000", businessDate: "2026-11-20",
+                        lines: [SaleLine(packageLabel: "PKG\\1", quantity: Decimal(string: "0.000001")!, unit: "Grams",
+                                         totalAmount: Money(cents: 5), discountAmount: Money(cents: 100),
+                                         taxes: LineTaxes(salesTax: Money(cents: 1234)), packageDecrementPicos: 1_000_000)],
+                        totalAmount: Money(cents: 5), status: .rejected, metrcReceiptId: 9_000_000_001,
+                        reportedAt: Date(timeIntervalSince1970: 1_795_000_001), rejection: ["No \u{1}such package."],
+                        saleUndone: true)
+        var json = JSONWriter()
+        SaleView(sale).write(into: &json)
+        let text = String(decoding: json.bytes, as: UTF8.self)
+        #expect(text == #"{"businessDate":"2026-11-20","clientSaleId":"s-\"1\"","customerType":"Patient","id":42,"#
+                + #""lines":[{"discountAmount":1,"packageLabel":"PKG\\1","quantity":0.000001,"taxes":{"salesTax":12.34},"#
+                + #""totalAmount":0.05,"unit":"Grams"}],"metrcReceiptId":9000000001,"patientLicenseNumber":"PT-1\n","#
+                + #""receiptNumber":"ABC123-000042","rejection":["No \u0001such package."],"reportedAt":"2026-11-18T11:06:41Z","#
+                + #""saleUndone":true,"salesDateTime":"2026-11-20T10:00:00.000","status":"rejected","totalAmount":0.05}"#)
+        // Dates as the other answers write them (JSONEncoder's .iso8601).
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        #expect(String(decoding: try encoder.encode([sale.reportedAt]), as: UTF8.self) == #"["2026-11-18T11:06:41Z"]"#)
+        // And it is JSON any parser reads back to the same values.
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(json.bytes)) as? [String: Any])
+        #expect(parsed["clientSaleId"] as? String == "s-\"1\"")
+        #expect(parsed["patientLicenseNumber"] as? String == "PT-1\n")
+    }
+
+    @Test func moneyIsWrittenAsTheShortestExactNumeral() {
+        #expect(Money(cents: 3510).shortestNumeral == "35.1")
+        #expect(Money(cents: 3500).shortestNumeral == "35")
+        #expect(Money(cents: 5).shortestNumeral == "0.05")
+        #expect(Money(cents: -1205).shortestNumeral == "-12.05")
+        #expect(Money(cents: 3510).description == "35.10")
+        #expect(Money(cents: -7).description == "-0.07")
+    }
+}
