@@ -80,10 +80,17 @@ struct Bench: Sendable {
         var failures: [String] = []
         var peaks: [Int] = []
 
+        let direct = BareMetrc(baseURL: baseURL, keys: keys, license: Self.license, timeZone: Self.timeZone,
+                                  packageLabel: Self.packageLabel, receiptPrefix: Self.bareReceiptPrefix)
         progress("bare Metrc: \(options.barePosts) sequential POST /sales/v2/receipts")
-        let bare = await bareMetrc(baseURL: baseURL, keys: keys)
+        let bare = await sequentialBare(direct)
         if !bare.failures.isEmpty {
             failures.append("bare Metrc: \(bare.failures.count) POSTs not answered 200; first: \(bare.failures[0])")
+        }
+        progress("paired: \(options.pairedSales) sales from 1 register, each next to a bare POST")
+        let paired = await paired(direct, socketPath: socketPath, token: token)
+        if !paired.bare.failures.isEmpty {
+            failures.append("paired bare Metrc: \(paired.bare.failures.count) POSTs not answered 200; first: \(paired.bare.failures[0])")
         }
 
         progress("\(options.sales) sales from 1 register")
@@ -93,7 +100,7 @@ struct Bench: Sendable {
         let several = await sell(name: "\(options.registers) registers", tag: "r\(options.registers)",
                                  count: options.sales, registers: options.registers, expecting: 201,
                                  socketPath: socketPath, token: token, server: server)
-        for run in [single, several] where !run.unexpected.isEmpty {
+        for run in [paired.sales, single, several] where !run.unexpected.isEmpty {
             failures.append("\(run.name): \(run.unexpected.count) answers were not 201; first: \(run.unexpected[0].summary)")
         }
 
@@ -133,7 +140,7 @@ struct Bench: Sendable {
             progress("note: the last till serve \(lastShutdown)")
         }
 
-        let audit = await auditReceipts(simulation, runs: [single, several, outage])
+        let audit = await auditReceipts(simulation, runs: [paired.sales, single, several, outage])
         if !audit.exactlyOnce {
             failures.append("""
                 Metrc holds \(audit.receipts) receipts for \(audit.salesMade) sales: \(audit.duplicates) duplicates, \
@@ -141,46 +148,46 @@ struct Bench: Sendable {
                 """)
         }
         try await host.stop()
-        return Results(tillPath: options.tillPath, baseURL: baseURL, bare: bare, single: single, several: several,
+        return Results(tillPath: options.tillPath, baseURL: baseURL, bare: bare, paired: paired, single: single, several: several,
                        drain: drain, audit: audit, peakResidentBytes: peaks,
                        durableWriteFloor: durableWriteFloor(in: directory), failures: failures)
     }
 
     /// POSTs one receipt at a time straight to the simulator, with the libcurl client Till uses for Metrc.
-    private func bareMetrc(baseURL: String, keys: SimulatorConfiguration) async -> BareRun {
-        let client = CurlHTTPClient()
-        let headers = [
-            (name: "Authorization", value: "Basic " + Data("\(keys.vendorKey):\(keys.userKey)".utf8).base64EncodedString()),
-            (name: "Accept", value: "application/json"),
-            (name: "Content-Type", value: "application/json"),
-        ]
-        let url = baseURL + "/sales/v2/receipts?licenseNumber=\(Self.license)"
-        let encoder = MetrcJSON.makeEncoder()
-        let zone = TimeZone(identifier: Self.timeZone)!
+    private func sequentialBare(_ bare: BareMetrc) async -> BareRun {
         var latencies: [Duration] = []
         var failures: [String] = []
         let started = ContinuousClock.now
         for number in 1...options.barePosts {
-            let receipt = MetrcReceiptDraft(
-                salesDateTime: MetrcLocalTime.format(Date(), in: zone), salesCustomerType: "Consumer",
-                externalReceiptNumber: Self.bareReceiptPrefix + String(number),
-                transactions: [MetrcTransactionDraft(packageLabel: Self.packageLabel, quantity: 1,
-                                                     unitOfMeasure: "Each", totalAmount: 1)])
-            let body = (try? encoder.encode([receipt])) ?? Data()
-            let request = HTTPRequest(method: "POST", url: url, headers: headers, body: body, timeout: .seconds(10))
-            let started = ContinuousClock.now
-            do {
-                let response = try await client.send(request)
-                latencies.append(.now - started)
-                if response.status != 200 {
-                    failures.append("HTTP \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
-                }
-            } catch {
-                latencies.append(.now - started)
-                failures.append("no answer: \(error)")
-            }
+            let (latency, failure) = await bare.post(number: number)
+            latencies.append(latency)
+            if let failure { failures.append(failure) }
         }
         return BareRun(latencies: Latencies(latencies), wallTime: .now - started, failures: failures)
+    }
+
+    /// One register's sales and bare POSTs taken in turn, so that both meet the machine in the same state:
+    /// on a small shared VM the simulator itself answers a quarter of a millisecond slower or faster from
+    /// one minute to the next, which a baseline measured apart would count as Till's.
+    private func paired(_ bare: BareMetrc, socketPath: String, token: String) async -> PairedRun {
+        let client = RegisterClient(socketPath: socketPath, token: token)
+        var sales: [SaleSample] = []
+        var bareLatencies: [Duration] = []
+        var failures: [String] = []
+        let started = ContinuousClock.now
+        for number in 0..<options.pairedSales {
+            // Which goes first alternates, so neither always follows the other.
+            let saleFirst = number % 2 == 0
+            if saleFirst { sales.append(await client.sell(clientSaleId: "bench-\(runId)-pair-\(number)", label: Self.packageLabel)) }
+            let (latency, failure) = await bare.post(number: options.barePosts + 1 + number)
+            bareLatencies.append(latency)
+            if let failure { failures.append(failure) }
+            if !saleFirst { sales.append(await client.sell(clientSaleId: "bench-\(runId)-pair-\(number)", label: Self.packageLabel)) }
+        }
+        let wallTime = ContinuousClock.now - started
+        return PairedRun(sales: SalesRun(name: "paired", registers: 1, samples: sales, wallTime: wallTime, expectedStatus: 201,
+                                         tillCPU: nil, benchCPU: nil),
+                         bare: BareRun(latencies: Latencies(bareLatencies), wallTime: wallTime, failures: failures))
     }
 
     /// `count` sales of one unit each, split across `registers` concurrent registers, each selling in turn.
@@ -250,6 +257,7 @@ struct Results: Sendable {
     let tillPath: String
     let baseURL: String
     let bare: BareRun
+    let paired: PairedRun
     let single: SalesRun
     let several: SalesRun
     let drain: DrainRun

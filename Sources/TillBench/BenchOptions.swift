@@ -11,11 +11,13 @@ struct BenchOptions: Sendable {
     var backlog = 1000
     /// Receipts posted straight to the simulator for the baseline.
     var barePosts = 500
+    /// Sales from one register, each next to a bare POST: what Till adds to a Metrc call, read in pairs.
+    var pairedSales = 500
     /// Leave the temporary data folder (database, Till's stderr) in place, for a post-mortem.
     var keepData = false
 
     static let usage = """
-        usage: till-bench [--till PATH] [--sales N] [--registers N] [--backlog N] [--bare N] [--keep-data]
+        usage: till-bench [--till PATH] [--sales N] [--registers N] [--backlog N] [--bare N] [--paired N] [--keep-data]
 
         Measures Till against the in-process Metrc simulator: a bare Metrc POST baseline, sales from one
         register and from several, a backlog drained after an outage, and Till's peak RSS.
@@ -25,6 +27,8 @@ struct BenchOptions: Sendable {
           --registers N    concurrent registers in the second run and the outage (default 8)
           --backlog N      sales made while Metrc is down (default 1000)
           --bare N         POSTs straight to the simulator for the baseline (default 500)
+          --paired N       sales from one register taken in turn with as many bare POSTs, for Till's
+                           overhead over a Metrc call (default 500)
           --keep-data      keep the temporary data folder instead of removing it
         """
 
@@ -52,6 +56,7 @@ struct BenchOptions: Sendable {
             case "--registers": options.registers = try count(for: flag, minimum: 1)
             case "--backlog": options.backlog = try count(for: flag, minimum: 1)
             case "--bare": options.barePosts = try count(for: flag, minimum: 1)
+            case "--paired": options.pairedSales = try count(for: flag, minimum: 1)
             case "--keep-data": options.keepData = true
             case "-h", "--help": throw UsageError(nil)
             default: throw UsageError("unknown argument '\(flag)'")

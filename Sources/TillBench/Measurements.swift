@@ -50,6 +50,15 @@ struct BareRun: Sendable {
     var postsPerSecond: Double { Double(latencies.count) / wallTime.seconds }
 }
 
+/// One register's sales and bare POSTs, taken in turn.
+struct PairedRun: Sendable {
+    let sales: SalesRun
+    let bare: BareRun
+
+    /// What Till adds to a Metrc POST: the difference of the two p50s.
+    var overhead: Duration { sales.latencies.p50 - bare.latencies.p50 }
+}
+
 /// What the backlog phase saw: the outage, the restart and the drain.
 struct DrainRun: Sendable {
     let outage: SalesRun
