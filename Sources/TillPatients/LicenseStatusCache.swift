@@ -75,7 +75,7 @@ actor LicenseStatusCache<Value: Codable & Sendable> {
             } catch {
                 result = .failure(error)
             }
-            await self.finish(key, id: id, result: result)
+            self.finish(key, id: id, result: result)  // the task runs on this actor
             return result
         }
         inFlight[key] = (id, task)

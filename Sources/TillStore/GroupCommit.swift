@@ -48,13 +48,7 @@ final class GroupCommit: Sendable {
         if leads {
             let outcome = Mutex<Result<T, any Error>?>(nil)
             let mine = Self.pending(durability, body) { result in outcome.withLock { $0 = result } }
-            do {
-                try commitLeading(mine)
-            } catch {
-                // The writer could not be had at all: whoever queued meanwhile must still be committed.
-                if outcome.withLock({ $0 == nil }) { releaseOrHandOn() }
-                throw error
-            }
+            commitLeading(mine)  // `commit` answers every write it is given, failures included
             return try outcome.withLock { $0 }!.get()
         }
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
@@ -71,8 +65,8 @@ final class GroupCommit: Sendable {
     }
 
     /// Synchronous on purpose: the caller's thread does the commit.
-    private func commitLeading(_ mine: Pending) throws {
-        try pool.writeWithoutTransaction { db in
+    private func commitLeading(_ mine: Pending) {
+        pool.writeWithoutTransaction { db in
             commit([mine], db)
             releaseOrHandOn()
         }

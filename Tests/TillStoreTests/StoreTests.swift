@@ -79,7 +79,7 @@ import TillDomain
         // A thread of its own: a task would take one of the few threads the journals need to run at all.
         let released = DispatchSemaphore(value: 0)
         Thread.detachNewThread {
-            try? store.pool.writeWithoutTransaction { _ in Thread.sleep(forTimeInterval: 0.3) }
+            store.pool.writeWithoutTransaction { _ in Thread.sleep(forTimeInterval: 0.3) }
             released.signal()
         }
         try await Task.sleep(for: .milliseconds(50))
@@ -109,7 +109,7 @@ import TillDomain
             Issue.record("expected a new sale")
             return
         }
-        try await store.recordReported([(saleId: sale.id, metrcReceiptId: 42)], at: Date(),
+        _ = try await store.recordReported([(saleId: sale.id, metrcReceiptId: 42)], at: Date(),
                                        audit: AuditEvent(actor: "test", action: "metrc.receipts.posted"))
         #expect(try store.sale(id: sale.id)?.metrcReceiptId == 42)
         #expect(try store.durabilitySettings().synchronous == 2)  // FULL again for every other write
