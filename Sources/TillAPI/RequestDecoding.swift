@@ -85,15 +85,11 @@ enum RequestDecoding {
             json.field("customerType", sale.customerType.rawValue)
             json.field("identificationMethod", sale.identificationMethod)
             json.field("lines") { json in
+                // A line as the answer shows it: the same fields, spelt the same way.
                 json.array(sale.lines) { json, line in
-                    json.object { json in
-                        json.field("discountAmount", line.discountAmount)
-                        json.field("packageLabel", line.packageLabel)
-                        json.field("quantity", line.quantity)
-                        if let taxes = line.taxes { json.field("taxes") { json in taxes.write(into: &json) } }
-                        json.field("totalAmount", line.totalAmount)
-                        json.field("unit", line.unit)
-                    }
+                    SaleView.LineView(packageLabel: line.packageLabel, quantity: line.quantity, unit: line.unit,
+                                      totalAmount: line.totalAmount, discountAmount: line.discountAmount, taxes: line.taxes)
+                        .write(into: &json)
                 }
             }
             json.field("patientLicenseNumber", sale.patientLicenseNumber)
