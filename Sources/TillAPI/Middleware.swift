@@ -47,7 +47,7 @@ struct TerminalAuthMiddleware: RouterMiddleware {
             do {
                 terminal = try store.terminal(tokenHash: tokenHash)
             } catch {
-                throw TillError(.unavailable, code: "store_unavailable", "Terminals could not be read.")
+                throw TillError.fromStore(error)
             }
             if checkedBySale { sellingTerminals[tokenHash] = terminal }
         }

@@ -119,10 +119,8 @@ struct Routes: Sendable {
     static func stored<T>(_ body: () throws -> T) throws -> T {
         do {
             return try body()
-        } catch let error as TillError {
-            throw error
         } catch {
-            throw TillError(.unavailable, code: "store_unavailable", "The database could not be read or written.")
+            throw TillError.fromStore(error)
         }
     }
 

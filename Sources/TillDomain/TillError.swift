@@ -29,6 +29,12 @@ public struct TillError: Error, Sendable, Equatable {
         TillError(.invalidRequest, code: code, message, details: details)
     }
 
+    /// What a failed database read or write tells the caller: a refusal raised inside it (a sold-out
+    /// package, a revoked terminal) stays itself; anything else is the database being unavailable.
+    public static func fromStore(_ error: any Error) -> TillError {
+        error as? TillError ?? TillError(.unavailable, code: "store_unavailable", "The database could not be read or written.")
+    }
+
     /// The bearer token names no live terminal (unknown, or revoked).
     public static let invalidToken = TillError(.unauthorized, code: "invalid_token", "The bearer token is unknown or revoked.")
 

@@ -162,7 +162,7 @@ public final class PatientDirectory: Sendable {
         do {
             recentLines = try store.patientPurchases(patientLicenseNumber: status.licenseNumber, since: since)
         } catch {
-            throw TillError(.unavailable, code: "store_unavailable", "The sales journal could not be read.")
+            throw TillError.fromStore(error)
         }
         let recent = try AllowanceLedger.consumption(recentLines.map { ($0.line.quantity, $0.line.unit, $0.package) },
                                                      buckets: settings.buckets)

@@ -85,7 +85,7 @@ public final class ReceiptReporter: Service, Sendable {
             lookUp: { _ in nil },  // never asked: nothing fresh needs a lookup
             send: { (sales: [Sale]) async throws(MetrcError) -> [Int64] in try await self.post(sales) },
             reported: { receipts, _ in
-                let at = await self.recordReported(receipts, drafts: receipts.map { MetrcReceiptDraft(sale: $0.0) })
+                let at = await self.recordReported(receipts)
                 for (sale, id) in receipts {
                     guard let at else {
                         waits[sale.id]?.answer(sale)  // not recorded: still pending here; a lookup will settle it
@@ -180,7 +180,7 @@ public final class ReceiptReporter: Service, Sendable {
             },
             send: { (sales: [Sale]) async throws(MetrcError) -> [Int64] in try await self.post(sales) },
             reported: { receipts, found in
-                await self.recordReported(receipts, drafts: receipts.map { MetrcReceiptDraft(sale: $0.0) },
+                await self.recordReported(receipts,
                                           action: found ? "metrc.receipt.found" : "metrc.receipts.posted")
             },
             rejected: { sale, rows in await self.recordRejection(sale, rows: rows, restoreStock: false) },
@@ -195,7 +195,7 @@ public final class ReceiptReporter: Service, Sendable {
 
     /// - Returns: when it was recorded, or nil if it could not be (it will be found by lookup later).
     @discardableResult
-    private func recordReported(_ receipts: [(Sale, Int64)], drafts: [MetrcReceiptDraft],
+    private func recordReported(_ receipts: [(Sale, Int64)],
                                 action: String = "metrc.receipts.posted") async -> Date? {
         let at = now()
         await health.succeeded(at: at)
@@ -203,7 +203,7 @@ public final class ReceiptReporter: Service, Sendable {
         let audit = AuditEvent(actor: "reporter", action: action, license: metrc.licenseNumber,
                                metrcEndpoint: action == "metrc.receipt.found"
                                    ? "GET /sales/v2/receipts/external/{externalNumber}" : "POST /sales/v2/receipts",
-                               requestDigest: digest(drafts),
+                               requestDigest: digest(receipts.map { $0.0 }),
                                responseDigest: sha256Hex(Data(receipts.map { "\($0.1)" }.joined(separator: ",").utf8)),
                                subject: receipts.map { $0.0.receiptNumber }.joined(separator: ","))
         do {
@@ -229,7 +229,7 @@ public final class ReceiptReporter: Service, Sendable {
                                                              "stockRestored": "\(restoreStock)"])
         let audit = AuditEvent(actor: "reporter", action: "metrc.receipt.rejected", license: metrc.licenseNumber,
                                metrcEndpoint: "POST /sales/v2/receipts",
-                               requestDigest: digest([MetrcReceiptDraft(sale: sale)]),
+                               requestDigest: digest([sale]),
                                responseDigest: sha256Hex(Data(messages.joined(separator: "\n").utf8)),
                                subject: sale.receiptNumber, detail: messages.joined(separator: "; "))
         do {
@@ -270,7 +270,9 @@ public final class ReceiptReporter: Service, Sendable {
         wake()
     }
 
-    private func digest(_ drafts: [MetrcReceiptDraft]) -> String {
+    /// The digest of the receipts Metrc was sent (their drafts, keys sorted).
+    private func digest(_ sales: [Sale]) -> String {
+        let drafts = sales.map(MetrcReceiptDraft.init(sale:))
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         return sha256Hex((try? encoder.encode(drafts)) ?? Data())

@@ -63,8 +63,8 @@ public final class SaleDesk: Sendable {
         switch request.customerType {
         case .patient, .caregiver:
             // A retry is answered before Metrc is asked about the patient again.
-            if let existing = try load({ try store.sale(clientSaleId: request.clientSaleId) }) {
-                return try replay(existing, request: request, digest: requestDigest)
+            if let existing = try load({ try store.replayed(clientSaleId: request.clientSaleId, digest: requestDigest) }) {
+                return Self.outcome(existing)
             }
             if let refusal { throw refusal }
             // Verified against Metrc, counted against the allowance and journaled while no other sale for
@@ -83,7 +83,7 @@ public final class SaleDesk: Sendable {
         }
         switch result {
         case .replay(let existing):
-            return Self.outcome(existing)  // the journal matched its digest
+            return Self.outcome(existing)
         case .recorded(let sale):
             salesCounter.increment()
             logger.debug("sale journaled", metadata: ["sale": "\(sale.id)", "receipt": "\(sale.receiptNumber)"])
@@ -116,16 +116,6 @@ public final class SaleDesk: Sendable {
         return current.status == .reported ? .reported(current) : .pendingReport(sale)
     }
 
-    private func replay(_ existing: Sale, request: SaleRequest, digest: String) throws(TillError) -> SaleOutcome {
-        let storedDigest = try load { try store.journalDigest(saleId: existing.id) }
-        guard storedDigest == digest else {
-            throw TillError(.conflict, code: "client_sale_id_reused",
-                            "clientSaleId \(request.clientSaleId) was already used for a different sale.",
-                            details: ["saleId": "\(existing.id)", "receiptNumber": existing.receiptNumber])
-        }
-        return Self.outcome(existing)
-    }
-
     private static func outcome(_ sale: Sale) -> SaleOutcome {
         switch sale.status {
         case .reported: .reported(sale)
@@ -149,10 +139,8 @@ public final class SaleDesk: Sendable {
         }
     }
 
-    /// A refusal from the store stays what it is; anything else is the journal being unavailable.
     private func storeFailure(_ error: any Error) -> TillError {
-        if let error = error as? TillError { return error }
-        logger.error("store failure", metadata: ["error": "\(error)"])
-        return TillError(.unavailable, code: "store_unavailable", "The sales journal could not be read or written.")
+        if !(error is TillError) { logger.error("store failure", metadata: ["error": "\(error)"]) }
+        return .fromStore(error)
     }
 }

@@ -62,13 +62,7 @@ extension TillStore {
             if let terminalId = entry.terminalId {
                 guard try Self.terminalIsLive(id: terminalId, db) else { throw TillError.invalidToken }
             }
-            if let existing = try Self.sale(clientSaleId: entry.request.clientSaleId, db) {
-                let digest = try String.fetchOne(db.cachedStatement(sql: "SELECT request_digest FROM sales WHERE id = ?"), arguments: [existing.id])
-                guard digest == entry.requestDigest else {
-                    throw TillError(.conflict, code: "client_sale_id_reused",
-                                    "clientSaleId \(entry.request.clientSaleId) was already used for a different sale.",
-                                    details: ["saleId": "\(existing.id)", "receiptNumber": existing.receiptNumber])
-                }
+            if let existing = try Self.replayed(clientSaleId: entry.request.clientSaleId, digest: entry.requestDigest, db) {
                 return .replay(existing)
             }
             let lines = try entry.validate(Self.packages(labels: entry.request.lines.map(\.packageLabel), db))
@@ -141,9 +135,21 @@ extension TillStore {
         }
     }
 
-    /// The digest of the request that created the sale.
-    public func journalDigest(saleId: Int64) throws -> String? {
-        try pool.read { db in try String.fetchOne(db.cachedStatement(sql: "SELECT request_digest FROM sales WHERE id = ?"), arguments: [saleId]) }
+    /// The sale this `clientSaleId` already made, if any: a register's retry. The same id with a request
+    /// of another digest is not a retry but a conflict, and throws.
+    public func replayed(clientSaleId: String, digest: String) throws -> Sale? {
+        try pool.read { db in try Self.replayed(clientSaleId: clientSaleId, digest: digest, db) }
+    }
+
+    static func replayed(clientSaleId: String, digest: String, _ db: Database) throws -> Sale? {
+        guard let row = try db.row("SELECT id, receipt_number, request_digest FROM sales WHERE client_sale_id = ?", [clientSaleId])
+        else { return nil }
+        guard row["request_digest"] == digest else {
+            throw TillError(.conflict, code: "client_sale_id_reused",
+                            "clientSaleId \(clientSaleId) was already used for a different sale.",
+                            details: ["saleId": "\(row["id"] as Int64)", "receiptNumber": row["receipt_number"] as String])
+        }
+        return try sale(id: row["id"], db)
     }
 
     public func sale(id: Int64) throws -> Sale? {

@@ -44,11 +44,24 @@ extension TillStore {
     /// Revokes the terminal's token; returns false when no live terminal has that name.
     @discardableResult
     public func revokeTerminal(name: String, at: Date = Date()) throws -> Bool {
+        try revokeTerminals(where: "name = ?", [name], at: at) > 0
+    }
+
+    /// Revokes every live terminal whose name starts with `prefix` (the demo's, one per start); how many.
+    @discardableResult
+    public func revokeTerminals(namePrefix prefix: String, at: Date = Date()) throws -> Int {
+        try revokeTerminals(where: "substr(name, 1, ?) = ?", [prefix.count, prefix], at: at)
+    }
+
+    private func revokeTerminals(where condition: String, _ arguments: StatementArguments, at: Date) throws -> Int {
         try pool.write { db in
-            try db.run("UPDATE terminals SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", [at.epochMilliseconds, name])
-            guard db.changesCount > 0 else { return false }
-            try Self.appendAudit(AuditEvent(actor: "cli", action: "terminal.revoked", subject: name), at: at, db)
-            return true
+            let names = try String.fetchAll(db, sql: "SELECT name FROM terminals WHERE revoked_at IS NULL AND \(condition)",
+                                            arguments: arguments)
+            for name in names {
+                try db.run("UPDATE terminals SET revoked_at = ? WHERE name = ?", [at.epochMilliseconds, name])
+                try Self.appendAudit(AuditEvent(actor: "cli", action: "terminal.revoked", subject: name), at: at, db)
+            }
+            return names.count
         }
     }
 

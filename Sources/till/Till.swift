@@ -129,8 +129,9 @@ struct Serve: AsyncParsableCommand {
         await services.patients.refreshFacility()
 
         if simulator != nil {
-            // The demo gets a fresh register token each start: only token hashes are stored, so an old one can't be shown again.
-            _ = try? store.revokeTerminal(name: "demo-register")
+            // The demo gets a fresh register token each start (only token hashes are stored, so an old one
+            // cannot be shown again); the tokens of earlier starts are revoked, not left live.
+            try store.revokeTerminals(namePrefix: "demo-register")
             let (_, token) = try store.addTerminal(name: "demo-register-\(Int(Date().timeIntervalSince1970))", role: .register)
             let label = try store.sellablePackages().first { $0.unit == "Grams" && $0.quantity >= 10 }?.label ?? "LABEL"
             // Written unbuffered: a piped stdout must see the token while the server runs.

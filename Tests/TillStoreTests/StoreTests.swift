@@ -159,6 +159,19 @@ import TillDomain
         #expect(try store.terminal(token: token) == nil)
     }
 
+    @Test func terminalsAreRevokedByNamePrefixAndOthersStayLive() async throws {
+        let store = try openStore()
+        let old = try store.addTerminal(name: "demo-register-1", role: .register).token
+        let older = try store.addTerminal(name: "demo-register-2", role: .register).token
+        let front = try store.addTerminal(name: "front-1", role: .register).token
+        #expect(try store.revokeTerminals(namePrefix: "demo-register") == 2)
+        #expect(try store.terminal(token: old) == nil)
+        #expect(try store.terminal(token: older) == nil)
+        #expect(try store.terminal(token: front) != nil)
+        #expect(try store.revokeTerminals(namePrefix: "demo-register") == 0)
+        #expect(try store.auditLog(action: "terminal.revoked").count == 2)
+    }
+
     @Test func theJournalRefusesASaleFromARevokedTerminalAndWritesNothing() async throws {
         let store = try openStore()
         let (terminal, _) = try store.addTerminal(name: "front-1", role: .register)
