@@ -7,6 +7,10 @@ public final class WakeSignal: Sendable {
     private struct State {
         var pending = false
         var waiter: CheckedContinuation<Void, Never>?
+        /// Counts waits, so that a wait's timer can end that wait and no later one.
+        var wait: UInt64 = 0
+        /// A wait whose time ran out before it began to wait.
+        var expired: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -27,15 +31,20 @@ public final class WakeSignal: Sendable {
 
     /// Returns when woken, after `limit`, or when the task is cancelled.
     public func wait(upTo limit: Duration) async {
+        let wait = state.withLock { state in
+            state.wait += 1
+            return state.wait
+        }
+        // The timer ends this wait only: it is not a wake, so it leaves nothing pending for the next one.
         let timer = Task { [weak self] in
-            try? await Task.sleep(for: limit)
-            self?.wake()
+            guard (try? await Task.sleep(for: limit)) != nil else { return }
+            self?.expire(wait)
         }
         defer { timer.cancel() }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let resumeNow = state.withLock { state -> Bool in
-                    if state.pending || Task.isCancelled {
+                    if state.pending || Task.isCancelled || state.expired == wait {
                         state.pending = false
                         return true
                     }
@@ -47,6 +56,19 @@ public final class WakeSignal: Sendable {
         } onCancel: {
             wake()
         }
-        state.withLock { $0.pending = false }  // a wake racing the timer counts once
+        state.withLock { $0.pending = false }  // a wake racing the end of this wait counts for this one
+    }
+
+    private func expire(_ wait: UInt64) {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard state.wait == wait else { return nil }
+            guard let waiter = state.waiter else {
+                state.expired = wait
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
     }
 }

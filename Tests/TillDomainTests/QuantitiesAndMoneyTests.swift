@@ -205,4 +205,21 @@ import TillDomain
         await waited
         #expect(clock.now - started < .seconds(5))
     }
+
+    @Test func aWaitEndedByAWakeLeavesTheNextWaitsToWaitTheirFullTime() async {
+        let signal = WakeSignal()
+        let clock = ContinuousClock()
+        signal.wake()
+        await signal.wait(upTo: .seconds(30))  // ends at once: the wake was kept
+        async let woken: Void = signal.wait(upTo: .seconds(30))
+        try? await Task.sleep(for: .milliseconds(20))
+        signal.wake()
+        await woken
+        // The cancelled timers of the two waits above must not wake the ones below.
+        for _ in 0..<3 {
+            let started = clock.now
+            await signal.wait(upTo: .milliseconds(60))
+            #expect(clock.now - started >= .milliseconds(55))
+        }
+    }
 }
