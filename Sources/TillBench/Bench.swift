@@ -5,8 +5,8 @@ import MetrcSimulator
 
 /// One bench run: a simulator in this process, `till serve` as a child, the measurements, the teardown.
 struct Bench: Sendable {
-    static let license = "LIC-DEMO-0001"  // SimFacility.demo, TillConfiguration.demoLicense
-    static let timeZone = "America/Denver"
+    static let license = SimFacility.demo.licenseNumber
+    static let timeZone = SimFacility.demo.timeZoneIdentifier
     static let packageLabel = "1A4FF01000000220000BENCH"
     /// External receipt numbers of the baseline's receipts, so they are not taken for Till's.
     static let bareReceiptPrefix = "BENCH-BARE-"
@@ -38,7 +38,7 @@ struct Bench: Sendable {
         let status: Int32
         do {
             let results = try await measure(host: host, directory: directory)
-            print(Report(results: results, options: options).text)
+            print(Report(results: results).text)
             status = results.failures.isEmpty ? 0 : 1
         } catch {
             FileHandle.standardError.write(Data("till-bench: \(error)\n".utf8))
@@ -59,7 +59,7 @@ struct Bench: Sendable {
         let baseURL = await host.baseURL
         progress("Metrc simulator at \(baseURL)")
 
-        let keys = SimulatorConfiguration()
+        let keys = simulation.configuration
         let socketPath = directory + "/till.sock"
         let till = TillExecutable(path: options.tillPath, environment: [
             "TILL_DATA_DIR": directory, "TILL_SOCKET": socketPath, "TILL_METRC_BASE_URL": baseURL,
@@ -155,15 +155,11 @@ struct Bench: Sendable {
 
     /// POSTs one receipt at a time straight to the simulator, with the libcurl client Till uses for Metrc.
     private func sequentialBare(_ bare: BareMetrc) async -> BareRun {
-        var latencies: [Duration] = []
-        var failures: [String] = []
+        var run = BareRun()
         let started = ContinuousClock.now
-        for number in 1...options.barePosts {
-            let (latency, failure) = await bare.post(number: number)
-            latencies.append(latency)
-            if let failure { failures.append(failure) }
-        }
-        return BareRun(latencies: Latencies(latencies), wallTime: .now - started, failures: failures)
+        for number in 1...options.barePosts { run.add(await bare.post(number: number)) }
+        run.wallTime = .now - started
+        return run
     }
 
     /// One register's sales and bare POSTs taken in turn, so that both meet the machine in the same state:
@@ -172,22 +168,23 @@ struct Bench: Sendable {
     private func paired(_ bare: BareMetrc, socketPath: String, token: String) async -> PairedRun {
         let client = RegisterClient(socketPath: socketPath, token: token)
         var sales: [SaleSample] = []
-        var bareLatencies: [Duration] = []
-        var failures: [String] = []
-        let started = ContinuousClock.now
+        var bareRun = BareRun()
         for number in 0..<options.pairedSales {
+            let sell = { await client.sell(clientSaleId: "bench-\(runId)-pair-\(number)", label: Self.packageLabel) }
             // Which goes first alternates, so neither always follows the other.
-            let saleFirst = number % 2 == 0
-            if saleFirst { sales.append(await client.sell(clientSaleId: "bench-\(runId)-pair-\(number)", label: Self.packageLabel)) }
-            let (latency, failure) = await bare.post(number: options.barePosts + 1 + number)
-            bareLatencies.append(latency)
-            if let failure { failures.append(failure) }
-            if !saleFirst { sales.append(await client.sell(clientSaleId: "bench-\(runId)-pair-\(number)", label: Self.packageLabel)) }
+            if number % 2 == 0 {
+                sales.append(await sell())
+                bareRun.add(await bare.post(number: options.barePosts + 1 + number))
+            } else {
+                bareRun.add(await bare.post(number: options.barePosts + 1 + number))
+                sales.append(await sell())
+            }
         }
-        let wallTime = ContinuousClock.now - started
-        return PairedRun(sales: SalesRun(name: "paired", registers: 1, samples: sales, wallTime: wallTime, expectedStatus: 201,
+        // The time spent selling, not the run's: half of that went to the bare POSTs.
+        let selling = sales.reduce(Duration.zero) { $0 + $1.latency }
+        return PairedRun(sales: SalesRun(name: "paired", registers: 1, samples: sales, wallTime: selling, expectedStatus: 201,
                                          tillCPU: nil, benchCPU: nil),
-                         bare: BareRun(latencies: Latencies(bareLatencies), wallTime: wallTime, failures: failures))
+                         bare: bareRun)
     }
 
     /// `count` sales of one unit each, split across `registers` concurrent registers, each selling in turn.

@@ -43,11 +43,18 @@ struct SalesRun: Sendable {
 
 /// The straight-to-Metrc baseline: the same libcurl client Till uses, one receipt per POST.
 struct BareRun: Sendable {
-    let latencies: Latencies
-    let wallTime: Duration
-    let failures: [String]
+    private(set) var samples: [Duration] = []
+    private(set) var failures: [String] = []
+    /// Only for POSTs made back to back; paired ones share their time with the sales.
+    var wallTime: Duration?
 
-    var postsPerSecond: Double { Double(latencies.count) / wallTime.seconds }
+    var latencies: Latencies { Latencies(samples) }
+    var postsPerSecond: Double? { wallTime.map { Double(samples.count) / $0.seconds } }
+
+    mutating func add(_ post: (latency: Duration, failure: String?)) {
+        samples.append(post.latency)
+        if let failure = post.failure { failures.append(failure) }
+    }
 }
 
 /// One register's sales and bare POSTs, taken in turn.

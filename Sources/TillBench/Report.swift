@@ -3,7 +3,6 @@ import Foundation
 /// The plain-text report: the measurements, then each target as met or not met.
 struct Report {
     let results: Results
-    let options: BenchOptions
 
     var text: String {
         var lines: [String] = []
