@@ -24,21 +24,19 @@ extension TillStore {
         }
     }
 
+    /// Served by the `sales_by_patient` index (on the upper-cased number).
+    static let patientSalesSQL = """
+        SELECT s.* FROM sales s
+        WHERE upper(s.patient_license_number) = upper(?1) AND s.patient_license_number IS NOT NULL AND s.sold_at >= ?2
+          AND NOT (s.status = 'rejected' AND s.sale_undone = 1)
+        """
+
     /// Lines of this patient's sales since `since` that stand (pending, reported, or refused later but
     /// kept), each with its package: what Metrc's cached figures may not show yet.
     public func patientPurchases(patientLicenseNumber: String, since: Date) throws -> [(line: SaleLine, package: PackageSnapshot)] {
         try pool.read { db in
-            let rows = try db.rows("""
-                SELECT s.* FROM sales s
-                WHERE upper(s.patient_license_number) = upper(?) AND s.sold_at >= ?
-                  AND NOT (s.status = 'rejected' AND s.sale_undone = 1)
-                """, [patientLicenseNumber, since.epochMilliseconds])
-            let sales = try Self.sales(from: rows, db)
-            let labels = Set(sales.flatMap { $0.lines.map(\.packageLabel) })
-            guard !labels.isEmpty else { return [] }
-            let packages = try db.rows("SELECT * FROM packages WHERE label IN (\(databaseQuestionMarks(count: labels.count)))", StatementArguments(Array(labels)))
-                .map(Self.snapshot(from:))
-            let byLabel = Dictionary(uniqueKeysWithValues: packages.map { ($0.label, $0) })
+            let sales = try Self.sales(from: db.rows(Self.patientSalesSQL, [patientLicenseNumber, since.epochMilliseconds]), db)
+            let byLabel = try Self.packages(labels: sales.flatMap { $0.lines.map(\.packageLabel) }, db)
             return sales.flatMap { sale in sale.lines.compactMap { line in byLabel[line.packageLabel].map { (line, $0) } } }
         }
     }

@@ -32,7 +32,7 @@ import TillDomain
         let settings = try store.durabilitySettings()
         #expect(settings.journalMode == "wal")
         #expect(settings.synchronous == 2)  // FULL
-        #expect(try TillStore.migrate(path: directory + "/till.sqlite") == ["0001_core", "0002_patients"])
+        #expect(try TillStore.migrate(path: directory + "/till.sqlite") == ["0001_core", "0002_patients", "0003_patient_sales_any_case"])
         #expect(store.receiptPrefix.count == 6)
     }
 
@@ -157,6 +157,26 @@ import TillDomain
         #expect(stored?.contains(token) == false)
         #expect(try store.revokeTerminal(name: "front-1"))
         #expect(try store.terminal(token: token) == nil)
+    }
+
+    @Test func aPatientsPurchasesAreFoundInAnyCaseThroughTheIndex() async throws {
+        let store = try openStore()
+        let line = SaleLineRequest(packageLabel: "PKG-1", quantity: 2, unit: "Grams", totalAmount: Money(cents: 500))
+        let request = SaleRequest(clientSaleId: "m-1", customerType: .patient, lines: [line], patientLicenseNumber: "pt-low-0004")
+        _ = try await store.journal(JournalEntry(
+            request: request, requestDigest: "d",
+            validate: { packages throws(TillError) in try SaleRules.validate(request, packages: packages) },
+            terminalId: nil, actor: "test", license: "LIC", soldAt: Date(), salesDateTimeLocal: "2026-11-23T10:00:00.000",
+            businessDate: "2026-11-23", firstAttemptLease: Date().addingTimeInterval(60)))
+        let bought = try store.patientPurchases(patientLicenseNumber: "PT-LOW-0004", since: Date().addingTimeInterval(-60))
+        #expect(bought.map(\.line.quantity) == [2])
+        #expect(bought.first?.package.label == "PKG-1")
+        let plan = try await store.pool.read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + TillStore.patientSalesSQL, arguments: ["PT-LOW-0004", 0])
+                .map { $0["detail"] as String }.joined(separator: "; ")
+        }
+        // Looked up by the upper-cased number itself, not scanned.
+        #expect(plan.contains("USING INDEX sales_by_patient (<expr>=?"), "\(plan)")
     }
 
     @Test func terminalsAreRevokedByNamePrefixAndOthersStayLive() async throws {
