@@ -58,7 +58,7 @@ struct Routes: Sendable {
     @Sendable func listSales(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal(Set(TerminalRole.allCases))
         let date = request.uri.queryParameters.get("date")
-            ?? SaleDesk.businessDate(of: Date(), in: services.configuration.timeZone)
+            ?? FacilityDate.string(of: Date(), in: services.configuration.timeZone)
         guard Self.isCalendarDate(date) else {
             throw TillError.invalid("invalid_date", "date must be YYYY-MM-DD (the facility's local date).")
         }
@@ -88,7 +88,7 @@ struct Routes: Sendable {
         let terminal = try context.requireTerminal([.pharmacist, .register, .manager])
         let number = try Self.licenseParameter(context)
         let body = try RequestDecoding.decodeCheckIn(try await Self.readBody(request, context: context))
-        let today = SaleDesk.businessDate(of: Date(), in: services.configuration.timeZone)
+        let today = FacilityDate.string(of: Date(), in: services.configuration.timeZone)
         for date in [body.checkInDate, body.registrationStartDate, body.registrationExpiryDate].compactMap({ $0 })
         where !Self.isCalendarDate(date) {
             throw TillError.invalid("invalid_date", "'\(date)' is not a YYYY-MM-DD date.")

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import TillDomain
 import TillPatients
 
@@ -32,6 +33,7 @@ public struct TillConfiguration: Sendable {
     public var stalePatientPolicy: StalePatientPolicy = .refuse
     /// Item category → allowance bucket.
     public var allowanceBuckets: CategoryBuckets = .standard
+    public var logLevel: Logger.Level = .info
 
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("till.sqlite") }
     public var usesEmbeddedSimulator: Bool { metrcBaseURL == nil }
@@ -131,6 +133,13 @@ public struct TillConfiguration: Sendable {
                                          problem: "'\(raw)' is not Category=bucket;… with buckets flower, concentrate, infused, thc")
             }
             configuration.allowanceBuckets = buckets
+        }
+        if let raw = value("TILL_LOG_LEVEL") {
+            guard let level = Logger.Level(rawValue: raw.lowercased()) else {
+                throw ConfigurationError(setting: "TILL_LOG_LEVEL", problem: "'\(raw)' is not one of "
+                                         + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            configuration.logLevel = level
         }
         return configuration
     }

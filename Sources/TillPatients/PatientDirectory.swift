@@ -123,7 +123,7 @@ public final class PatientDirectory: Sendable {
         }
         let patient = try await self.patient(number, askedBy: actor, terminalId: terminalId)
         try refuseIfStale(patient.source, fetchedAt: patient.fetchedAt, what: "patient \(number)")
-        let today = localDate(now())
+        let today = FacilityDate.string(of: now(), in: timeZone)
         guard patient.value.active else {
             throw .unprocessable("patient_inactive", "Patient \(number) is not active in Metrc.", details: ["patientLicenseNumber": number])
         }
@@ -186,10 +186,6 @@ public final class PatientDirectory: Sendable {
                                                                                      : "GET /caregivers/v2/status/{n}",
                                           subject: number, detail: "source=\(source.rawValue)"),
                                at: now())
-    }
-
-    private func localDate(_ date: Date) -> String {
-        FacilityDate.string(of: date, in: timeZone)
     }
 
     /// Metrc answers one entry per registration: prefer an active one, then the latest expiry.

@@ -97,7 +97,7 @@ public final class SaleDesk: Sendable {
         let entry = JournalEntry(
             request: request, requestDigest: digest, validate: rules, terminalId: terminal?.id, actor: actor,
             license: license, soldAt: soldAt, salesDateTimeLocal: MetrcLocalTime.format(soldAt, in: timeZone),
-            businessDate: Self.businessDate(of: soldAt, in: timeZone),
+            businessDate: FacilityDate.string(of: soldAt, in: timeZone),
             firstAttemptLease: soldAt.addingTimeInterval(reporter.leaseDuration.seconds), note: note)
         do {
             return try await store.journal(entry)
@@ -124,11 +124,6 @@ public final class SaleDesk: Sendable {
         // a retry hears what it heard first, with the sale as it is now.
         case .rejected: sale.saleUndone ? .rejected(sale) : .pendingReport(sale)
         }
-    }
-
-    /// The facility-local calendar date of an instant, YYYY-MM-DD.
-    public static func businessDate(of date: Date, in timeZone: TimeZone) -> String {
-        FacilityDate.string(of: date, in: timeZone)
     }
 
     private func load<T>(_ body: () throws -> T) throws(TillError) -> T {

@@ -25,8 +25,7 @@ struct Till: AsyncParsableCommand {
 enum Startup {
     static let simulatorURLFile = "simulator.url"
 
-    static func bootstrapLogging() {
-        let level = ProcessInfo.processInfo.environment["TILL_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+    static func bootstrapLogging(_ level: Logger.Level) {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -97,8 +96,8 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run Till on its Unix socket (with the bundled Metrc simulator unless a Metrc is configured).")
 
     func run() async throws {
-        Startup.bootstrapLogging()
         let configuration = try Startup.configuration()
+        Startup.bootstrapLogging(configuration.logLevel)
         let logger = Logger(label: "till")
         // Two servers on one database would break the per-patient serialization and the outbox leases.
         if Startup.somethingAnswers(onSocket: configuration.socketPath) {
@@ -165,7 +164,7 @@ struct Sim: AsyncParsableCommand {
     var port: Int = 8123
 
     func run() async throws {
-        Startup.bootstrapLogging()
+        Startup.bootstrapLogging(try Startup.configuration().logLevel)
         let simulation = MetrcSimulation(configuration: SimulatorConfiguration())
         let server = MetrcSimulatorServer(simulation: simulation, host: "127.0.0.1", port: port,
                                           logger: Logger(label: "metrc-sim"))
@@ -189,8 +188,8 @@ struct Sync: AsyncParsableCommand {
     var full = false
 
     func run() async throws {
-        Startup.bootstrapLogging()
         let configuration = try Startup.configuration()
+        Startup.bootstrapLogging(configuration.logLevel)
         let logger = Logger(label: "till")
         let store = try Startup.openStore(configuration)
         let metrc = try Startup.metrcForTool(configuration, logger: logger)

@@ -45,7 +45,7 @@ import TillPatients
             ("TILL_METRC_BASE_URL", "ftp://metrc"), ("TILL_REPORT_DEADLINE_MS", "soon"),
             ("TILL_REPORT_DEADLINE_MS", "0"), ("TILL_PATIENT_STALE_POLICY", "sometimes"),
             ("TILL_ALLOWANCE_CATEGORIES", "Buds=leaves"),
-            ("TILL_SOCKET", "/tmp/" + String(repeating: "s", count: 120)),
+            ("TILL_SOCKET", "/tmp/" + String(repeating: "s", count: 120)), ("TILL_LOG_LEVEL", "loud"),
         ]
         for (name, value) in broken {
             #expect(setting(real.merging([name: value]) { _, new in new }) == name, "\(name)=\(value)")
@@ -54,10 +54,11 @@ import TillPatients
 
     @Test func aConfigFileAddsToTheEnvironmentWhichWins() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("till-\(UUID().uuidString).env").path
-        try "# facility\nTILL_LICENSE=FROM-FILE\nTILL_REPORT_DEADLINE_MS=750\n".write(toFile: file, atomically: true, encoding: .utf8)
+        try "# facility\nTILL_LICENSE=FROM-FILE\nTILL_REPORT_DEADLINE_MS=750\nTILL_LOG_LEVEL=debug\n".write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }
         let configuration = try TillConfiguration.fromEnvironment(["TILL_CONFIG": file, "TILL_REPORT_DEADLINE_MS": "900"])
         #expect(configuration.license == "FROM-FILE")
         #expect(configuration.reportDeadline == .milliseconds(900))
+        #expect(configuration.logLevel == .debug)
     }
 }
