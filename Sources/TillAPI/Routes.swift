@@ -99,7 +99,7 @@ struct Routes: Sendable {
         }
         let checkIn = try Self.stored { try services.store.recordCheckIn(
             clientCheckInId: body.clientCheckInId, patientLicenseNumber: number, locationId: body.checkInLocationId,
-            checkInDate: body.checkInDate ?? today, registrationStartDate: body.registrationStartDate,
+            checkInDate: body.checkInDate, today: today, registrationStartDate: body.registrationStartDate,
             registrationExpiryDate: body.registrationExpiryDate, terminalId: terminal.id,
             actor: "terminal:\(terminal.name)", license: services.configuration.license, at: Date()) }
         services.reporter.wake()

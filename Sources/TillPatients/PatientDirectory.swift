@@ -139,7 +139,7 @@ public final class PatientDirectory: Sendable {
                 throw .unprocessable("caregiver_inactive", "Caregiver \(caregiverNumber) is not active in Metrc.",
                                      details: ["caregiverLicenseNumber": caregiverNumber])
             }
-            guard caregiver.value.patientLicenseNumbers.contains(number) else {
+            guard caregiver.value.patientLicenseNumbers.contains(where: { $0.uppercased() == number.uppercased() }) else {
                 throw .unprocessable("caregiver_not_linked",
                                      "Caregiver \(caregiverNumber) is not registered to buy for patient \(number).",
                                      details: ["caregiverLicenseNumber": caregiverNumber, "patientLicenseNumber": number])

@@ -25,22 +25,38 @@ public struct PendingCheckIn: Sendable {
 }
 
 extension TillStore {
+    /// Metrc Ids already recorded for check-ins on these days.
+    public func metrcCheckInIds(on dates: Set<String>) throws -> Set<Int64> {
+        guard !dates.isEmpty else { return [] }
+        return try pool.read { db in
+            Set(try Int64.fetchAll(db, sql: """
+                SELECT metrc_checkin_id FROM patient_checkins
+                WHERE metrc_checkin_id IS NOT NULL AND checkin_date_local IN (\(databaseQuestionMarks(count: dates.count)))
+                """, arguments: StatementArguments(Array(dates))))
+        }
+    }
+
     /// Journals a check-in and its outbox row in one transaction; the same `clientCheckInId` returns the first one.
-    public func recordCheckIn(clientCheckInId: String?, patientLicenseNumber: String, locationId: Int64, checkInDate: String,
-                              registrationStartDate: String?, registrationExpiryDate: String?, terminalId: Int64?,
-                              actor: String, license: String, at: Date) throws -> PatientCheckInRecord {
+    ///
+    /// - Parameters:
+    ///   - checkInDate: as the client sent it; nil means `today`, and a retry that sends none matches the
+    ///     first whatever day it now is (a retry after the facility's midnight is still a retry).
+    public func recordCheckIn(clientCheckInId: String?, patientLicenseNumber: String, locationId: Int64, checkInDate: String?,
+                              today: String, registrationStartDate: String?, registrationExpiryDate: String?,
+                              terminalId: Int64?, actor: String, license: String, at: Date) throws -> PatientCheckInRecord {
         try pool.write { db in
             if let clientCheckInId,
                let row = try db.row("SELECT * FROM patient_checkins WHERE client_checkin_id = ?", [clientCheckInId]) {
                 let existing = Self.checkIn(from: row)
                 guard existing.patientLicenseNumber == patientLicenseNumber, existing.checkInLocationId == locationId,
-                      existing.checkInDate == checkInDate else {
+                      checkInDate == nil || existing.checkInDate == checkInDate else {
                     throw TillError(.conflict, code: "client_checkin_id_reused",
                                     "clientCheckInId \(clientCheckInId) was already used for a different check-in.",
                                     details: ["checkInId": "\(existing.id)"])
                 }
                 return existing
             }
+            let checkInDate = checkInDate ?? today
             try db.run("""
                 INSERT INTO patient_checkins (client_checkin_id, patient_license_number, checkin_location_id, checkin_date_local,
                                               registration_start_date, registration_expiry_date, terminal_id, created_at, status)

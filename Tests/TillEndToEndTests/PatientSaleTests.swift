@@ -60,6 +60,13 @@ import TillDomain
         })
     }
 
+    @Test func aCaregiverIsLinkedToThePatientWhateverTheCaseTheNumberIsTypedIn() async throws {
+        let till = try await TillHarness.start()
+        defer { Task { await till.stop() } }
+        let sale = try await medicalSale(till, "med-case", type: "Caregiver", patient: "pt-linked-0005", caregiver: "CG-ACTIVE-0001")
+        #expect(sale.status == 201, "\(sale.json)")
+    }
+
     @Test func inactiveExpiredAndUnlinkedAreEachRefusedWithTheirOwnMessageAndNothingIsJournaled() async throws {
         let till = try await TillHarness.start()
         defer { Task { await till.stop() } }
@@ -173,6 +180,44 @@ import TillDomain
         #expect(await till.simulation.checkIns(license: TillHarness.license).count == 1)
         #expect(await till.simulation.requestCount(method: "POST", pathPrefix: "/patient-checkins") == 1)
         #expect(await till.simulation.requestCount(method: "GET", pathPrefix: "/patient-checkins") >= 1)
+    }
+
+    @Test func aSecondCheckInTheSameDayWhoseAnswerWasLostIsNotTakenForTheFirst() async throws {
+        let till = try await TillHarness.start()
+        defer { Task { await till.stop() } }
+        func checkIn(_ client: String) async throws -> Int {
+            let answer = try await till.request("POST", "/v1/patients/PT-ACTIVE-0001/checkins",
+                                                body: #"{"checkInLocationId":2,"clientCheckInId":"\#(client)"}"#,
+                                                token: till.pharmacistToken)
+            let id = try #require(answer["id"] as? Int)
+            try await till.waitUntil("check-in \(client) is reported") {
+                try await till.request("GET", "/v1/checkins/\(id)", token: till.pharmacistToken)["status"] as? String == "reported"
+            }
+            return try #require(try await till.request("GET", "/v1/checkins/\(id)", token: till.pharmacistToken)["metrcCheckInId"] as? Int)
+        }
+        let morning = try await checkIn("morning")
+        // Same patient, location and day: Metrc's day list now holds the morning one when this is looked up.
+        await till.simulation.setFaults([SimFault(.commitThenDrop, method: "POST", pathPrefix: "/patient-checkins", times: 1)])
+        let evening = try await checkIn("evening")
+        #expect(evening != morning)
+        #expect(await till.simulation.checkIns(license: TillHarness.license).map { Int($0.id) }.sorted() == [morning, evening].sorted())
+        #expect(await till.simulation.requestCount(method: "POST", pathPrefix: "/patient-checkins") == 2)
+    }
+
+    @Test func aCheckInMetrcRefusesIsKeptWithItsWordsAndMetrcCountsAsReachable() async throws {
+        let till = try await TillHarness.start()
+        defer { Task { await till.stop() } }
+        let answer = try await till.request("POST", "/v1/patients/PT-ACTIVE-0001/checkins",
+                                            body: #"{"checkInLocationId":999}"#, token: till.pharmacistToken)
+        let id = try #require(answer["id"] as? Int)
+        try await till.waitUntil("the check-in is refused") {
+            try await till.request("GET", "/v1/checkins/\(id)", token: till.pharmacistToken)["status"] as? String == "rejected"
+        }
+        let refused = try await till.request("GET", "/v1/checkins/\(id)", token: till.pharmacistToken)
+        #expect((refused["rejection"] as? [String])?.first?.contains("location 999 was not found") == true)
+        let reporting = try await till.request("GET", "/v1/reporting", token: till.managerToken)
+        #expect((reporting["metrc"] as? [String: Any])?["reachable"] as? Bool == true)
+        #expect(try till.services.store.auditLog(action: "metrc.checkin.rejected").count == 1)
     }
 }
 

@@ -179,6 +179,21 @@ import TillDomain
         #expect(plan.contains("USING INDEX sales_by_patient (<expr>=?"), "\(plan)")
     }
 
+    @Test func aCheckInRetryIsTheSameCheckInAcrossMidnightUnlessItNamesAnotherDay() async throws {
+        let store = try openStore()
+        func record(_ date: String?, today: String) throws -> PatientCheckInRecord {
+            try store.recordCheckIn(clientCheckInId: "front-9", patientLicenseNumber: "PT-1", locationId: 1, checkInDate: date,
+                                    today: today, registrationStartDate: nil, registrationExpiryDate: nil, terminalId: nil,
+                                    actor: "test", license: "LIC", at: Date())
+        }
+        let first = try record(nil, today: "2026-11-23")
+        #expect(first.checkInDate == "2026-11-23")
+        #expect(try record(nil, today: "2026-11-24").id == first.id)
+        #expect(try record("2026-11-23", today: "2026-11-24").id == first.id)
+        let conflict = #expect(throws: TillError.self) { try record("2026-11-24", today: "2026-11-24") }
+        #expect(conflict?.code == "client_checkin_id_reused")
+    }
+
     @Test func terminalsAreRevokedByNamePrefixAndOthersStayLive() async throws {
         let store = try openStore()
         let old = try store.addTerminal(name: "demo-register-1", role: .register).token
