@@ -15,7 +15,7 @@ public actor MetrcSimulation {
         var packages: [SimPackage]
         /// Upper-cased label → index in `packages`. Labels are matched case-insensitively.
         var indexByLabel: [String: Int]
-        /// The registry as it stands (seeded from the facility, changed by `addPatient`/`addCaregiver`).
+        /// The registry as it stands (seeded from the facility, changed by `addCaregiver`).
         var patients: [SimPatient]
         var caregivers: [SimCaregiver]
 
@@ -46,8 +46,6 @@ public actor MetrcSimulation {
     var nextCheckInId: Int64 = 3_000_001
     /// Patient and caregiver status answers, each served unchanged for `statusCacheSeconds`.
     var statusCache: [StatusKey: CachedStatus] = [:]
-    /// Status requests per upper-cased patient or caregiver license, faulted ones included.
-    var statusRequests: [StatusKey.Subject: Int] = [:]
 
     struct RouteKey: Hashable {
         var method: String
@@ -118,12 +116,24 @@ public actor MetrcSimulation {
     /// How many `GET /patients/v2/statuses/{patient}` requests arrived for this patient (license matched
     /// case-insensitively), whatever they were answered: faults, 401s and 429s included.
     public func statusRequestCount(patient: String) -> Int {
-        statusRequests[.patient(patient.uppercased()), default: 0]
+        statusRequests(for: .patient(patient.uppercased()))
     }
 
     /// How many `GET /caregivers/v2/status/{caregiver}` requests arrived for this caregiver, faults included.
     public func statusRequestCount(caregiver: String) -> Int {
-        statusRequests[.caregiver(caregiver.uppercased()), default: 0]
+        statusRequests(for: .caregiver(caregiver.uppercased()))
+    }
+
+    /// Read from the request counts, through the router that answers them.
+    private func statusRequests(for subject: StatusKey.Subject) -> Int {
+        counts.reduce(0) { total, entry in
+            guard entry.key.method == "GET", let route = try? Self.route(method: "GET", path: entry.key.path) else { return total }
+            switch route {
+            case .patientStatus(let number) where subject == .patient(number.uppercased()): return total + entry.value
+            case .caregiverStatus(let number) where subject == .caregiver(number.uppercased()): return total + entry.value
+            default: return total
+            }
+        }
     }
 
     // MARK: Steering state
@@ -142,20 +152,6 @@ public actor MetrcSimulation {
             state.packages.append(package)
         }
         facilities[license] = state
-    }
-
-    /// Adds a patient to a facility's registry, or replaces the one with the same license number. A status
-    /// already cached for that patient is still served until it expires, as on Metrc.
-    public func addPatient(_ patient: SimPatient, license: String) {
-        guard facilities[license] != nil else {
-            preconditionFailure("MetrcSimulation.addPatient: no facility \(license) is configured")
-        }
-        let wanted = patient.licenseNumber.uppercased()
-        if let index = facilities[license]!.patients.firstIndex(where: { $0.licenseNumber.uppercased() == wanted }) {
-            facilities[license]!.patients[index] = patient
-        } else {
-            facilities[license]!.patients.append(patient)
-        }
     }
 
     /// Adds a caregiver to a facility's registry, or replaces the one with the same license number.
@@ -214,7 +210,6 @@ public actor MetrcSimulation {
     public func resetCounters() {
         counts.removeAll()
         rateWindows.removeAll()
-        statusRequests.removeAll()
     }
 
     // MARK: Answering
@@ -226,7 +221,6 @@ public actor MetrcSimulation {
             return admin(request, path: path)
         }
         counts[RouteKey(method: request.method, path: path), default: 0] += 1
-        if request.method == "GET", let subject = StatusKey.Subject(path: path) { statusRequests[subject, default: 0] += 1 }
 
         guard let fault = takeFault(method: request.method, path: path) else {
             return handle(request, path: path)

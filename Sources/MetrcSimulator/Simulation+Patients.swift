@@ -7,17 +7,6 @@ struct StatusKey: Hashable {
         case patient(String)
         /// Upper-cased caregiver license.
         case caregiver(String)
-
-        /// The subject of a status path (`/patients/v2/statuses/{n}`, `/caregivers/v2/status/{n}`), if it is one.
-        init?(path: String) {
-            let parts = path.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
-            guard parts.count == 4, parts[1].lowercased() == "v2" else { return nil }
-            switch (parts[0].lowercased(), parts[2].lowercased()) {
-            case ("patients", "statuses"): self = .patient(parts[3].uppercased())
-            case ("caregivers", "status"): self = .caregiver(parts[3].uppercased())
-            default: return nil
-            }
-        }
     }
 
     var facility: String
@@ -112,11 +101,18 @@ extension MetrcSimulation {
         for receipt in receiptList where receipt.license == state.facility.licenseNumber && !receipt.archived
             && receipt.patientLicenseNumber?.uppercased() == wanted && !excluding.contains(receipt.id) {
             guard let sold = SimDateTime(receipt.salesDateTime)?.date(in: state.timeZone), sold > since else { continue }
-            for line in receipt.transactions {
-                guard let package = state.package(label: line.packageLabel),
-                      let (allowance, amount) = allowanceGrams(of: line, package: package) else { continue }
-                grams[allowance, default: 0] += amount
-            }
+            grams.merge(allowanceTotals(receipt.transactions, state: state), uniquingKeysWith: +)
+        }
+        return grams
+    }
+
+    /// Grams per allowance that these lines count against.
+    func allowanceTotals(_ lines: [SimTransaction], state: FacilityState) -> [SimAllowance: Decimal] {
+        var grams: [SimAllowance: Decimal] = [:]
+        for line in lines {
+            guard let package = state.package(label: line.packageLabel),
+                  let (allowance, amount) = allowanceGrams(of: line, package: package) else { continue }
+            grams[allowance, default: 0] += amount
         }
         return grams
     }
@@ -162,56 +158,35 @@ extension MetrcSimulation {
     /// Checks the registrations behind a Patient or Caregiver sale dated `saleDay` ("yyyy-MM-dd"), reporting
     /// each problem through `fail`; returns the patient when the sale may count against their allowances.
     func validateRegistration(customerType: String, patient patientLicense: String?, caregiver caregiverLicense: String?,
-                              saleDay: String, state: FacilityState, fail: (String) -> Void) -> SimPatient? {
-        var valid = true
-        var patient: SimPatient? = nil
+                              saleDay: String, state: FacilityState, fail: (String) -> Void) {
         if let patientLicense {
-            patient = state.patient(patientLicense)
-            if let found = patient {
-                if !found.active {
-                    fail("Patient \(patientLicense) is not active.")
-                    valid = false
-                }
+            if let found = state.patient(patientLicense) {
+                if !found.active { fail("Patient \(patientLicense) is not active.") }
                 if saleDay > found.expirationDate {
                     fail("Patient \(patientLicense)'s registration expired on \(found.expirationDate).")
-                    valid = false
                 } else if saleDay < found.registrationStartDate {
                     fail("Patient \(patientLicense)'s registration does not start until \(found.registrationStartDate).")
-                    valid = false
                 }
             } else {
                 fail("Patient \(patientLicense) is not a registered patient.")
-                valid = false
             }
         }
-        if customerType == "Caregiver", let caregiverLicense {
-            if let caregiver = state.caregiver(caregiverLicense) {
-                if !caregiver.active {
-                    fail("Caregiver \(caregiverLicense) is not active.")
-                    valid = false
-                }
-                if let patientLicense, !caregiver.isLinked(to: patientLicense) {
-                    fail("Caregiver \(caregiverLicense) is not linked to patient \(patientLicense).")
-                    valid = false
-                }
-            } else {
-                fail("Caregiver \(caregiverLicense) is not a registered caregiver.")
-                valid = false
-            }
+        guard customerType == "Caregiver", let caregiverLicense else { return }
+        guard let caregiver = state.caregiver(caregiverLicense) else {
+            fail("Caregiver \(caregiverLicense) is not a registered caregiver.")
+            return
         }
-        return valid ? patient : nil
+        if !caregiver.active { fail("Caregiver \(caregiverLicense) is not active.") }
+        if let patientLicense, !caregiver.isLinked(to: patientLicense) {
+            fail("Caregiver \(caregiverLicense) is not linked to patient \(patientLicense).")
+        }
     }
 
     /// Refuses a sale that would take `patient` past an allowance, counting their receipts as they are now
     /// plus what earlier receipts of this request take; on success the sale is added to `ledger`.
     func checkAllowances(_ patient: SimPatient, lines: [SimTransaction], state: FacilityState, ledger: inout Ledger,
                          fail: (String) -> Void) -> Bool {
-        var sale: [SimAllowance: Decimal] = [:]
-        for line in lines {
-            guard let package = state.package(label: line.packageLabel),
-                  let (allowance, grams) = allowanceGrams(of: line, package: package) else { continue }
-            sale[allowance, default: 0] += grams
-        }
+        let sale = allowanceTotals(lines, state: state)
         let key = patient.licenseNumber.uppercased()
         let recorded = purchasedGrams(patient, state: state, excluding: ledger.replacedReceipts)
         var withinLimits = true

@@ -275,11 +275,11 @@ extension MetrcSimulation {
             fail("CaregiverLicenseNumber is required for a Caregiver sale.")
         }
         // An ExternalPatient is registered in another state: its number is carried, not checked.
-        var registeredPatient: SimPatient? = nil
-        if let customerType, customerType == "Patient" || customerType == "Caregiver" {
+        let medical = customerType == "Patient" || customerType == "Caregiver"
+        if medical, let customerType {
             let saleDay = String((salesDateTime ?? SimDates.localText(now(), in: state.timeZone)).prefix(10))
-            registeredPatient = validateRegistration(customerType: customerType, patient: patient, caregiver: caregiver,
-                                                     saleDay: saleDay, state: state, fail: fail)
+            validateRegistration(customerType: customerType, patient: patient, caregiver: caregiver,
+                                 saleDay: saleDay, state: state, fail: fail)
         }
         let identificationMethod = reader.string("IdentificationMethod")
         let external: String?? = item["ExternalReceiptNumber"] == nil ? nil : .some(reader.string("ExternalReceiptNumber"))
@@ -298,7 +298,8 @@ extension MetrcSimulation {
         errors += reader.errors.map { RowError(row: row, message: $0) }
 
         guard errors.count == errorCountBefore, let salesDateTime, let customerType else { return nil }
-        if let registeredPatient, configuration.enforcePatientLimits,
+        // Registration checks passed (any failure returned above), so a medical sale's patient is registered.
+        if medical, configuration.enforcePatientLimits, let registeredPatient = patient.flatMap(state.patient),
            !checkAllowances(registeredPatient, lines: transactions, state: state, ledger: &ledger, fail: fail) {
             return nil
         }
