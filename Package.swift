@@ -30,6 +30,7 @@ let package = Package(
         .target(name: "MetrcSimulator", dependencies: [
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "TillMigrations", path: "Migrations", resources: [.copy("sql")]),
         .target(name: "TillDomain"),

@@ -12,8 +12,8 @@ public struct HTTPRequest: Sendable {
     /// The whole exchange, connecting included.
     public var timeout: Duration
     /// Sending this request twice does no harm (GET, or a POST the server deduplicates, like a register's
-    /// sale with its clientSaleId), so it may go over a kept-alive connection, which libcurl may silently
-    /// re-send on. Every other write gets a fresh connection.
+    /// sale with its clientSaleId), so libcurl may silently re-send it when a kept-alive connection turns
+    /// out dead. Every other write is sent so that libcurl cannot re-send it (see `EasyHandle.perform`).
     public var idempotent: Bool
 
     public init(method: String, url: String, headers: [(name: String, value: String)] = [], body: Data? = nil,
@@ -109,17 +109,12 @@ final class EasyHandle: @unchecked Sendable {
     func perform(_ request: HTTPRequest, unixSocketPath: String?) -> Result<HTTPResponse, HTTPTransportError> {
         curl_easy_reset(curl)  // keeps the live connection, clears the previous request's options
         let sink = ResponseSink()
+        let source = RequestSource()
         let sinkPointer = Unmanaged.passUnretained(sink).toOpaque()
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
         defer { curl_slist_free_all(headerList) }
 
         ccurl_setopt_long(curl, CURLOPT_NOSIGNAL, 1)
-        if !request.idempotent {
-            // libcurl silently re-sends a request whose *reused* connection dies before any answer byte,
-            // POST included; if the server had committed, that is a duplicate receipt in Metrc. It never
-            // retries on a fresh connection, so writes always get one.
-            ccurl_setopt_long(curl, CURLOPT_FRESH_CONNECT, 1)
-        }
         ccurl_setopt_string(curl, CURLOPT_URL, request.url)
         if let unixSocketPath { ccurl_setopt_string(curl, CURLOPT_UNIX_SOCKET_PATH, unixSocketPath) }
         let timeoutMs = max(1, Int(request.timeout.components.seconds * 1000
@@ -153,14 +148,31 @@ final class EasyHandle: @unchecked Sendable {
             case "HEAD": ccurl_setopt_long(curl, CURLOPT_NOBODY, 1)
             default:
                 ccurl_setopt_string(curl, CURLOPT_CUSTOMREQUEST, request.method)
-                if request.body != nil || request.method == "POST" || request.method == "PUT" {
+                guard request.body != nil || request.method == "POST" || request.method == "PUT" else { break }
+                if request.idempotent {
                     ccurl_setopt_long(curl, CURLOPT_POSTFIELDSIZE, bytes.count)
                     // A pointer into `body`, valid for the duration of this closure and so of the transfer.
                     ccurl_setopt_pointer(curl, CURLOPT_POSTFIELDS,
                                          UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(("" as StaticString).utf8Start)))
+                } else {
+                    // libcurl silently re-sends a request whose kept-alive connection dies before any answer
+                    // byte (Curl_retry_request), POST included: if the server had committed, that is a
+                    // duplicate receipt in Metrc. A body read through a callback with no seek callback cannot
+                    // be rewound, so that re-send fails (CURLE_SEND_FAIL_REWIND) and the caller hears "no
+                    // answer" instead. Connections stay kept alive: no new connection (a TLS handshake, for
+                    // real Metrc) per write.
+                    source.bytes = bytes
+                    ccurl_setopt_long(curl, CURLOPT_POST, 1)
+                    ccurl_setopt_off_t(curl, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(bytes.count))
+                    ccurl_setopt_read_function(curl, { buffer, size, count, context in
+                        let source = Unmanaged<RequestSource>.fromOpaque(context!).takeUnretainedValue()
+                        return source.read(into: buffer!, capacity: size * count)
+                    })
+                    ccurl_setopt_pointer(curl, CURLOPT_READDATA, Unmanaged.passUnretained(source).toOpaque())
                 }
             }
-            let code = curl_easy_perform(curl)
+            // The callbacks hold these two unretained.
+            let code = withExtendedLifetime((sink, source)) { curl_easy_perform(curl) }
             guard code == CURLE_OK else { return .failure(classify(code)) }
             var status = 0
             ccurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
@@ -182,6 +194,20 @@ final class EasyHandle: @unchecked Sendable {
         default:
             return .noAnswer(message)
         }
+    }
+}
+
+/// Hands a request body to libcurl's read callback, once: it has no way back to the start.
+private final class RequestSource {
+    var bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+    private var offset = 0
+
+    func read(into buffer: UnsafeMutablePointer<CChar>, capacity: Int) -> Int {
+        let count = min(capacity, bytes.count - offset)
+        guard count > 0, let base = bytes.baseAddress else { return 0 }
+        UnsafeMutableRawPointer(buffer).copyMemory(from: base + offset, byteCount: count)
+        offset += count
+        return count
     }
 }
 

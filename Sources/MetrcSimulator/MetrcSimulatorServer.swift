@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 
 /// Serves a MetrcSimulation over HTTP on loopback.
 public struct MetrcSimulatorServer: Sendable {
@@ -46,12 +47,13 @@ extension MetrcSimulatorServer {
     /// Starts `server` in a Task and returns once it is listening; throws if it fails to bind.
     public static func start(_ server: MetrcSimulatorServer) async throws -> RunningSimulator {
         let (urls, continuation) = AsyncStream.makeStream(of: String.self)
+        let group = ServiceGroup(services: [server.application { url in continuation.yield(url) }], logger: server.logger)
         let task = Task {
             defer { continuation.finish() }
-            try await server.run { url in continuation.yield(url) }
+            try await group.run()
         }
         for await url in urls {
-            return RunningSimulator(baseURL: url, task: task, simulation: server.simulation)
+            return RunningSimulator(baseURL: url, task: task, group: group, simulation: server.simulation)
         }
         // The stream ended without a URL: the server stopped before listening; surface its error.
         try await task.value
@@ -71,16 +73,20 @@ public final class RunningSimulator: Sendable {
     public let baseURL: String
     public let simulation: MetrcSimulation
     private let task: Task<Void, any Error>
+    private let group: ServiceGroup
 
-    init(baseURL: String, task: Task<Void, any Error>, simulation: MetrcSimulation) {
+    init(baseURL: String, task: Task<Void, any Error>, group: ServiceGroup, simulation: MetrcSimulation) {
         self.baseURL = baseURL
         self.task = task
+        self.group = group
         self.simulation = simulation
     }
 
     /// Stops serving: closes the listener and every connection, and waits until the server has finished.
+    /// Gracefully, not by cancelling the serving task: a connection accepted just before a cancellation
+    /// is never served and traps in NIO (swift-nio#2637, "Deinited NIOAsyncWriter without calling finish()").
     public func stop() async {
-        task.cancel()
+        await group.triggerGracefulShutdown()
         _ = await task.result
     }
 

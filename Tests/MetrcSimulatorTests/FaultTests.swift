@@ -153,8 +153,8 @@ extension SimulatorOverHTTP {
                     outcome = .failure(error)
                 }
                 // libcurl re-sends a request whose reused connection died before any answer (Curl_retry_request),
-                // POST included. CurlHTTPClient sends writes on fresh connections, so the caller hears "no answer"
-                // and Metrc holds the sale once.
+                // POST included. CurlHTTPClient gives writes a body libcurl cannot rewind, so the re-send fails,
+                // the caller hears "no answer" and Metrc holds the sale once.
                 #expect(throws: HTTPTransportError.self) { try outcome.get() }
                 #expect(await sim.simulation.receipts(license: Harness.license, externalNumber: "SILENT-1").count == 1)
                 #expect(await sim.simulation.requestCount(method: "POST") == 1)

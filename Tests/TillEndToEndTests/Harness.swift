@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MetrcKit
 import MetrcSimulator
+import ServiceLifecycle
 import Testing
 import TillAPI
 import TillDomain
@@ -44,6 +45,7 @@ final class TillHarness: Sendable {
     let managerToken: String
     let pharmacistToken: String
     private let server: Task<Void, any Error>
+    private let group: ServiceGroup
 
     static let license = TillConfiguration.demoLicense
     static let fastRetry = RetryPolicy(base: .milliseconds(50), cap: .milliseconds(500), jitter: 0.1)
@@ -83,11 +85,13 @@ final class TillHarness: Sendable {
         let pharmacist = try store.addTerminal(name: "pharmacist-1", role: .pharmacist).token
 
         let app = try buildApplication(services: services, runReporter: runReporter)
-        let server = Task { try await app.run() }
+        // Stopped gracefully, never by cancelling: see RunningSimulator.stop.
+        let group = ServiceGroup(services: [app], logger: logger)
+        let server = Task { try await group.run() }
         let harness = TillHarness(simulation: simulation, simulator: simulator, services: services,
                                   socketPath: configuration.socketPath, directory: directory,
                                   registerToken: register, managerToken: manager, pharmacistToken: pharmacist,
-                                  server: server)
+                                  server: server, group: group)
         try await harness.waitUntil("the server listens") {
             (try? await harness.request("GET", "/v1/health"))?.status == 200
         }
@@ -96,7 +100,7 @@ final class TillHarness: Sendable {
 
     private init(simulation: MetrcSimulation, simulator: RunningSimulator, services: TillServices, socketPath: String,
                  directory: String, registerToken: String, managerToken: String, pharmacistToken: String,
-                 server: Task<Void, any Error>) {
+                 server: Task<Void, any Error>, group: ServiceGroup) {
         self.simulation = simulation
         self.simulator = simulator
         self.services = services
@@ -107,10 +111,11 @@ final class TillHarness: Sendable {
         self.managerToken = managerToken
         self.pharmacistToken = pharmacistToken
         self.server = server
+        self.group = group
     }
 
     func stop() async {
-        server.cancel()
+        await group.triggerGracefulShutdown()
         _ = await server.result
         await simulator.stop()
         try? FileManager.default.removeItem(atPath: directory)

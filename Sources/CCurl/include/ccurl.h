@@ -9,6 +9,8 @@ CURLcode ccurl_setopt_pointer(CURL *handle, CURLoption option, void *value);
 CURLcode ccurl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value);
 CURLcode ccurl_setopt_write_function(CURL *handle, size_t (*fn)(char *, size_t, size_t, void *));
 CURLcode ccurl_setopt_header_function(CURL *handle, size_t (*fn)(char *, size_t, size_t, void *));
+CURLcode ccurl_setopt_read_function(CURL *handle, size_t (*fn)(char *, size_t, size_t, void *));
+CURLcode ccurl_setopt_off_t(CURL *handle, CURLoption option, curl_off_t value);
 CURLcode ccurl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 
 #endif
