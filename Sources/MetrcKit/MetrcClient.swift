@@ -105,7 +105,7 @@ public final class MetrcClient: MetrcAPI {
             } catch {
                 outcome = .failure(error)
             }
-            await limiter.release()
+            limiter.release()
             let elapsed = now() - started
 
             let response: HTTPResponse

@@ -1,18 +1,26 @@
+import Synchronization
+
 /// Keeps one facility's traffic inside Metrc's limits: requests in flight, and requests started per second.
 ///
 /// A request first takes a concurrency slot, then waits for room in the one-second sliding window of its
 /// kind (GET or write), so that the recorded start times are the real ones.
-actor MetrcRateLimiter {
+///
+/// A lock, not an actor: when there is room (nearly always) `acquire` returns without suspending, where
+/// an actor costs a hop onto it and a thread wake-up back off it for every Metrc request.
+final class MetrcRateLimiter: Sendable {
+    private struct State {
+        var inFlight = 0
+        var waiting: [CheckedContinuation<Void, Never>] = []
+        var recentGets: [ContinuousClock.Instant] = []
+        var recentWrites: [ContinuousClock.Instant] = []
+    }
+
     private let maxConcurrent: Int
     private let getsPerSecond: Int?
     private let writesPerSecond: Int?
     private let now: @Sendable () -> ContinuousClock.Instant
     private let sleep: @Sendable (Duration) async throws -> Void
-
-    private var inFlight = 0
-    private var waiting: [CheckedContinuation<Void, Never>] = []
-    private var recentGets: [ContinuousClock.Instant] = []
-    private var recentWrites: [ContinuousClock.Instant] = []
+    private let state = Mutex(State())
 
     init(maxConcurrent: Int, getsPerSecond: Int?, writesPerSecond: Int?,
          now: @escaping @Sendable () -> ContinuousClock.Instant,
@@ -28,11 +36,20 @@ actor MetrcRateLimiter {
     /// Throws only when the task is cancelled while waiting for the rate window (the slot is given back).
     /// Waiting for a concurrency slot is not cancellable: a slot frees within one request timeout.
     func acquire(isWrite: Bool) async throws {
-        if inFlight < maxConcurrent {
-            inFlight += 1
-        } else {
+        if !takeSlotIfFree() {
             // `release` hands its slot straight to the first waiter, so inFlight is not touched here.
-            await withCheckedContinuation { waiting.append($0) }
+            await withCheckedContinuation { continuation in
+                let free = state.withLock { state in
+                    // A release may have come between the first look and this one.
+                    if state.inFlight < maxConcurrent {
+                        state.inFlight += 1
+                        return true
+                    }
+                    state.waiting.append(continuation)
+                    return false
+                }
+                if free { continuation.resume() }
+            }
         }
         do {
             try await waitForRoom(isWrite: isWrite)
@@ -43,26 +60,45 @@ actor MetrcRateLimiter {
     }
 
     func release() {
-        if waiting.isEmpty {
-            inFlight -= 1
-        } else {
-            waiting.removeFirst().resume()
+        let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard !state.waiting.isEmpty else {
+                state.inFlight -= 1
+                return nil
+            }
+            return state.waiting.removeFirst()
+        }
+        next?.resume()
+    }
+
+    private func takeSlotIfFree() -> Bool {
+        state.withLock { state in
+            guard state.inFlight < maxConcurrent else { return false }
+            state.inFlight += 1
+            return true
         }
     }
 
     private func waitForRoom(isWrite: Bool) async throws {
         guard let limit = isWrite ? writesPerSecond : getsPerSecond else { return }
         while true {
-            let instant = now()
-            var recent = isWrite ? recentWrites : recentGets
-            recent.removeAll { $0 <= instant - .seconds(1) }
-            let wait: Duration? = recent.count < limit ? nil : recent[0] + .seconds(1) - instant
-            if wait == nil { recent.append(instant) }
-            if isWrite { recentWrites = recent } else { recentGets = recent }
+            let wait = state.withLock { state -> Duration? in
+                isWrite ? admit(limit, into: &state.recentWrites) : admit(limit, into: &state.recentGets)
+            }
             guard let wait else { return }
-            // The actor is free while this one sleeps; the window is re-read afterwards.
+            // Others go on while this one sleeps; the window is read again afterwards.
             try await sleep(wait)
             try Task.checkCancellation()
         }
+    }
+
+    /// Records a start now if the last second saw fewer than `limit`; else how long until one did.
+    private func admit(_ limit: Int, into recent: inout [ContinuousClock.Instant]) -> Duration? {
+        let instant = now()
+        recent.removeAll { $0 <= instant - .seconds(1) }
+        guard recent.count >= limit else {
+            recent.append(instant)
+            return nil
+        }
+        return recent[0] + .seconds(1) - instant
     }
 }

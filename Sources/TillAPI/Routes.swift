@@ -151,7 +151,7 @@ struct Routes: Sendable {
     @Sendable func reporting(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal([.manager, .register])
         let summary = try Self.stored { try services.store.reportingSummary() }
-        let health = await services.health.current()
+        let health = services.health.current()
         return JSONResponse.make(ReportingView(summary: summary, health: health))
     }
 

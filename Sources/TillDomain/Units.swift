@@ -74,5 +74,5 @@ public enum Quantities {
         return rounded == quantity
     }
 
-    public static func decimal(picos: Int64) -> Decimal { Decimal(picos) / picosPerUnit }
+    public static func decimal(picos: Int64) -> Decimal { Decimal(units: picos, exponent: -Int(storedDecimalPlaces)) }
 }

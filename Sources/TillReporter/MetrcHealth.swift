@@ -1,7 +1,10 @@
 import Foundation
+import Synchronization
 
 /// What Till last saw of Metrc, for `/v1/reporting` and `till status`.
-public actor MetrcHealth {
+///
+/// A lock, not an actor: every report touches it, and an actor hop there is a thread wake-up per sale.
+public final class MetrcHealth: Sendable {
     public struct Snapshot: Sendable {
         public var reachable: Bool?
         public var lastError: String?
@@ -9,21 +12,25 @@ public actor MetrcHealth {
         public var lastSuccessAt: Date?
     }
 
-    private var snapshot = Snapshot()
+    private let snapshot = Mutex(Snapshot())
 
     public init() {}
 
     public func succeeded(at: Date) {
-        snapshot.reachable = true
-        snapshot.lastSuccessAt = at
+        snapshot.withLock { snapshot in
+            snapshot.reachable = true
+            snapshot.lastSuccessAt = at
+        }
     }
 
     /// `reachable` says whether Metrc answered at all (a refusal is an answer; a time-out is not).
     public func failed(_ message: String, reachable: Bool, at: Date) {
-        snapshot.reachable = reachable
-        snapshot.lastError = message
-        snapshot.lastErrorAt = at
+        snapshot.withLock { snapshot in
+            snapshot.reachable = reachable
+            snapshot.lastError = message
+            snapshot.lastErrorAt = at
+        }
     }
 
-    public func current() -> Snapshot { snapshot }
+    public func current() -> Snapshot { snapshot.withLock { $0 } }
 }

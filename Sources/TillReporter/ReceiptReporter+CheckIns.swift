@@ -40,7 +40,7 @@ extension ReceiptReporter {
 
     private func recordCheckIns(_ reported: [(Int64, Int64)], found: Bool) async {
         let at = now()
-        await health.succeeded(at: at)
+        health.succeeded(at: at)
         do {
             try store.recordCheckInsReported(reported.map { (id: $0.0, metrcId: $0.1) }, at: at,
                                              audit: AuditEvent(actor: "reporter",
@@ -55,7 +55,7 @@ extension ReceiptReporter {
 
     private func recordCheckInRejection(_ checkIn: PatientCheckInRecord, rows: [MetrcRowError]) async {
         let at = now()
-        await health.succeeded(at: at)  // Metrc answered; it just said no
+        health.succeeded(at: at)  // Metrc answered; it just said no
         let messages = rows.map(\.message)
         logger.warning("Metrc refused a check-in", metadata: ["checkIn": "\(checkIn.id)", "reason": "\(messages.joined(separator: "; "))"])
         do {

@@ -198,7 +198,7 @@ public final class ReceiptReporter: Service, Sendable {
     private func recordReported(_ receipts: [(Sale, Int64)],
                                 action: String = "metrc.receipts.posted") async -> Date? {
         let at = now()
-        await health.succeeded(at: at)
+        health.succeeded(at: at)
         reported.increment(by: receipts.count)
         let audit = AuditEvent(actor: "reporter", action: action, license: metrc.licenseNumber,
                                metrcEndpoint: action == "metrc.receipt.found"
@@ -221,7 +221,7 @@ public final class ReceiptReporter: Service, Sendable {
 
     private func recordRejection(_ sale: Sale, rows: [MetrcRowError], restoreStock: Bool) async {
         let at = now()
-        await health.succeeded(at: at)  // Metrc answered; it just said no
+        health.succeeded(at: at)  // Metrc answered; it just said no
         rejectedCount.increment()
         let messages = rows.map(\.message)
         logger.warning("Metrc refused a receipt", metadata: ["sale": "\(sale.id)", "receipt": "\(sale.receiptNumber)",
@@ -246,7 +246,7 @@ public final class ReceiptReporter: Service, Sendable {
         case .transient(_, let mayHaveBeenApplied): mayHaveBeenApplied  // a 5xx is an answer; a refused connection is not
         case .ambiguous, .rejected: false
         }
-        await health.failed(error.summary, reachable: answered, at: at)
+        health.failed(error.summary, reachable: answered, at: at)
         var retryAfter: Duration? = nil
         if case .rateLimited(let after) = error { retryAfter = after }
         return at.addingTimeInterval(settings.retry.delay(afterAttempt: attempts, retryAfter: retryAfter).seconds)

@@ -4,8 +4,8 @@ import Synchronization
 /// Commits the writes that arrive while the writer is busy together: one transaction and one fsync for
 /// all of them instead of one each.
 ///
-/// Each write runs in a savepoint of its own, so one that throws (a package sold out by the sale before
-/// it) is undone alone and the others commit. A caller hears its result only after the commit that holds
+/// Writes sharing a transaction each run in a savepoint of their own, so one that throws (a package sold
+/// out by the sale before it) is undone alone and the others commit. A caller hears its result only after the commit that holds
 /// its write, or the commit's error if that commit fails: "recorded" is never said of anything not on disk.
 /// With one register nothing waits and a write commits alone, as a plain `pool.write` would.
 final class GroupCommit: Sendable {
@@ -19,8 +19,9 @@ final class GroupCommit: Sendable {
 
     private struct Pending: Sendable {
         let durability: Durability
-        /// Runs the write in its savepoint; hands back what to tell the caller once the commit is known.
-        let run: @Sendable (Database) -> @Sendable (Result<Void, any Error>) -> Void
+        /// Runs the write, in a savepoint of its own when others share the transaction; hands back whether
+        /// it failed and what to tell the caller once the commit is known.
+        let run: @Sendable (Database, _ shared: Bool) -> (failed: Bool, answer: @Sendable (Result<Void, any Error>) -> Void)
         /// Tells the caller its write never ran (the transaction could not begin).
         let fail: @Sendable (any Error) -> Void
     }
@@ -82,27 +83,32 @@ final class GroupCommit: Sendable {
         if more { pool.asyncWriteWithoutTransaction { db in self.commitWhilePending(db) } }
     }
 
-    /// A write to run in its own savepoint; `answer` hears its result once the commit holding it is known.
+    /// A write to run (in its own savepoint when shared); `answer` hears its result once the commit holding it is known.
     private static func pending<T: Sendable>(_ durability: Durability, _ body: @escaping @Sendable (Database) throws -> T,
                                              answer: @escaping @Sendable (Result<T, any Error>) -> Void) -> Pending {
-        Pending(durability: durability, run: { db in
+        Pending(durability: durability, run: { db, shared in
             let outcome: Result<T, any Error>
             do {
-                var value: T?
-                try db.inSavepoint {
-                    value = try body(db)
-                    return .commit
+                if shared {
+                    var value: T?
+                    try db.inSavepoint {
+                        value = try body(db)
+                        return .commit
+                    }
+                    outcome = .success(value!)
+                } else {
+                    outcome = .success(try body(db))  // alone: a failure rolls the whole transaction back
                 }
-                outcome = .success(value!)
             } catch {
                 outcome = .failure(error)
             }
-            return { commit in
+            let failed = if case .failure = outcome { true } else { false }
+            return (failed, { commit in
                 switch commit {
                 case .success: answer(outcome)
                 case .failure(let error): answer(.failure(error))
                 }
-            }
+            })
         }, fail: { answer(.failure($0)) })
     }
 
@@ -127,11 +133,19 @@ final class GroupCommit: Sendable {
         // The writer stays at FULL between commits, so any other write (and `durabilitySettings`) syncs.
         let synced = batch.contains { $0.durability == .synced }
         do {
-            if !synced { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
-            defer { if !synced { try? db.execute(sql: "PRAGMA synchronous = FULL") } }
+            if !synced { try db.cachedStatement(sql: "PRAGMA synchronous = NORMAL").execute() }
+            defer { if !synced { try? db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute() } }
+            // A write alone in its transaction needs no savepoint (two more statements): if it fails, the
+            // transaction is rolled back instead, and the caller hears the write's own error.
+            let shared = batch.count > 1
+            var failedAlone = false
             try db.inTransaction(.immediate) {
-                for pending in batch { answers.append(pending.run(db)) }
-                return .commit
+                for pending in batch {
+                    let (failed, answer) = pending.run(db, shared)
+                    answers.append(answer)
+                    failedAlone = failed && !shared
+                }
+                return failedAlone ? .rollback : .commit
             }
             outcome = .success(())
         } catch {

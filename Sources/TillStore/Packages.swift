@@ -83,7 +83,9 @@ extension TillStore {
     static func packages(labels: some Collection<String>, _ db: Database) throws -> [String: PackageSnapshot] {
         let labels = Array(Set(labels))
         guard !labels.isEmpty else { return [:] }
-        let rows = try db.rows("SELECT * FROM packages WHERE label IN (\(databaseQuestionMarks(count: labels.count)))", StatementArguments(labels))
+        // Existential arguments: the generic `StatementArguments(labels)` builds a key path on every call.
+        let rows = try db.rows("SELECT * FROM packages WHERE label IN (\(databaseQuestionMarks(count: labels.count)))",
+                               StatementArguments(labels.map { $0 as (any DatabaseValueConvertible)? }))
         return Dictionary(uniqueKeysWithValues: rows.map { row in
             let snapshot = Self.snapshot(from: row)
             return (snapshot.label, snapshot)

@@ -17,6 +17,19 @@ import TillDomain
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(Box.self, from: Data(#"{"amount": 1.005}"#.utf8)) }
     }
 
+    @Test func scaledIntegersAreTheDecimalsLongDivisionGives() {
+        for units: Int64 in [0, 1, -1, 5, 10, 29, 3510, -250, 100_000, 3_543_690_390_625, Int64.max, Int64.min + 1] {
+            for exponent in [-12, -2, 0, 3] {
+                let divided = exponent < 0 ? Decimal(units) / pow(Decimal(10), -exponent) : Decimal(units) * pow(Decimal(10), exponent)
+                let built = Decimal(units: units, exponent: exponent)
+                #expect(built == divided, "\(units)e\(exponent)")
+                #expect(built.description == divided.description, "\(units)e\(exponent)")
+            }
+        }
+        #expect(Money(cents: 3510).decimal.description == "35.1")
+        #expect(Quantities.decimal(picos: 3_543_690_390_625).description == "3.543690390625")
+    }
+
     @Test func sumsAreExact() {
         let total = (0..<10).reduce(Money.zero) { sum, _ in sum + Money(exactly: Decimal(string: "0.10")!)! }
         #expect(total == Money(cents: 100))
