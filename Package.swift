@@ -23,8 +23,11 @@ let package = Package(
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(name: "CurlHTTP", dependencies: ["CCurl"]),
 
+        // JSON written by hand where every sale goes through it (answers, digests, Metrc receipt bodies).
+        .target(name: "JSONWriting"),
+
         .target(name: "MetrcKit", dependencies: [
-            "CurlHTTP",
+            "CurlHTTP", "JSONWriting",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "MetrcSimulator", dependencies: [
@@ -50,7 +53,7 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "TillAPI", dependencies: [
-            "TillDomain", "TillStore", "TillReporter", "TillPatients", "MetrcKit",
+            "TillDomain", "TillStore", "TillReporter", "TillPatients", "MetrcKit", "JSONWriting",
             .product(name: "Hummingbird", package: "hummingbird"),
         ], resources: [.copy("openapi.json")]),
         .executableTarget(name: "till", dependencies: [
@@ -69,7 +72,7 @@ let package = Package(
         .testTarget(name: "TillDomainTests", dependencies: ["TillDomain"]),
         .testTarget(name: "TillStoreTests", dependencies: ["TillStore", "TillDomain"]),
         .testTarget(name: "TillPatientsTests", dependencies: ["TillPatients", "TillStore", "TillDomain", "MetrcKit"]),
-        .testTarget(name: "TillAPITests", dependencies: ["TillAPI", "TillDomain"]),
+        .testTarget(name: "TillAPITests", dependencies: ["TillAPI", "TillDomain", "JSONWriting"]),
         .testTarget(name: "TillEndToEndTests", dependencies: [
             "TillAPI", "TillReporter", "TillPatients", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator", "CurlHTTP",
             .product(name: "Hummingbird", package: "hummingbird"),

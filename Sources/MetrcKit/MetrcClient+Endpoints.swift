@@ -241,7 +241,7 @@ extension MetrcClient {
     }
 
     /// Sends `items` in chunks of `maxObjectsPerRequest`, one after the other.
-    private func writeInChunks<Item: Encodable>(_ method: String, _ path: String, _ items: [Item],
+    private func writeInChunks<Item: MetrcWritable>(_ method: String, _ path: String, _ items: [Item],
                                                 stopAfterAnyFailure: Bool,
                                                 sensitive: (Item) -> [String]) async -> [MetrcChunkOutcome] {
         var outcomes: [MetrcChunkOutcome] = []
@@ -272,11 +272,11 @@ extension MetrcClient {
         return outcomes
     }
 
-    private func writeChunk<Item: Encodable>(_ method: String, _ path: String, _ chunk: [Item],
+    private func writeChunk<Item: MetrcWritable>(_ method: String, _ path: String, _ chunk: [Item],
                                              sensitive: [String]) async -> Result<[Int64?], MetrcError> {
         let body: Data
         do {
-            body = try MetrcJSON.makeEncoder().encode(chunk)
+            body = try Item.requestBody(chunk)
         } catch {
             return .failure(.rejected([MetrcRowError(row: nil, message: "could not encode the request: \(error)")]))
         }

@@ -1,4 +1,5 @@
 import Foundation
+import JSONWriting
 
 /// One line of a sales receipt as sent to Metrc: which package, how much, for how much.
 public struct MetrcTransactionDraft: Sendable, Equatable, Encodable {
@@ -179,5 +180,74 @@ public struct MetrcPatientCheckInDraft: Sendable, Equatable, Encodable {
         case registrationStartDate = "RegistrationStartDate"
         case registrationExpiryDate = "RegistrationExpiryDate"
         case checkInDate = "CheckInDate"
+    }
+}
+
+// MARK: - Request bodies
+
+/// Objects MetrcKit writes to Metrc; `requestBody` is what it sends for one chunk of them.
+protocol MetrcWritable: Encodable {
+    static func requestBody(_ items: [Self]) throws -> Data
+}
+
+extension MetrcWritable {
+    static func requestBody(_ items: [Self]) throws -> Data {
+        try MetrcJSON.makeEncoder().encode(items)
+    }
+}
+
+extension MetrcReceiptUpdate: MetrcWritable {}
+extension MetrcPatientCheckInDraft: MetrcWritable {}
+extension MetrcIdBody: MetrcWritable {}
+
+extension MetrcReceiptDraft: MetrcWritable {
+    /// The bytes MetrcKit posts for these receipts (one chunk): what `MetrcJSON.makeEncoder()` writes,
+    /// written by hand because every sale goes through it. A digest of them is a digest of what Metrc got.
+    public static func requestBody(_ receipts: [MetrcReceiptDraft]) -> Data {
+        var json = JSONWriter(capacity: 384 * receipts.count)
+        json.array(receipts) { json, receipt in receipt.write(into: &json) }
+        return Data(json.bytes)
+    }
+
+    /// Keys in sorted order, as the encoder's `.sortedKeys` puts them; nil fields left out.
+    private func write(into json: inout JSONWriter) {
+        json.object { json in
+            json.field("CaregiverLicenseNumber", caregiverLicenseNumber)
+            json.field("ExternalReceiptNumber", externalReceiptNumber)
+            json.field("IdentificationMethod", identificationMethod)
+            json.field("PatientLicenseNumber", patientLicenseNumber)
+            json.field("PatientRegistrationLocationId", patientRegistrationLocationId)
+            json.field("SalesCustomerType", salesCustomerType)
+            json.field("SalesDateTime", salesDateTime)
+            json.field("Transactions") { json in
+                json.array(transactions) { json, transaction in transaction.write(into: &json) }
+            }
+        }
+    }
+}
+
+extension MetrcTransactionDraft {
+    fileprivate func write(into json: inout JSONWriter) {
+        json.object { json in
+            json.field("CityTax", cityTax)
+            json.field("CountyTax", countyTax)
+            json.field("DiscountAmount", discountAmount)
+            json.field("ExciseTax", exciseTax)
+            json.field("InvoiceNumber", invoiceNumber)
+            json.field("MunicipalTax", municipalTax)
+            json.field("PackageLabel", packageLabel)
+            json.field("Price", price)
+            json.field("QrCodes", qrCodes)
+            json.field("Quantity", quantity)
+            json.field("SalesTax", salesTax)
+            json.field("SubTotal", subTotal)
+            json.field("TotalAmount", totalAmount)
+            json.field("UnitOfMeasure", unitOfMeasure)
+            json.field("UnitThcContent", unitThcContent)
+            json.field("UnitThcContentUnitOfMeasure", unitThcContentUnitOfMeasure)
+            json.field("UnitThcPercent", unitThcPercent)
+            json.field("UnitWeight", unitWeight)
+            json.field("UnitWeightUnitOfMeasure", unitWeightUnitOfMeasure)
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import JSONWriting
 import Logging
 import Synchronization
 import TillDomain

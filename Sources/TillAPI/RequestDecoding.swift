@@ -1,4 +1,5 @@
 import Foundation
+import JSONWriting
 import TillDomain
 
 /// Reads register JSON into domain values, with errors that say which field is wrong.

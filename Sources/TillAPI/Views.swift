@@ -1,4 +1,5 @@
 import Foundation
+import JSONWriting
 import TillDomain
 import TillReporter
 import TillStore

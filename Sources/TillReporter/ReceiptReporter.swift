@@ -271,11 +271,9 @@ public final class ReceiptReporter: Service, Sendable {
     }
 
     /// The digest of the receipts Metrc was sent (their drafts, keys sorted).
+    /// The digest of the body MetrcKit sends for these receipts (they go in one POST: at most 10).
     private func digest(_ sales: [Sale]) -> String {
-        let drafts = sales.map(MetrcReceiptDraft.init(sale:))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return sha256Hex((try? encoder.encode(drafts)) ?? Data())
+        sha256Hex(MetrcReceiptDraft.requestBody(sales.map(MetrcReceiptDraft.init(sale:))))
     }
 }
 

@@ -49,6 +49,29 @@ import Testing
         #expect(try encoded(checkIn) == #"{"CheckInDate":"2026-11-22","CheckInLocationId":4,"PatientLicenseNumber":"P-1","RegistrationStartDate":"2026-01-01"}"#)
     }
 
+    @Test func theReceiptBodyWrittenByHandIsTheEncodersByteForByte() throws {
+        let everything = MetrcTransactionDraft(
+            packageLabel: "1A4/\"quoted\"\\back", quantity: Decimal(string: "3.543690390625")!, unitOfMeasure: "Ounces",
+            totalAmount: Decimal(string: "1234567.89")!, price: Decimal(string: "0.000001")!, discountAmount: 0,
+            subTotal: Decimal(string: "-2.5")!, salesTax: 1, exciseTax: Decimal(string: "0.1")!, cityTax: 100,
+            countyTax: Decimal(string: "99999999999.99")!, municipalTax: Decimal(string: "0.05")!,
+            invoiceNumber: "INV\n1\té", qrCodes: ["https://1a4.com/x", "line\u{1}break\r", ""], unitThcPercent: Decimal(string: "21.7")!,
+            unitThcContent: 5, unitThcContentUnitOfMeasure: "Milligrams", unitWeight: Decimal(string: "0.125")!,
+            unitWeightUnitOfMeasure: "Grams")
+        let receipts = [
+            MetrcReceiptDraft(salesDateTime: "2026-03-08T02:30:00.000", salesCustomerType: "Caregiver",
+                              patientLicenseNumber: "P-1 ☘", caregiverLicenseNumber: "C-2", identificationMethod: "ID",
+                              patientRegistrationLocationId: Int64.max, externalReceiptNumber: "TILL-00001",
+                              transactions: [everything, receiptDraft(2).transactions[0]]),
+            receiptDraft(3),
+            MetrcReceiptDraft(salesDateTime: "", salesCustomerType: "Consumer", transactions: []),
+        ]
+        for count in 0...receipts.count {
+            let chunk = Array(receipts.prefix(count))
+            #expect(String(decoding: MetrcReceiptDraft.requestBody(chunk), as: UTF8.self) == (try encoded(chunk)))
+        }
+    }
+
     @Test func manyDigitDecimalsSurviveTheRoundTrip() throws {
         let quantity = Decimal(string: "3.543690390625")!
         let line = MetrcTransactionDraft(packageLabel: "L", quantity: quantity, unitOfMeasure: "Ounces", totalAmount: Decimal(string: "0.3")!)

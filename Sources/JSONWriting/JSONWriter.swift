@@ -1,26 +1,27 @@
 import Foundation
-import TillDomain
 
-/// JSON written field by field, for what every sale goes through: its answer and the canonical form its
-/// request digest is taken from. Foundation's JSONEncoder was a tenth of the sale path's CPU on Linux.
+/// JSON written field by field, for what every sale goes through: its answer, the canonical form its
+/// request digest is taken from, and its receipt's body for Metrc. Foundation's JSONEncoder was a tenth
+/// of the sale path's CPU on Linux.
 ///
-/// Keys are written in the order given; callers give them sorted, as `JSONResponse`'s encoder sorts.
-struct JSONWriter {
-    private(set) var bytes: [UInt8] = []
+/// Keys are written in the order given; callers give them sorted, as the JSONEncoders they stand in for
+/// (`.sortedKeys`) sort them.
+public struct JSONWriter {
+    public private(set) var bytes: [UInt8] = []
     /// One entry per open object or array: whether the next member is its first.
     private var first: [Bool] = []
 
-    init(capacity: Int = 512) {
+    public init(capacity: Int = 512) {
         bytes.reserveCapacity(capacity)
     }
 
-    mutating func object(_ members: (inout JSONWriter) -> Void) {
+    public mutating func object(_ members: (inout JSONWriter) -> Void) {
         open(UInt8(ascii: "{"))
         members(&self)
         close(UInt8(ascii: "}"))
     }
 
-    mutating func array<S: Sequence>(_ elements: S, _ element: (inout JSONWriter, S.Element) -> Void) {
+    public mutating func array<S: Sequence>(_ elements: S, _ element: (inout JSONWriter, S.Element) -> Void) {
         open(UInt8(ascii: "["))
         for item in elements {
             separate()
@@ -31,50 +32,51 @@ struct JSONWriter {
 
     // MARK: Members of an object; an optional that is nil is left out, as JSONEncoder leaves it out.
 
-    mutating func field(_ key: String, _ value: String?) {
+    public mutating func field(_ key: String, _ value: String?) {
         guard let value else { return }
         name(key)
         string(value)
     }
 
-    mutating func field(_ key: String, _ value: Int64?) {
+    public mutating func field(_ key: String, _ value: Int64?) {
         guard let value else { return }
         name(key)
         bytes.append(contentsOf: String(value).utf8)
     }
 
-    mutating func field(_ key: String, _ value: Bool?) {
+    public mutating func field(_ key: String, _ value: Bool?) {
         guard let value else { return }
         name(key)
         bytes.append(contentsOf: (value ? "true" : "false").utf8)
     }
 
     /// An exact decimal as a JSON number (3.5, never 3.4999…).
-    mutating func field(_ key: String, _ value: Decimal?) {
+    public mutating func field(_ key: String, _ value: Decimal?) {
         guard let value else { return }
         name(key)
         bytes.append(contentsOf: value.description.utf8)
     }
 
-    mutating func field(_ key: String, _ value: Money?) {
-        guard let value else { return }
+    /// A number already written as JSON (digits, sign, decimal point), as is.
+    public mutating func field(_ key: String, numeral: String?) {
+        guard let numeral else { return }
         name(key)
-        bytes.append(contentsOf: value.shortestNumeral.utf8)
+        bytes.append(contentsOf: numeral.utf8)
     }
 
     /// ISO 8601 in UTC to the second, as JSONEncoder's `.iso8601` writes dates.
-    mutating func field(_ key: String, _ value: Date?) {
+    public mutating func field(_ key: String, _ value: Date?) {
         guard let value else { return }
         field(key, value.formatted(.iso8601))
     }
 
-    mutating func field(_ key: String, _ value: [String]?) {
+    public mutating func field(_ key: String, _ value: [String]?) {
         guard let value else { return }
         name(key)
         array(value) { writer, item in writer.string(item) }
     }
 
-    mutating func field(_ key: String, _ value: (inout JSONWriter) -> Void) {
+    public mutating func field(_ key: String, _ value: (inout JSONWriter) -> Void) {
         name(key)
         value(&self)
     }
@@ -106,7 +108,7 @@ struct JSONWriter {
     }
 
     /// A JSON string: quotes, backslashes and control characters escaped, everything else as UTF-8.
-    mutating func string(_ text: String) {
+    public mutating func string(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {
