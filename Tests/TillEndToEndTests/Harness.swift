@@ -50,10 +50,27 @@ final class TillHarness: Sendable {
     static let license = TillConfiguration.demoLicense
     static let fastRetry = RetryPolicy(base: .milliseconds(50), cap: .milliseconds(500), jitter: 0.1)
 
-    static func start(deadline: Duration = .seconds(5), retry: RetryPolicy = fastRetry,
-                      simulator simulatorConfiguration: SimulatorConfiguration = SimulatorConfiguration(),
-                      runReporter: Bool = true, patientCache: Duration = .seconds(60),
-                      stalePolicy: StalePatientPolicy = .refuse) async throws -> TillHarness {
+    /// Starts Till (its real server on a socket) against a fresh simulator, runs `body`, and stops both
+    /// and removes the data folder before returning, whether `body` throws or not.
+    static func run(deadline: Duration = .seconds(5), retry: RetryPolicy = fastRetry,
+                    simulator simulatorConfiguration: SimulatorConfiguration = SimulatorConfiguration(),
+                    runReporter: Bool = true, patientCache: Duration = .seconds(60),
+                    stalePolicy: StalePatientPolicy = .refuse,
+                    _ body: (TillHarness) async throws -> Void) async throws {
+        let till = try await start(deadline: deadline, retry: retry, simulator: simulatorConfiguration,
+                                   runReporter: runReporter, patientCache: patientCache, stalePolicy: stalePolicy)
+        do {
+            try await body(till)
+        } catch {
+            await till.stop()
+            throw error
+        }
+        await till.stop()
+    }
+
+    private static func start(deadline: Duration, retry: RetryPolicy, simulator simulatorConfiguration: SimulatorConfiguration,
+                              runReporter: Bool, patientCache: Duration,
+                              stalePolicy: StalePatientPolicy) async throws -> TillHarness {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("till-e2e-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -114,7 +131,7 @@ final class TillHarness: Sendable {
         self.group = group
     }
 
-    func stop() async {
+    private func stop() async {
         await group.triggerGracefulShutdown()
         _ = await server.result
         await simulator.stop()

@@ -8,43 +8,43 @@ import TillDomain
 /// these tests keep it true to the routes, the error codes and the answers the server really gives.
 @Suite struct OpenAPIContractTests {
     @Test func servedDocumentIsTheRepositoryFileAndDocumentsEveryRouteWithItsRoles() async throws {
-        let till = try await TillHarness.start()
-        defer { Task { await till.stop() } }
-        let file = try Data(contentsOf: SourceTree.root.appendingPathComponent("Sources/TillAPI/openapi.json"))
+        try await TillHarness.run { till in
+            let file = try Data(contentsOf: SourceTree.root.appendingPathComponent("Sources/TillAPI/openapi.json"))
 
-        let served = try await till.request("GET", "/v1/openapi.json")
+            let served = try await till.request("GET", "/v1/openapi.json")
 
-        #expect(served.status == 200)
-        #expect(served.body == file, "GET /v1/openapi.json must serve Sources/TillAPI/openapi.json byte for byte")
-        let document = try OpenAPI(data: file)
-        #expect(document.root["openapi"] == .string("3.1.0"))
+            #expect(served.status == 200)
+            #expect(served.body == file, "GET /v1/openapi.json must serve Sources/TillAPI/openapi.json byte for byte")
+            let document = try OpenAPI(data: file)
+            #expect(document.root["openapi"] == .string("3.1.0"))
 
-        let routes = try SourceTree.routes()
-        #expect(routes.count >= 7, "Routes.swift could not be read: \(routes)")
-        let documented = Set(document.operations.map(\.key))
-        let implemented = Set(routes.map(\.key))
-        #expect(implemented.subtracting(documented).isEmpty,
-                "routes missing from openapi.json: \(implemented.subtracting(documented).sorted())")
-        #expect(documented.subtracting(implemented).isEmpty,
-                "operations in openapi.json the server does not have: \(documented.subtracting(implemented).sorted())")
+            let routes = try SourceTree.routes()
+            #expect(routes.count >= 7, "Routes.swift could not be read: \(routes)")
+            let documented = Set(document.operations.map(\.key))
+            let implemented = Set(routes.map(\.key))
+            #expect(implemented.subtracting(documented).isEmpty,
+                    "routes missing from openapi.json: \(implemented.subtracting(documented).sorted())")
+            #expect(documented.subtracting(implemented).isEmpty,
+                    "operations in openapi.json the server does not have: \(documented.subtracting(implemented).sorted())")
 
-        let publicPaths = try SourceTree.publicPaths()
-        let allRoles = TerminalRole.allCases.map(\.rawValue).sorted()
-        for route in routes {
-            guard let operation = document.operations[route.key] else { continue }
-            let responses = operation["responses"]?.objectValue ?? [:]
-            // A handler that never asks for a terminal must be on the auth middleware's public list, and vice versa.
-            #expect((route.roles == nil) == publicPaths.contains(route.path), "\(route.key): public or not?")
-            if let roles = route.roles {
-                #expect(operation["security"] == nil, "\(route.key) needs a token: it must not override security")
-                #expect(operation["x-till-roles"]?.stringArray?.sorted() == roles,
-                        "\(route.key): x-till-roles must be \(roles)")
-                #expect(responses["401"] != nil, "\(route.key) must document 401")
-                #expect((responses["403"] != nil) == (roles != allRoles), "\(route.key): 403 iff some role may not call it")
-            } else {
-                #expect(operation["security"] == .array([]), "\(route.key) is public: security must be []")
-                #expect(operation["x-till-roles"] == nil)
-                #expect(responses["401"] == nil, "\(route.key) is public: it never answers 401")
+            let publicPaths = try SourceTree.publicPaths()
+            let allRoles = TerminalRole.allCases.map(\.rawValue).sorted()
+            for route in routes {
+                guard let operation = document.operations[route.key] else { continue }
+                let responses = operation["responses"]?.objectValue ?? [:]
+                // A handler that never asks for a terminal must be on the auth middleware's public list, and vice versa.
+                #expect((route.roles == nil) == publicPaths.contains(route.path), "\(route.key): public or not?")
+                if let roles = route.roles {
+                    #expect(operation["security"] == nil, "\(route.key) needs a token: it must not override security")
+                    #expect(operation["x-till-roles"]?.stringArray?.sorted() == roles,
+                            "\(route.key): x-till-roles must be \(roles)")
+                    #expect(responses["401"] != nil, "\(route.key) must document 401")
+                    #expect((responses["403"] != nil) == (roles != allRoles), "\(route.key): 403 iff some role may not call it")
+                } else {
+                    #expect(operation["security"] == .array([]), "\(route.key) is public: security must be []")
+                    #expect(operation["x-till-roles"] == nil)
+                    #expect(responses["401"] == nil, "\(route.key) is public: it never answers 401")
+                }
             }
         }
     }
@@ -81,150 +81,150 @@ import TillDomain
     }
 
     @Test func liveAnswersConformToTheirDocumentedSchemas() async throws {
-        let till = try await TillHarness.start()
-        defer { Task { await till.stop() } }
-        let check = try LiveChecker(till: till, document: OpenAPI(
-            data: Data(contentsOf: SourceTree.root.appendingPathComponent("Sources/TillAPI/openapi.json"))))
-        let register = till.registerToken
+        try await TillHarness.run { till in
+            let check = try LiveChecker(till: till, document: OpenAPI(
+                data: Data(contentsOf: SourceTree.root.appendingPathComponent("Sources/TillAPI/openapi.json"))))
+            let register = till.registerToken
 
-        _ = try await check("GET", "/v1/health", status: 200)
-        _ = try await check("GET", "/v1/openapi.json", status: 200)
-        let packages = try await check("GET", "/v1/packages", token: till.pharmacistToken, status: 200)
-        #expect(packages["packages"]?.arrayValue?.isEmpty == false)
+            _ = try await check("GET", "/v1/health", status: 200)
+            _ = try await check("GET", "/v1/openapi.json", status: 200)
+            let packages = try await check("GET", "/v1/packages", token: till.pharmacistToken, status: 200)
+            #expect(packages["packages"]?.arrayValue?.isEmpty == false)
 
-        let reported = try await check("POST", "/v1/sales", body: saleBody("contract-1"), token: register, status: 201)
-        let id = try #require(reported["id"]?.intValue)
-        let businessDate = try #require(reported["businessDate"]?.stringValue)
-        _ = try await check("GET", "/v1/sales/\(id)", template: "/v1/sales/{id}", token: register, status: 200)
-        _ = try await check("POST", "/v1/sales", body: saleBody("contract-1"), token: register, status: 201)  // a replay
+            let reported = try await check("POST", "/v1/sales", body: saleBody("contract-1"), token: register, status: 201)
+            let id = try #require(reported["id"]?.intValue)
+            let businessDate = try #require(reported["businessDate"]?.stringValue)
+            _ = try await check("GET", "/v1/sales/\(id)", template: "/v1/sales/{id}", token: register, status: 200)
+            _ = try await check("POST", "/v1/sales", body: saleBody("contract-1"), token: register, status: 201)  // a replay
 
-        // Metrc knows less of this package than Till does: it refuses the receipt while the register waits.
-        await till.simulation.setPackageQuantity(license: TillHarness.license, label: Labels.tenEach, quantity: 0)
-        let refused = try await check("POST", "/v1/sales", body: saleBody("contract-refused", label: Labels.tenEach, quantity: "1",
-                                                                           unit: "Each"),
-                                      token: register, status: 422, code: "metrc_rejected")
-        let refusedId = try #require(refused["error"]?["details"]?["saleId"]?.stringValue)
-        let rejectedSale = try await check("GET", "/v1/sales/\(refusedId)", template: "/v1/sales/{id}", token: register, status: 200)
-        #expect(rejectedSale["status"] == .string("rejected"))
+            // Metrc knows less of this package than Till does: it refuses the receipt while the register waits.
+            await till.simulation.setPackageQuantity(license: TillHarness.license, label: Labels.tenEach, quantity: 0)
+            let refused = try await check("POST", "/v1/sales", body: saleBody("contract-refused", label: Labels.tenEach, quantity: "1",
+                                                                               unit: "Each"),
+                                          token: register, status: 422, code: "metrc_rejected")
+            let refusedId = try #require(refused["error"]?["details"]?["saleId"]?.stringValue)
+            let rejectedSale = try await check("GET", "/v1/sales/\(refusedId)", template: "/v1/sales/{id}", token: register, status: 200)
+            #expect(rejectedSale["status"] == .string("rejected"))
 
-        _ = try await check("GET", "/v1/sales", status: 401, code: "unauthorized")
-        _ = try await check("GET", "/v1/packages", token: "till_not-a-token", status: 401, code: "invalid_token")
-        _ = try await check("POST", "/v1/sales", body: saleBody("contract-pharmacist"), token: till.pharmacistToken,
-                            status: 403, code: "forbidden")
-        _ = try await check("GET", "/v1/reporting", token: till.pharmacistToken, status: 403, code: "forbidden")
-        _ = try await check("POST", "/v1/sales", body: #"{"clientSaleId": "#, token: register, status: 400, code: "malformed_json")
-        let missing = try await check("POST", "/v1/sales", body: #"{"clientSaleId":"contract-x","customerType":"Consumer"}"#,
-                                      token: register, status: 400, code: "missing_field")
-        #expect(missing["error"]?["details"]?["field"] == .string("lines"))
-        _ = try await check("GET", "/v1/sales/abc", template: "/v1/sales/{id}", token: register, status: 400, code: "invalid_sale_id")
-        _ = try await check("GET", "/v1/sales/999999", template: "/v1/sales/{id}", token: register, status: 404,
-                            code: "sale_not_found")
-        _ = try await check("GET", "/v1/sales?date=yesterday", template: "/v1/sales", token: register, status: 400,
-                            code: "invalid_date")
-        _ = try await check("POST", "/v1/sales", body: saleBody("contract-1", quantity: "1"), token: register, status: 409,
-                            code: "client_sale_id_reused")
-        let oversized = #"{"clientSaleId":"contract-big","pad":""# + String(repeating: "a", count: 300_000) + #""}"#
-        _ = try await check("POST", "/v1/sales", body: oversized, token: register, status: 413, code: "payload_too_large")
-        _ = try await check("POST", "/v1/sales", body: saleBody("contract-11", label: Labels.tenEach, quantity: "11", unit: "Each"),
-                            token: register, status: 422, code: "insufficient_quantity")
-        try await check.unknownPath("/v1/nowhere", token: register)
+            _ = try await check("GET", "/v1/sales", status: 401, code: "unauthorized")
+            _ = try await check("GET", "/v1/packages", token: "till_not-a-token", status: 401, code: "invalid_token")
+            _ = try await check("POST", "/v1/sales", body: saleBody("contract-pharmacist"), token: till.pharmacistToken,
+                                status: 403, code: "forbidden")
+            _ = try await check("GET", "/v1/reporting", token: till.pharmacistToken, status: 403, code: "forbidden")
+            _ = try await check("POST", "/v1/sales", body: #"{"clientSaleId": "#, token: register, status: 400, code: "malformed_json")
+            let missing = try await check("POST", "/v1/sales", body: #"{"clientSaleId":"contract-x","customerType":"Consumer"}"#,
+                                          token: register, status: 400, code: "missing_field")
+            #expect(missing["error"]?["details"]?["field"] == .string("lines"))
+            _ = try await check("GET", "/v1/sales/abc", template: "/v1/sales/{id}", token: register, status: 400, code: "invalid_sale_id")
+            _ = try await check("GET", "/v1/sales/999999", template: "/v1/sales/{id}", token: register, status: 404,
+                                code: "sale_not_found")
+            _ = try await check("GET", "/v1/sales?date=yesterday", template: "/v1/sales", token: register, status: 400,
+                                code: "invalid_date")
+            _ = try await check("POST", "/v1/sales", body: saleBody("contract-1", quantity: "1"), token: register, status: 409,
+                                code: "client_sale_id_reused")
+            let oversized = #"{"clientSaleId":"contract-big","pad":""# + String(repeating: "a", count: 300_000) + #""}"#
+            _ = try await check("POST", "/v1/sales", body: oversized, token: register, status: 413, code: "payload_too_large")
+            _ = try await check("POST", "/v1/sales", body: saleBody("contract-11", label: Labels.tenEach, quantity: "11", unit: "Each"),
+                                token: register, status: 422, code: "insufficient_quantity")
+            try await check.unknownPath("/v1/nowhere", token: register)
 
-        // Metrc is down: the sale is journaled, answered 202, and reported later by Till itself.
-        await till.simulation.setFaults([SimFault(.status(503, body: nil, retryAfterSeconds: nil),
-                                                  method: "POST", pathPrefix: "/sales/v2/receipts")])
-        let pending = try await check("POST", "/v1/sales", body: saleBody("contract-2"), token: register, status: 202)
-        #expect(pending["status"] == .string("pending_report"))
+            // Metrc is down: the sale is journaled, answered 202, and reported later by Till itself.
+            await till.simulation.setFaults([SimFault(.status(503, body: nil, retryAfterSeconds: nil),
+                                                      method: "POST", pathPrefix: "/sales/v2/receipts")])
+            let pending = try await check("POST", "/v1/sales", body: saleBody("contract-2"), token: register, status: 202)
+            #expect(pending["status"] == .string("pending_report"))
 
-        let day = try await check("GET", "/v1/sales?date=\(businessDate)", template: "/v1/sales", token: till.pharmacistToken,
-                                  status: 200)
-        #expect(day["count"]?.intValue == 3)
-        _ = try await check("GET", "/v1/sales", token: register, status: 200)
-        let reporting = try await check("GET", "/v1/reporting", token: till.managerToken, status: 200)
-        #expect(reporting["pending"]?.intValue == 1)
-        #expect(reporting["rejected"]?.arrayValue?.count == 1)
-        _ = try await check("GET", "/v1/reporting", token: register, status: 200)
+            let day = try await check("GET", "/v1/sales?date=\(businessDate)", template: "/v1/sales", token: till.pharmacistToken,
+                                      status: 200)
+            #expect(day["count"]?.intValue == 3)
+            _ = try await check("GET", "/v1/sales", token: register, status: 200)
+            let reporting = try await check("GET", "/v1/reporting", token: till.managerToken, status: 200)
+            #expect(reporting["pending"]?.intValue == 1)
+            #expect(reporting["rejected"]?.arrayValue?.count == 1)
+            _ = try await check("GET", "/v1/reporting", token: register, status: 200)
+        }
     }
 
     /// Patients, caregivers, check-ins and medical sales, against the simulator's seeded registry (see `SimFacility.demo`).
     @Test func liveMedicalAnswersConformToTheirDocumentedSchemas() async throws {
-        let till = try await TillHarness.start()
-        defer { Task { await till.stop() } }
-        let check = try LiveChecker(till: till, document: OpenAPI(
-            data: Data(contentsOf: SourceTree.root.appendingPathComponent("Sources/TillAPI/openapi.json"))))
-        let pharmacist = till.pharmacistToken, register = till.registerToken
-        let patientStatus = "/v1/patients/{license}/status", caregiverStatus = "/v1/caregivers/{license}/status"
-        let checkIns = "/v1/patients/{license}/checkins", checkIn = "/v1/checkins/{id}"
+        try await TillHarness.run { till in
+            let check = try LiveChecker(till: till, document: OpenAPI(
+                data: Data(contentsOf: SourceTree.root.appendingPathComponent("Sources/TillAPI/openapi.json"))))
+            let pharmacist = till.pharmacistToken, register = till.registerToken
+            let patientStatus = "/v1/patients/{license}/status", caregiverStatus = "/v1/caregivers/{license}/status"
+            let checkIns = "/v1/patients/{license}/checkins", checkIn = "/v1/checkins/{id}"
 
-        let patient = try await check("GET", "/v1/patients/PT-ACTIVE-0001/status", template: patientStatus, token: pharmacist,
-                                      status: 200)
-        #expect(patient["patientLicenseNumber"] == .string("PT-ACTIVE-0001"))
-        #expect(patient["active"] == .bool(true) && patient["expired"] == .bool(false))
-        #expect(patient["source"] == .string("metrc"))
-        #expect(patient["allowances"]?["flower"]?["allowedOunces"]?.numberValue == Decimal(string: "2.5"))
-        // Within Metrc's minute the same answer comes from Till's cache, with the same asOf.
-        let cached = try await check("GET", "/v1/patients/PT-ACTIVE-0001/status", template: patientStatus, token: register,
-                                     status: 200)
-        #expect(cached["source"] == .string("cache"))
-        #expect(cached["asOf"] == patient["asOf"])
-        let expired = try await check("GET", "/v1/patients/PT-EXPIRED-0003/status", template: patientStatus, token: pharmacist,
-                                      status: 200)
-        #expect(expired["active"] == .bool(true) && expired["expired"] == .bool(true))
-        _ = try await check("GET", "/v1/patients/PT-NOBODY-9999/status", template: patientStatus, token: pharmacist,
-                            status: 404, code: "patient_not_found")
-        _ = try await check("GET", "/v1/patients/PT%20ACTIVE/status", template: patientStatus, token: pharmacist,
-                            status: 400, code: "invalid_license_number")
-        _ = try await check("GET", "/v1/patients/PT-ACTIVE-0001/status", template: patientStatus, status: 401, code: "unauthorized")
+            let patient = try await check("GET", "/v1/patients/PT-ACTIVE-0001/status", template: patientStatus, token: pharmacist,
+                                          status: 200)
+            #expect(patient["patientLicenseNumber"] == .string("PT-ACTIVE-0001"))
+            #expect(patient["active"] == .bool(true) && patient["expired"] == .bool(false))
+            #expect(patient["source"] == .string("metrc"))
+            #expect(patient["allowances"]?["flower"]?["allowedOunces"]?.numberValue == Decimal(string: "2.5"))
+            // Within Metrc's minute the same answer comes from Till's cache, with the same asOf.
+            let cached = try await check("GET", "/v1/patients/PT-ACTIVE-0001/status", template: patientStatus, token: register,
+                                         status: 200)
+            #expect(cached["source"] == .string("cache"))
+            #expect(cached["asOf"] == patient["asOf"])
+            let expired = try await check("GET", "/v1/patients/PT-EXPIRED-0003/status", template: patientStatus, token: pharmacist,
+                                          status: 200)
+            #expect(expired["active"] == .bool(true) && expired["expired"] == .bool(true))
+            _ = try await check("GET", "/v1/patients/PT-NOBODY-9999/status", template: patientStatus, token: pharmacist,
+                                status: 404, code: "patient_not_found")
+            _ = try await check("GET", "/v1/patients/PT%20ACTIVE/status", template: patientStatus, token: pharmacist,
+                                status: 400, code: "invalid_license_number")
+            _ = try await check("GET", "/v1/patients/PT-ACTIVE-0001/status", template: patientStatus, status: 401, code: "unauthorized")
 
-        let caregiver = try await check("GET", "/v1/caregivers/CG-ACTIVE-0001/status", template: caregiverStatus, token: pharmacist,
-                                        status: 200)
-        #expect(caregiver["active"] == .bool(true))
-        #expect(caregiver["patientLicenseNumbers"]?.stringArray?.sorted() == ["PT-ACTIVE-0001", "PT-LINKED-0005"])
-        _ = try await check("GET", "/v1/caregivers/CG-NOBODY-9999/status", template: caregiverStatus, token: pharmacist,
-                            status: 404, code: "caregiver_not_found")
+            let caregiver = try await check("GET", "/v1/caregivers/CG-ACTIVE-0001/status", template: caregiverStatus, token: pharmacist,
+                                            status: 200)
+            #expect(caregiver["active"] == .bool(true))
+            #expect(caregiver["patientLicenseNumbers"]?.stringArray?.sorted() == ["PT-ACTIVE-0001", "PT-LINKED-0005"])
+            _ = try await check("GET", "/v1/caregivers/CG-NOBODY-9999/status", template: caregiverStatus, token: pharmacist,
+                                status: 404, code: "caregiver_not_found")
 
-        // A check-in is journaled and answered at once, then reported by Till itself.
-        let checkInBody = #"{"clientCheckInId":"contract-checkin-1","checkInLocationId":1}"#
-        let pending = try await check("POST", "/v1/patients/PT-ACTIVE-0001/checkins", template: checkIns, body: checkInBody,
-                                      token: pharmacist, status: 202)
-        #expect(pending["status"] == .string("pending_report"))
-        let id = try #require(pending["id"]?.intValue)
-        _ = try await check("GET", "/v1/checkins/\(id)", template: checkIn, token: register, status: 200)
-        try await till.waitUntil("the check-in is reported") {
-            (try await till.request("GET", "/v1/checkins/\(id)", token: register))["status"] as? String == "reported"
+            // A check-in is journaled and answered at once, then reported by Till itself.
+            let checkInBody = #"{"clientCheckInId":"contract-checkin-1","checkInLocationId":1}"#
+            let pending = try await check("POST", "/v1/patients/PT-ACTIVE-0001/checkins", template: checkIns, body: checkInBody,
+                                          token: pharmacist, status: 202)
+            #expect(pending["status"] == .string("pending_report"))
+            let id = try #require(pending["id"]?.intValue)
+            _ = try await check("GET", "/v1/checkins/\(id)", template: checkIn, token: register, status: 200)
+            try await till.waitUntil("the check-in is reported") {
+                (try await till.request("GET", "/v1/checkins/\(id)", token: register))["status"] as? String == "reported"
+            }
+            let reported = try await check("GET", "/v1/checkins/\(id)", template: checkIn, token: till.managerToken, status: 200)
+            #expect(reported["metrcCheckInId"]?.intValue != nil)
+            // A retry of the same clientCheckInId finds it reported: 200, the same check-in, nothing new.
+            let retried = try await check("POST", "/v1/patients/PT-ACTIVE-0001/checkins", template: checkIns, body: checkInBody,
+                                          token: register, status: 200)
+            #expect(retried["id"] == pending["id"])
+            _ = try await check("POST", "/v1/patients/PT-ACTIVE-0001/checkins", template: checkIns,
+                                body: #"{"checkInLocationId":1,"checkinDate":"2026-11-22"}"#, token: pharmacist,
+                                status: 400, code: "unknown_field")
+            _ = try await check("POST", "/v1/patients/PT-ACTIVE-0001/checkins", template: checkIns,
+                                body: #"{"checkInLocationId":1,"checkInDate":"2026-02-30"}"#, token: pharmacist,
+                                status: 400, code: "invalid_date")
+            _ = try await check("GET", "/v1/checkins/abc", template: checkIn, token: register, status: 400, code: "invalid_checkin_id")
+            _ = try await check("GET", "/v1/checkins/999999", template: checkIn, token: register, status: 404, code: "checkin_not_found")
+
+            // Medical sales: verified against Metrc's registry and counted against the allowance before anything is journaled.
+            let sold = try await check("POST", "/v1/sales", body: medicalSaleBody("contract-patient", patient: "PT-ACTIVE-0001"),
+                                       token: register, status: 201)
+            #expect(sold["patientLicenseNumber"] == .string("PT-ACTIVE-0001"))
+            _ = try await check("POST", "/v1/sales", body: medicalSaleBody("contract-inactive", patient: "PT-INACTIVE-0002"),
+                                token: register, status: 422, code: "patient_inactive")
+            _ = try await check("POST", "/v1/sales", body: medicalSaleBody("contract-expired", patient: "PT-EXPIRED-0003"),
+                                token: register, status: 422, code: "patient_expired")
+            _ = try await check("POST", "/v1/sales", body: medicalSaleBody("contract-nobody", patient: "PT-NOBODY-9999"),
+                                token: register, status: 404, code: "patient_not_found")
+            _ = try await check("POST", "/v1/sales",
+                                body: medicalSaleBody("contract-unlinked", patient: "PT-LOW-0004", caregiver: "CG-ACTIVE-0001"),
+                                token: register, status: 422, code: "caregiver_not_linked")
+            // PT-LOW-0004 may buy 0.25 oz (7.08738078125 g) of flower: 7.1 g is refused, exactly.
+            let exceeded = try await check("POST", "/v1/sales",
+                                           body: medicalSaleBody("contract-over", patient: "PT-LOW-0004", quantity: "7.1"),
+                                           token: register, status: 422, code: "allowance_exceeded")
+            #expect(exceeded["error"]?["details"]?["bucket"] == .string("flower"))
         }
-        let reported = try await check("GET", "/v1/checkins/\(id)", template: checkIn, token: till.managerToken, status: 200)
-        #expect(reported["metrcCheckInId"]?.intValue != nil)
-        // A retry of the same clientCheckInId finds it reported: 200, the same check-in, nothing new.
-        let retried = try await check("POST", "/v1/patients/PT-ACTIVE-0001/checkins", template: checkIns, body: checkInBody,
-                                      token: register, status: 200)
-        #expect(retried["id"] == pending["id"])
-        _ = try await check("POST", "/v1/patients/PT-ACTIVE-0001/checkins", template: checkIns,
-                            body: #"{"checkInLocationId":1,"checkinDate":"2026-11-22"}"#, token: pharmacist,
-                            status: 400, code: "unknown_field")
-        _ = try await check("POST", "/v1/patients/PT-ACTIVE-0001/checkins", template: checkIns,
-                            body: #"{"checkInLocationId":1,"checkInDate":"2026-02-30"}"#, token: pharmacist,
-                            status: 400, code: "invalid_date")
-        _ = try await check("GET", "/v1/checkins/abc", template: checkIn, token: register, status: 400, code: "invalid_checkin_id")
-        _ = try await check("GET", "/v1/checkins/999999", template: checkIn, token: register, status: 404, code: "checkin_not_found")
-
-        // Medical sales: verified against Metrc's registry and counted against the allowance before anything is journaled.
-        let sold = try await check("POST", "/v1/sales", body: medicalSaleBody("contract-patient", patient: "PT-ACTIVE-0001"),
-                                   token: register, status: 201)
-        #expect(sold["patientLicenseNumber"] == .string("PT-ACTIVE-0001"))
-        _ = try await check("POST", "/v1/sales", body: medicalSaleBody("contract-inactive", patient: "PT-INACTIVE-0002"),
-                            token: register, status: 422, code: "patient_inactive")
-        _ = try await check("POST", "/v1/sales", body: medicalSaleBody("contract-expired", patient: "PT-EXPIRED-0003"),
-                            token: register, status: 422, code: "patient_expired")
-        _ = try await check("POST", "/v1/sales", body: medicalSaleBody("contract-nobody", patient: "PT-NOBODY-9999"),
-                            token: register, status: 404, code: "patient_not_found")
-        _ = try await check("POST", "/v1/sales",
-                            body: medicalSaleBody("contract-unlinked", patient: "PT-LOW-0004", caregiver: "CG-ACTIVE-0001"),
-                            token: register, status: 422, code: "caregiver_not_linked")
-        // PT-LOW-0004 may buy 0.25 oz (7.08738078125 g) of flower: 7.1 g is refused, exactly.
-        let exceeded = try await check("POST", "/v1/sales",
-                                       body: medicalSaleBody("contract-over", patient: "PT-LOW-0004", quantity: "7.1"),
-                                       token: register, status: 422, code: "allowance_exceeded")
-        #expect(exceeded["error"]?["details"]?["bucket"] == .string("flower"))
     }
 
     private func medicalSaleBody(_ clientSaleId: String, patient: String, caregiver: String? = nil,

@@ -25,22 +25,22 @@ import TillReporter
 
 @Suite struct InventorySyncTests {
     @Test func aLaterSyncIsIncrementalAndPicksUpWhatChangedInMetrc() async throws {
-        let till = try await TillHarness.start()
-        defer { Task { await till.stop() } }
-        let label = "1A4FF0100000022000000103"
-        #expect(try till.services.store.packages(labels: [label])[label]?.onHold == false)
-        await till.simulation.setPackageOnHold(license: TillHarness.license, label: label, true)
-        await till.simulation.setPackageQuantity(license: TillHarness.license, label: label, quantity: 100)
+        try await TillHarness.run { till in
+            let label = "1A4FF0100000022000000103"
+            #expect(try till.services.store.packages(labels: [label])[label]?.onHold == false)
+            await till.simulation.setPackageOnHold(license: TillHarness.license, label: label, true)
+            await till.simulation.setPackageQuantity(license: TillHarness.license, label: label, quantity: 100)
 
-        let report = try await till.services.sync.syncOnce()
+            let report = try await till.services.sync.syncOnce()
 
-        #expect(!report.full)
-        #expect(report.packages >= 1)  // the window overlaps the last run by minutes, so fresh seeds are in it too
-        let package = try #require(try till.services.store.packages(labels: [label])[label])
-        #expect(package.onHold)
-        #expect(package.quantity == 100)
-        let sale = try await till.sell("held", label: label, quantity: "1")
-        #expect(sale.status == 422)
-        #expect(sale.errorCode == "package_on_hold")
+            #expect(!report.full)
+            #expect(report.packages >= 1)  // the window overlaps the last run by minutes, so fresh seeds are in it too
+            let package = try #require(try till.services.store.packages(labels: [label])[label])
+            #expect(package.onHold)
+            #expect(package.quantity == 100)
+            let sale = try await till.sell("held", label: label, quantity: "1")
+            #expect(sale.status == 422)
+            #expect(sale.errorCode == "package_on_hold")
+        }
     }
 }

@@ -62,14 +62,17 @@ final class TestClock: Sendable {
     func advance(_ seconds: TimeInterval) { current.withLock { $0 = $0.addingTimeInterval(seconds) } }
 }
 
-@Suite struct PatientDirectoryTests {
+/// A class so that each test's folder is removed when the test is done.
+@Suite final class PatientDirectoryTests {
     let metrc = FakeMetrc()
     let clock = TestClock()
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent("till-patients-\(UUID().uuidString.prefix(8))").path
+
+    deinit { try? FileManager.default.removeItem(atPath: folder) }
 
     func directory(policy: StalePatientPolicy = .refuse, patience: Duration = .seconds(5)) throws -> PatientDirectory {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("till-patients-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let store = try TillStore(path: folder + "/till.sqlite")
+        let store = try TillStore(path: folder + "/till-\(UUID().uuidString.prefix(8)).sqlite")  // one per directory
         metrc.set {
             $0.patients["PT-1"] = MetrcPatientStatus(patientLicenseNumber: "PT-1", active: true,
                                                      patientLicenseExpirationDate: "2030-01-01",

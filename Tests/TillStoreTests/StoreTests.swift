@@ -4,8 +4,11 @@ import Testing
 import TillDomain
 @testable import TillStore
 
-@Suite struct StoreTests {
+/// A class so that each test's folder (database and WAL) is removed when the test is done.
+@Suite final class StoreTests {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("till-store-\(UUID().uuidString.prefix(8))").path
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
 
     func openStore() throws -> TillStore {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
