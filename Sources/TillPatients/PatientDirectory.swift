@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MetrcKit
+import Synchronization
 import TillDomain
 import TillStore
 
@@ -71,8 +72,8 @@ public final class PatientDirectory: Sendable {
     public func refreshFacility() async { await facility.refresh() }
 
     /// The refusal of a customer type the facility is not licensed for (when Metrc has said so), or nil.
-    public func facilityRefusal(for customerType: CustomerType) async -> TillError? {
-        guard let allowed = await facility.canSell(to: customerType), !allowed else { return nil }
+    public func facilityRefusal(for customerType: CustomerType) -> TillError? {
+        guard let allowed = facility.canSell(to: customerType), !allowed else { return nil }
         return .unprocessable("customer_type_not_allowed",
                               "This facility is not licensed to sell to \(customerType.rawValue) customers.",
                               details: ["customerType": customerType.rawValue])
@@ -215,13 +216,18 @@ public final class PatientDirectory: Sendable {
 }
 
 /// What the facility may sell to, from `GET /facilities/v2/`, refreshed hourly in the background so
-/// that a slow Metrc never holds up a sale here.
-actor FacilityProfile {
+/// that a slow Metrc never holds up a sale here. A lock, not an actor: every sale asks it, and an actor
+/// hop is a thread wake-up.
+final class FacilityProfile: Sendable {
+    private struct State {
+        var facility: MetrcFacility?
+        var fetchedAt: Date?
+        var refreshing = false
+    }
+
     private let metrc: any MetrcAPI
     private let now: @Sendable () -> Date
-    private var facility: MetrcFacility?
-    private var fetchedAt: Date?
-    private var refreshing: Task<Void, Never>?
+    private let state = Mutex(State())
 
     init(metrc: any MetrcAPI, now: @escaping @Sendable () -> Date) {
         self.metrc = metrc
@@ -230,16 +236,26 @@ actor FacilityProfile {
 
     func refresh() async {
         guard let facilities = try? await metrc.facilities() else { return }
-        facility = facilities.first { $0.licenseNumber == metrc.licenseNumber }
-        fetchedAt = now()
+        let facility = facilities.first { $0.licenseNumber == metrc.licenseNumber }
+        let at = now()
+        state.withLock { state in
+            state.facility = facility
+            state.fetchedAt = at
+        }
     }
 
     /// nil when Metrc has not said yet (unreachable, or the flag is absent): Metrc itself will refuse if need be.
-    func canSell(to customerType: CustomerType) async -> Bool? {
-        if refreshing == nil, fetchedAt.map({ now().timeIntervalSince($0) > 3600 }) ?? true {
-            refreshing = Task {
+    func canSell(to customerType: CustomerType) -> Bool? {
+        let instant = now()
+        let (facility, refresh) = state.withLock { state in
+            let due = !state.refreshing && (state.fetchedAt.map { instant.timeIntervalSince($0) > 3600 } ?? true)
+            if due { state.refreshing = true }
+            return (state.facility, due)
+        }
+        if refresh {
+            Task {
                 await self.refresh()
-                self.finishedRefreshing()
+                self.state.withLock { $0.refreshing = false }
             }
         }
         guard let facility else { return nil }
@@ -250,8 +266,6 @@ actor FacilityProfile {
         case .externalPatient: facility.canSellToExternalPatients
         }
     }
-
-    private func finishedRefreshing() { refreshing = nil }
 }
 
 /// An async mutex per key: waiters queue in order and the lock passes straight to the next one.

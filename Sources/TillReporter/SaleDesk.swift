@@ -52,7 +52,7 @@ public final class SaleDesk: Sendable {
         try SaleRules.checkShape(request)
         // Asked now, held against the sale only after the journal's replay check: a register's retry of a
         // recorded sale hears that sale, whatever changed since.
-        let refusal = await patients.facilityRefusal(for: request.customerType)
+        let refusal = patients.facilityRefusal(for: request.customerType)
         let rules: @Sendable ([String: PackageSnapshot]) throws(TillError) -> [ValidatedLine] = { packages throws(TillError) in
             if let refusal { throw refusal }
             return try SaleRules.validate(request, packages: packages)
