@@ -48,10 +48,12 @@ public struct TillServices: Sendable {
 /// - Parameter runReporter: false leaves the outbox alone (tests that build a backlog first).
 public func buildApplication(services: TillServices, runReporter: Bool = true) throws -> some ApplicationProtocol {
     let router = Router(context: TillRequestContext.self)
-    router.add(middleware: JSONErrorMiddleware())
+    let routes = RouteTable()
+    router.add(middleware: JSONErrorMiddleware(routes: routes))
     router.add(middleware: TerminalAuthMiddleware(store: services.store,
                                                   publicPaths: ["/v1/health", "/v1/openapi.json"]))
     Routes(services: services).add(to: router)
+    routes.load(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) })
 
     let socketPath = services.configuration.socketPath
     try FileManager.default.createDirectory(atPath: (socketPath as NSString).deletingLastPathComponent,

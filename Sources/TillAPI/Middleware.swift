@@ -8,18 +8,64 @@ import TillStore
 
 /// Turns every failure into `{"error":{"code","message","details"}}` with a fitting status; never a stack trace.
 struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// Tells a path Till serves with other methods (405) from one it does not serve (404).
+    let routes: RouteTable
+
     func handle(_ request: Request, context: Context,
                 next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as TillError {
             return APIError.response(error)
+        } catch let error as HTTPError where error.status == .notFound {
+            let allowed = routes.methods(forPath: request.uri.path)
+            guard !allowed.isEmpty else { return APIError.response(APIError.from(error)) }
+            let list = allowed.joined(separator: ", ")
+            var response = APIError.response(TillError(
+                .invalidRequest, code: "method_not_allowed",
+                "\(request.method.rawValue) is not allowed on \(request.uri.path); it takes \(list).",
+                details: ["allowed": list]))
+            response.headers[.allow] = list
+            return response
         } catch let error as HTTPError {
             return APIError.response(APIError.from(error))
         } catch {
             context.logger.error("unexpected error", metadata: ["error": "\(error)"])
             return APIError.response(TillError(.internal, code: "internal_error", "Till could not complete the request."))
         }
+    }
+}
+
+/// The methods each of Till's paths takes, read from the router once its routes are added (the error
+/// middleware that asks is added before them).
+final class RouteTable: Sendable {
+    private struct Route {
+        /// Path components; nil stands for a parameter (`{id}`, as the router describes `:id`), which
+        /// matches any one component. Till's routes use no partial captures or wildcards.
+        let components: [Substring?]
+        let method: String
+    }
+
+    private let routes = Mutex<[Route]>([])
+
+    func load(_ described: [(path: String, method: String)]) {
+        let loaded = described.map { route in
+            Route(components: route.path.split(separator: "/").map { $0.hasPrefix("{") || $0.hasPrefix(":") ? nil : $0 },
+                  method: route.method)
+        }
+        routes.withLock { $0 = loaded }
+    }
+
+    /// The methods `path` is served with, sorted; empty when no route has that path.
+    func methods(forPath path: String) -> [String] {
+        let components = path.split(separator: "/")
+        let methods = routes.withLock { routes in
+            routes.filter { route in
+                route.components.count == components.count
+                    && zip(route.components, components).allSatisfy { pattern, component in pattern.map { $0 == component } ?? true }
+            }.map(\.method)
+        }
+        return Set(methods).sorted()
     }
 }
 

@@ -27,6 +27,8 @@ struct Answer: @unchecked Sendable {
     let status: Int
     let json: [String: Any]
     let body: Data
+    /// Names lower-cased.
+    var headers: [String: String] = [:]
 
     var error: [String: Any]? { json["error"] as? [String: Any] }
     var errorCode: String? { error?["code"] as? String }
@@ -147,7 +149,7 @@ final class TillHarness: Sendable {
         let response = try await client.send(HTTPRequest(method: method, url: "http://till\(path)", headers: allHeaders,
                                                          body: body.map { Data($0.utf8) }, timeout: .seconds(30)))
         let json = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
-        return Answer(status: response.status, json: json, body: response.body)
+        return Answer(status: response.status, json: json, body: response.body, headers: response.headers)
     }
 
     /// Posts a one-line consumer sale from a register.

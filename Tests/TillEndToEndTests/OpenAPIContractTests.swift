@@ -80,6 +80,29 @@ import TillDomain
         }
     }
 
+    @Test func aKnownPathAskedWithAnotherMethodIs405AndNamesItsMethods() async throws {
+        try await TillHarness.run { till in
+            let manager = till.managerToken
+            let cases: [(method: String, path: String, allowed: String)] = [
+                ("DELETE", "/v1/sales/1", "GET"), ("PUT", "/v1/sales", "GET, POST"), ("POST", "/v1/packages", "GET"),
+                ("GET", "/v1/patients/PT-1/checkins", "POST"), ("PATCH", "/v1/reporting/", "GET"),
+            ]
+            for (method, path, allowed) in cases {
+                let answer = try await till.request(method, path, token: manager)
+                #expect(answer.status == 405, "\(method) \(path)")
+                #expect(answer.errorCode == "method_not_allowed", "\(method) \(path)")
+                #expect(answer.headers["allow"] == allowed, "\(method) \(path)")
+                #expect((answer.error?["details"] as? [String: Any])?["allowed"] as? String == allowed)
+            }
+            for path in ["/v1/nowhere", "/v1/sales/1/lines", "/v2/sales"] {
+                let answer = try await till.request("GET", path, token: manager)
+                #expect(answer.status == 404, "\(path)")
+                #expect(answer.errorCode == "not_found", "\(path)")
+            }
+            #expect(try await till.request("DELETE", "/v1/sales/1").status == 401)  // no token: 401 first, as for 404
+        }
+    }
+
     @Test func liveAnswersConformToTheirDocumentedSchemas() async throws {
         try await TillHarness.run { till in
             let check = try LiveChecker(till: till, document: OpenAPI(
