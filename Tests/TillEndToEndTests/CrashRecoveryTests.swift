@@ -8,44 +8,44 @@ import TillAPI
 /// `till serve` as a real process, killed with SIGKILL and started again over the same data folder.
 @Suite struct CrashRecoveryTests {
     @Test func saleJournaledDuringAnOutageIsReportedExactlyOnceAfterSIGKILLAndRestart() async throws {
-        let world = try await TillProcessWorld.make()
-        defer { Task { await world.tearDown() } }
-        await world.simulation.setFaults([SimFault(.status(503, body: nil, retryAfterSeconds: nil),
-                                                   method: "POST", pathPrefix: "/sales/v2/receipts")])
-        var till = try await world.launch()
-        let answer = try await world.sell("crash-outage-1")
-        #expect(answer.status == 202)
-        let receiptNumber = try #require(answer.json["receiptNumber"] as? String)
-        till.kill9()
+        try await TillProcessWorld.run { world in
+            await world.simulation.setFaults([SimFault(.status(503, body: nil, retryAfterSeconds: nil),
+                                                       method: "POST", pathPrefix: "/sales/v2/receipts")])
+            var till = try await world.launch()
+            let answer = try await world.sell("crash-outage-1")
+            #expect(answer.status == 202)
+            let receiptNumber = try #require(answer.json["receiptNumber"] as? String)
+            till.kill9()
 
-        await world.simulation.clearFaults()
-        #expect(await world.simulation.receipts(license: TillHarness.license).isEmpty)
-        till = try await world.launch()
-        defer { till.kill9() }
-        try await world.waitUntilReported(receiptNumber)
-        #expect(await world.simulation.receipts(license: TillHarness.license, externalNumber: receiptNumber).count == 1)
+            await world.simulation.clearFaults()
+            #expect(await world.simulation.receipts(license: TillHarness.license).isEmpty)
+            till = try await world.launch()
+            defer { till.kill9() }
+            try await world.waitUntilReported(receiptNumber)
+            #expect(await world.simulation.receipts(license: TillHarness.license, externalNumber: receiptNumber).count == 1)
 
-        // SIGTERM is a graceful stop: the process exits 0 by itself.
-        #expect(till.terminate(within: .seconds(15)) == 0)
+            // SIGTERM is a graceful stop: the process exits 0 by itself.
+            #expect(till.terminate(within: .seconds(15)) == 0)
+        }
     }
 
     @Test func saleWhosePostWasInFlightWhenTillWasKilledIsReportedExactlyOnce() async throws {
-        let world = try await TillProcessWorld.make()
-        defer { Task { await world.tearDown() } }
-        // Metrc takes 1.5 s to commit the first receipt; Till is killed while it waits.
-        await world.simulation.setFaults([SimFault(.latency(.milliseconds(1500)), method: "POST",
-                                                   pathPrefix: "/sales/v2/receipts", times: 1)])
-        var till = try await world.launch()
-        let answer = try await world.sell("crash-inflight-1")
-        #expect(answer.status == 202)
-        let receiptNumber = try #require(answer.json["receiptNumber"] as? String)
-        till.kill9()
-        try await Task.sleep(for: .milliseconds(1800))  // let the simulated Metrc finish (or abandon) that request
+        try await TillProcessWorld.run { world in
+            // Metrc takes 1.5 s to commit the first receipt; Till is killed while it waits.
+            await world.simulation.setFaults([SimFault(.latency(.milliseconds(1500)), method: "POST",
+                                                       pathPrefix: "/sales/v2/receipts", times: 1)])
+            var till = try await world.launch()
+            let answer = try await world.sell("crash-inflight-1")
+            #expect(answer.status == 202)
+            let receiptNumber = try #require(answer.json["receiptNumber"] as? String)
+            till.kill9()
+            try await Task.sleep(for: .milliseconds(1800))  // let the simulated Metrc finish (or abandon) that request
 
-        till = try await world.launch()
-        defer { till.kill9() }
-        try await world.waitUntilReported(receiptNumber)
-        #expect(await world.simulation.receipts(license: TillHarness.license, externalNumber: receiptNumber).count == 1)
+            till = try await world.launch()
+            defer { till.kill9() }
+            try await world.waitUntilReported(receiptNumber)
+            #expect(await world.simulation.receipts(license: TillHarness.license, externalNumber: receiptNumber).count == 1)
+        }
     }
 }
 
@@ -65,7 +65,19 @@ struct TillProcessWorld: Sendable {
         return root.appendingPathComponent(".build/debug/till").path
     }
 
-    static func make() async throws -> TillProcessWorld {
+    /// A fresh world for `body`, torn down (simulator stopped, data folder removed) before returning.
+    static func run(_ body: (TillProcessWorld) async throws -> Void) async throws {
+        let world = try await make()
+        do {
+            try await body(world)
+        } catch {
+            await world.tearDown()
+            throw error
+        }
+        await world.tearDown()
+    }
+
+    private static func make() async throws -> TillProcessWorld {
         try #require(FileManager.default.isExecutableFile(atPath: binary),
                      "build the till executable first (swift build); looked for \(binary)")
         var logger = Logger(label: "sim")
@@ -82,7 +94,7 @@ struct TillProcessWorld: Sendable {
             "TILL_METRC_USER_KEY": configuration.userKey, "TILL_REPORT_DEADLINE_MS": "300", "TILL_LOG_LEVEL": "error",
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
-        let output = try run(["terminals", "add", "register-1", "--role", "register"], environment: environment)
+        let output = try command(["terminals", "add", "register-1", "--role", "register"], environment: environment).output
         let token = try #require(output.split(separator: "\n").last.map(String.init))
         return TillProcessWorld(simulation: simulation, simulator: simulator, directory: directory,
                                 environment: environment, token: token,
@@ -139,12 +151,17 @@ struct TillProcessWorld: Sendable {
         Issue.record("receipt \(receiptNumber) was not reported in time")
     }
 
-    func tearDown() async {
+    /// Runs a `till` command over this world's data folder and simulator.
+    func command(_ arguments: [String]) throws -> (output: String, status: Int32) {
+        try Self.command(arguments, environment: environment)
+    }
+
+    private func tearDown() async {
         await simulator.stop()
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    static func run(_ arguments: [String], environment: [String: String]) throws -> String {
+    private static func command(_ arguments: [String], environment: [String: String]) throws -> (output: String, status: Int32) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
@@ -154,7 +171,7 @@ struct TillProcessWorld: Sendable {
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return (String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), process.terminationStatus)
     }
 }
 
