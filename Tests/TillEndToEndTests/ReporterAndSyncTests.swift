@@ -24,6 +24,23 @@ import TillReporter
 }
 
 @Suite struct InventorySyncTests {
+    @Test func aFailedSyncIsTriedAgainAfterABackoffNotAWholeInterval() async throws {
+        try await TillHarness.run { till in
+            let sync = InventorySync(store: till.services.store, metrc: till.services.metrc, logger: till.services.logger,
+                                     interval: .seconds(3600), retry: RetryPolicy(base: .milliseconds(100), cap: .seconds(1)))
+            await till.simulation.setFaults([SimFault(.status(503, body: nil, retryAfterSeconds: nil), method: "GET",
+                                                      pathPrefix: "/packages/v2/active", times: 1)])
+            let before = try #require(try till.services.store.lastSuccessfulSyncEnd())
+            await #expect(throws: (any Error).self) { try await sync.syncOnce() }  // as at start-up with Metrc down
+
+            let service = Task { try await sync.run() }
+            defer { service.cancel() }
+            try await till.waitUntil("a sync succeeds again", timeout: .seconds(5)) {
+                (try? till.services.store.lastSuccessfulSyncEnd()).flatMap { $0 }.map { $0 > before } ?? false
+            }
+        }
+    }
+
     @Test func aLaterSyncIsIncrementalAndPicksUpWhatChangedInMetrc() async throws {
         try await TillHarness.run { till in
             let label = "1A4FF0100000022000000103"
