@@ -67,14 +67,7 @@ struct TillProcessWorld: Sendable {
 
     /// A fresh world for `body`, torn down (simulator stopped, data folder removed) before returning.
     static func run(_ body: (TillProcessWorld) async throws -> Void) async throws {
-        let world = try await make()
-        do {
-            try await body(world)
-        } catch {
-            await world.tearDown()
-            throw error
-        }
-        await world.tearDown()
+        try await using(try await make(), body, then: { await $0.tearDown() })
     }
 
     private static func make() async throws -> TillProcessWorld {

@@ -21,6 +21,19 @@ enum Labels {
     static let failedLabTest = "1A4FF0100000022000000121"
 }
 
+/// Runs `body` with `resource`, then `tearDown`, whether `body` throws or not: the `defer` an async
+/// clean-up cannot have (`defer { Task { … } }` may outlive the test process).
+func using<Resource>(_ resource: Resource, _ body: (Resource) async throws -> Void,
+                     then tearDown: (Resource) async -> Void) async throws {
+    do {
+        try await body(resource)
+    } catch {
+        await tearDown(resource)
+        throw error
+    }
+    await tearDown(resource)
+}
+
 /// A decoded JSON answer from Till.
 struct Answer: @unchecked Sendable {
     // @unchecked: the dictionary comes from JSONSerialization and is never mutated after decoding.
@@ -61,13 +74,7 @@ final class TillHarness: Sendable {
                     _ body: (TillHarness) async throws -> Void) async throws {
         let till = try await start(deadline: deadline, retry: retry, simulator: simulatorConfiguration,
                                    runReporter: runReporter, patientCache: patientCache, stalePolicy: stalePolicy)
-        do {
-            try await body(till)
-        } catch {
-            await till.stop()
-            throw error
-        }
-        await till.stop()
+        try await using(till, body, then: { await $0.stop() })
     }
 
     private static func start(deadline: Duration, retry: RetryPolicy, simulator simulatorConfiguration: SimulatorConfiguration,
