@@ -223,7 +223,10 @@ private final class ResponseSink {
         }
         guard let colon = line.firstIndex(of: ":") else { return }
         let name = line[..<colon].lowercased()
-        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-        headers[name] = value
+        // Trimmed by hand: Foundation's trimmingCharacters(in:) goes through NSString, per header line.
+        var value = line[line.index(after: colon)...]
+        while value.first?.isWhitespace == true { value.removeFirst() }
+        while value.last?.isWhitespace == true { value.removeLast() }
+        headers[name] = String(value)
     }
 }

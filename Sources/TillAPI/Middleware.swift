@@ -84,10 +84,14 @@ struct TerminalAuthMiddleware: RouterMiddleware {
         var path = request.uri.path
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         if publicPaths.contains(path) { return try await next(request, context) }
-        guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+        guard let header = request.headers[.authorization], header.prefix(7).lowercased() == "bearer " else {
             throw TillError(.unauthorized, code: "unauthorized", "A bearer token is required (Authorization: Bearer <token>).")
         }
-        let tokenHash = TillStore.tokenHash(String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces))
+        // Trimmed by hand: Foundation's trimmingCharacters(in:) goes through NSString, ~1% of a sale's CPU.
+        var token = header.dropFirst(7)
+        while token.first?.isWhitespace == true { token.removeFirst() }
+        while token.last?.isWhitespace == true { token.removeLast() }
+        let tokenHash = TillStore.tokenHash(String(token))
         let checkedBySale = request.method == .post && path == "/v1/sales"
         var terminal = checkedBySale ? sellingTerminals[tokenHash] : nil
         if terminal == nil {

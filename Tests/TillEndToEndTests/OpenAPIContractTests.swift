@@ -103,6 +103,19 @@ import TillDomain
         }
     }
 
+    @Test func theBearerSchemeIsReadInAnyCaseAndTheTokenWithoutSurroundingSpace() async throws {
+        try await TillHarness.run { till in
+            for header in ["bearer \(till.managerToken)", "BEARER   \(till.managerToken)  ", "Bearer \(till.managerToken)\t"] {
+                let answer = try await till.request("GET", "/v1/packages", headers: [(name: "Authorization", value: header)])
+                #expect(answer.status == 200, "\(header)")
+            }
+            let empty = try await till.request("GET", "/v1/packages", headers: [(name: "Authorization", value: "Bearer   ")])
+            #expect(empty.errorCode == "unauthorized")  // the header's trailing spaces go in transit: no token at all
+            let basic = try await till.request("GET", "/v1/packages", headers: [(name: "Authorization", value: "Basic abc")])
+            #expect(basic.errorCode == "unauthorized")
+        }
+    }
+
     @Test func liveAnswersConformToTheirDocumentedSchemas() async throws {
         try await TillHarness.run { till in
             let check = try LiveChecker(till: till, document: OpenAPI(
