@@ -10,6 +10,13 @@ enum RequestDecoding {
     static let taxFields: Set<String> = ["salesTax", "exciseTax", "cityTax", "countyTax", "municipalTax"]
 
     static func decodeSale(_ body: Data) throws(TillError) -> SaleRequest {
+        if let sale = SaleJSONReader.read(body) { return sale }  // the common body, read by hand
+        return try decodeSaleByDecoder(body)
+    }
+
+    /// The decoder's reading, which also names whatever is wrong with a body; the hand reader agrees with
+    /// it or leaves the body to it.
+    static func decodeSaleByDecoder(_ body: Data) throws(TillError) -> SaleRequest {
         try decode(SaleRequest.self, from: body, noun: "sale") { sale in
             try refuseUnknownFields(sale, allowed: saleFields, at: "")
             guard sale.contains(AnyKey("lines")), var lines = try? sale.nestedUnkeyedContainer(forKey: AnyKey("lines")) else {

@@ -24,6 +24,50 @@ import TillDomain
         #expect(sale.lines.first?.totalAmount == Money(cents: 3510))
     }
 
+    /// The hand reader (`SaleJSONReader`) must agree with the decoder on every body it reads, abstain on
+    /// every body the decoder refuses, and read the bodies registers really send (or it saves nothing).
+    @Test func theHandReaderAgreesWithTheDecoderOrLeavesTheBodyToIt() throws {
+        let full = #"{"packageLabel":"1A4-é/☘","quantity":0.000001,"unit":"Ounces","totalAmount":0,"discountAmount":1.5,"taxes":{"salesTax":2.90,"exciseTax":null,"cityTax":0.01,"countyTax":100,"municipalTax":12345678.99}}"#
+        let read: [String] = [
+            #"{"clientSaleId":"s-1","customerType":"Consumer","lines":[\#(line)]}"#,
+            " \n{ \"lines\" : [ \(line) , \(full) ] ,\t\"customerType\":\"Caregiver\", \"clientSaleId\":\"s:2.x_y-z\" } \r\n",
+            #"{"clientSaleId":"s-3","customerType":"Patient","lines":[\#(full)],"patientLicenseNumber":"PT-1","caregiverLicenseNumber":null,"identificationMethod":"DL","patientRegistrationLocationId":-42}"#,
+            #"{"clientSaleId":"","customerType":"ExternalPatient","lines":[]}"#,
+            #"{"clientSaleId":"s-5","customerType":"NonResidentConsumer","lines":[{"packageLabel":"P","quantity":-0,"unit":"Each","totalAmount":-1.5,"taxes":{}}]}"#,
+            #"{"clientSaleId":"s-6","customerType":"Consumer","lines":[{"packageLabel":"P","quantity":123456789012345.123456789,"unit":"Each","totalAmount":0.10,"taxes":null,"discountAmount":null}]}"#,
+        ]
+        for body in read {
+            let data = Data(body.utf8)
+            let fast = try #require(SaleJSONReader.read(data), "the hand reader left to the decoder: \(body)")
+            #expect(fast == (try RequestDecoding.decodeSaleByDecoder(data)), "\(body)")
+        }
+        let leftToTheDecoder: [String] = [
+            "", "{", "[]", "null", #"{"clientSaleId":"s","customerType":"Consumer","lines":[]} x"#,
+            #"{"clientSaleId":"s\u0041","customerType":"Consumer","lines":[]}"#,           // an escape
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[],"clientSaleId":"t"}"#,  // a repeated key
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[],"note":1}"#,           // an unknown field
+            #"{"clientSaleId":"s","customerType":"consumer","lines":[]}"#,                   // not a customer type
+            #"{"clientSaleId":null,"customerType":"Consumer","lines":[]}"#,
+            #"{"clientSaleId":7,"customerType":"Consumer","lines":[]}"#,
+            #"{"customerType":"Consumer","lines":[]}"#,
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[{"packageLabel":"P","quantity":1e2,"unit":"Each","totalAmount":1}]}"#,
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[{"packageLabel":"P","quantity":01,"unit":"Each","totalAmount":1}]}"#,
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[{"packageLabel":"P","quantity":1.,"unit":"Each","totalAmount":1}]}"#,
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[{"packageLabel":"P","quantity":"1","unit":"Each","totalAmount":1}]}"#,
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[{"packageLabel":"P","quantity":1,"unit":"Each","totalAmount":1.005}]}"#,
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[{"packageLabel":"P","quantity":1,"unit":"Each"}]}"#,
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[{"packageLabel":"P","quantity":1,"unit":"Each","totalAmount":1,"taxes":{"stateTax":1}}]}"#,
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[],"patientRegistrationLocationId":1.5}"#,
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[],"patientRegistrationLocationId":9223372036854775808}"#,
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[1]}"#,
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":[],}"#,
+            #"{"clientSaleId":"s","customerType":"Consumer","lines":{}}"#,
+        ]
+        for body in leftToTheDecoder {
+            #expect(SaleJSONReader.read(Data(body.utf8)) == nil, "\(body)")
+        }
+    }
+
     @Test func refusesFieldsItDoesNotKnowWhereverTheyAre() {
         let root = refusal(#"{"clientSaleId":"s-1","customerType":"Consumer","lines":[\#(line)],"note":"x"}"#)
         #expect(root?.code == "unknown_field")
