@@ -127,6 +127,44 @@ extension SimulatorOverHTTP {
             }
         }
 
+        @Test func volumesCountAtTheConfiguredGramsPerMillilitreAgainstTheAllowanceTheirCategoryMapsTo() async throws {
+            let clock = TestClock()
+            try await Harness.run({ configuration in
+                configuration.allowanceGramsPerMilliliter = Decimal(string: "0.01")!
+                configuration.patientAllowanceCategories["Tincture"] = .thc
+                configuration.statusCacheSeconds = 0  // every status computed afresh
+            }, now: { clock.now }) { sim async throws in
+                #expect(try await statusOf(sim, "PT-ACTIVE-0001")["ThcOuncesPurchased"]?.number == 0)
+                // 0.1 L of bulk tincture (100 mL) and one 30 mL bottle: 130 mL at 0.01 g/mL = 1.3 g of THC.
+                let body = array([patientReceipt([(113, "0.1", "Liters"), (112, "1", "Each")], patient: "PT-ACTIVE-0001",
+                                                 clock: clock)])
+                let posted = try await sim.send("POST", "/sales/v2/receipts?\(Harness.lic)", json: body)
+                #expect(posted.status == 200, "\(posted.text)")
+                let status = try await statusOf(sim, "PT-ACTIVE-0001")  // not the answer cached before the sale
+                #expect(status["ThcOuncesPurchased"]?.number == dec("0.045856"))
+                #expect(status["ThcOuncesAvailable"]?.number == dec("0.954144"))
+                #expect(status["InfusedOuncesPurchased"]?.number == 0)
+
+                // 300 mL is 3 g: more than PT-LOW-0004's 0.1 oz (2.8349523125 g) of THC.
+                let tooMuch = array([patientReceipt([(113, "0.3", "Liters")], patient: "PT-LOW-0004", clock: clock)])
+                let refused = try await sim.send("POST", "/sales/v2/receipts?\(Harness.lic)", json: tooMuch)
+                #expect(refused.status == 400)
+                #expect(refused.text.contains("THC allowance would be exceeded"), "\(refused.text)")
+            }
+        }
+
+        @Test func volumesCountNothingWhenNoGramsPerMillilitreIsConfigured() async throws {
+            let clock = TestClock()
+            try await Harness.run({ $0.statusCacheSeconds = 0 }, now: { clock.now }) { sim async throws in
+                let body = array([patientReceipt([(113, "0.1", "Liters"), (112, "1", "Each")], patient: "PT-ACTIVE-0001",
+                                                 clock: clock)])
+                #expect(try await sim.send("POST", "/sales/v2/receipts?\(Harness.lic)", json: body).status == 200)
+                let status = try await statusOf(sim, "PT-ACTIVE-0001")
+                #expect(status["InfusedOuncesPurchased"]?.number == 0)
+                #expect(status["ThcOuncesPurchased"]?.number == 0)
+            }
+        }
+
         @Test func threeAndAHalfGramsOfFlowerIsPointOneTwoThreeFourFiveNineOunces() async throws {
             let clock = TestClock()
             try await Harness.run(now: { clock.now }) { sim async throws in
