@@ -40,6 +40,8 @@ public actor MetrcSimulation {
     var nextReceiptId: Int64 = 1_000_001
     var faults: [SimFault] = []
     var counts: [RouteKey: Int] = [:]
+    /// The connections requests came on, since the last reset.
+    private var connections: Set<String> = []
     var rateWindows: [String: [ContinuousClock.Instant]] = [:]
     /// Every check-in ever recorded, archived included, in Id order.
     var checkInList: [SimCheckIn] = []
@@ -207,8 +209,12 @@ public actor MetrcSimulation {
         }
     }
 
+    /// How many connections the counted requests came on: a client that keeps them alive uses one.
+    public func connectionCount() -> Int { connections.count }
+
     public func resetCounters() {
         counts.removeAll()
+        connections.removeAll()
         rateWindows.removeAll()
     }
 
@@ -221,6 +227,7 @@ public actor MetrcSimulation {
             return admin(request, path: path)
         }
         counts[RouteKey(method: request.method, path: path), default: 0] += 1
+        if let connection = request.connection { connections.insert(connection) }
 
         guard let fault = takeFault(method: request.method, path: path) else {
             return handle(request, path: path)

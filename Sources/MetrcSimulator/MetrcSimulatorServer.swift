@@ -100,11 +100,14 @@ struct SimulatorRequestContext: RequestContext {
     var coreContext: CoreRequestContextStorage
     /// Closes the TCP connection this request arrived on, at once.
     let closeConnection: @Sendable () async -> Void
+    /// The client's end of that connection.
+    let connection: String?
 
     init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         let channel = source.channel
         self.closeConnection = { try? await channel.close() }
+        self.connection = channel.remoteAddress.map { "\($0)" }
     }
 
     var maxUploadSize: Int { 4 * 1024 * 1024 }
@@ -135,7 +138,7 @@ struct SimulatorResponder: HTTPResponder {
         }
         let answer = await simulation.respond(to: SimHTTPRequest(
             method: request.method.rawValue, path: path, query: query, headers: headers,
-            body: Data(body.readableBytesView)))
+            body: Data(body.readableBytesView), connection: context.connection))
         log(request.method.rawValue, path, status: answer.status, started: started, drop: answer.drop)
 
         var fields = HTTPFields()

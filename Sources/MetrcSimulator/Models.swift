@@ -113,8 +113,12 @@ public struct SimHTTPRequest: Sendable {
     /// Header names lower-cased.
     public var headers: [String: String]
     public var body: Data
+    /// The client's end of the connection it came on ("address:port"); nil when not over a socket.
+    public var connection: String?
 
-    public init(method: String, path: String, query: String? = nil, headers: [String: String] = [:], body: Data = Data()) {
+    public init(method: String, path: String, query: String? = nil, headers: [String: String] = [:], body: Data = Data(),
+                connection: String? = nil) {
+        self.connection = connection
         self.method = method.uppercased()
         self.path = path
         self.query = query

@@ -161,6 +161,18 @@ extension SimulatorOverHTTP {
             }
         }
 
+        @Test func writesGoOnTheConnectionAReadOpened() async throws {
+            try await Harness.run { sim async throws in
+                #expect(try await sim.get("/facilities/v2").status == 200)
+                for number in 1...3 {
+                    let body = array([receipt([(101, "1", "Grams")], external: "KEPT-\(number)")])
+                    #expect(try await sim.send("POST", "/sales/v2/receipts?\(Harness.lic)", json: body).status == 200)
+                }
+                // No new connection (against real Metrc, no TLS handshake) per receipt.
+                #expect(await sim.simulation.connectionCount() == 1)
+            }
+        }
+
         @Test func aSilentCloseOnAFreshConnectionIsNoAnswer() async throws {
             try await Harness.run { sim async throws in
                 await sim.simulation.addFault(SimFault(.commitThenDrop, method: "POST", times: 1, dropStyle: .silentClose))

@@ -20,11 +20,20 @@ import TillDomain
         return store
     }
 
-    func entry(_ id: String, quantity: Decimal = 1, digest: String = "d", terminal: Int64? = nil) throws -> JournalEntry {
+    /// - Parameter rulesSee: the stock the sale's rules are shown instead of the stored one, so that only
+    ///   the journal's SQL guard stands between the sale and an oversold package.
+    func entry(_ id: String, quantity: Decimal = 1, digest: String = "d", terminal: Int64? = nil,
+               rulesSee stock: Decimal? = nil) throws -> JournalEntry {
         let line = SaleLineRequest(packageLabel: "PKG-1", quantity: quantity, unit: "Grams", totalAmount: Money(cents: 500))
         let request = SaleRequest(clientSaleId: id, customerType: .consumer, lines: [line])
         return JournalEntry(request: request, requestDigest: digest,
-                            validate: { packages throws(TillError) in try SaleRules.validate(request, packages: packages) },
+                            validate: { packages throws(TillError) in
+                                try SaleRules.validate(request, packages: packages.mapValues { package in
+                                    var seen = package
+                                    seen.quantity = stock ?? package.quantity
+                                    return seen
+                                })
+                            },
                             terminalId: terminal, actor: "test", license: "LIC", soldAt: Date(),
                             salesDateTimeLocal: "2026-11-23T10:00:00.000", businessDate: "2026-11-23",
                             firstAttemptLease: Date().addingTimeInterval(60))
@@ -57,7 +66,9 @@ import TillDomain
     @Test func theStockGuardInSQLRefusesAndRollsBackEverything() async throws {
         let store = try openStore()
         _ = try await store.journal(entry("a", quantity: 8))
-        await #expect(throws: TillError.self) { try await store.journal(entry("b", quantity: 3)) }
+        // The rules pass (they are shown plenty), the sale row is written, then the UPDATE's guard refuses:
+        // the journal's lone transaction is rolled back whole.
+        await #expect(throws: TillError.self) { try await store.journal(entry("b", quantity: 3, rulesSee: 100)) }
         #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 2)
         #expect(try store.sale(clientSaleId: "b") == nil)
         #expect(try store.reportingSummary().pending == 1)
