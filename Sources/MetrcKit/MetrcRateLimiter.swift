@@ -36,19 +36,11 @@ final class MetrcRateLimiter: Sendable {
     /// Throws only when the task is cancelled while waiting for the rate window (the slot is given back).
     /// Waiting for a concurrency slot is not cancellable: a slot frees within one request timeout.
     func acquire(isWrite: Bool) async throws {
-        if !takeSlotIfFree() {
-            // `release` hands its slot straight to the first waiter, so inFlight is not touched here.
+        if !takeSlot(orQueue: nil) {
+            // A release may come between the first look and the second; `release` hands its slot straight
+            // to the first waiter, so a queued one does not touch inFlight.
             await withCheckedContinuation { continuation in
-                let free = state.withLock { state in
-                    // A release may have come between the first look and this one.
-                    if state.inFlight < maxConcurrent {
-                        state.inFlight += 1
-                        return true
-                    }
-                    state.waiting.append(continuation)
-                    return false
-                }
-                if free { continuation.resume() }
+                if takeSlot(orQueue: continuation) { continuation.resume() }
             }
         }
         do {
@@ -70,9 +62,13 @@ final class MetrcRateLimiter: Sendable {
         next?.resume()
     }
 
-    private func takeSlotIfFree() -> Bool {
+    /// Takes a free slot; else queues `continuation` (when given) for the next release.
+    private func takeSlot(orQueue continuation: CheckedContinuation<Void, Never>?) -> Bool {
         state.withLock { state in
-            guard state.inFlight < maxConcurrent else { return false }
+            guard state.inFlight < maxConcurrent else {
+                if let continuation { state.waiting.append(continuation) }
+                return false
+            }
             state.inFlight += 1
             return true
         }

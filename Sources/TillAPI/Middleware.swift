@@ -40,7 +40,7 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 /// middleware that asks is added before them).
 final class RouteTable: Sendable {
     private struct Route {
-        /// Path components; nil stands for a parameter (`{id}`, as the router describes `:id`), which
+        /// Path components; nil stands for a parameter (`{id}`: the router describes `:id` so), which
         /// matches any one component. Till's routes use no partial captures or wildcards.
         let components: [Substring?]
         let method: String
@@ -50,8 +50,7 @@ final class RouteTable: Sendable {
 
     func load(_ described: [(path: String, method: String)]) {
         let loaded = described.map { route in
-            Route(components: route.path.split(separator: "/").map { $0.hasPrefix("{") || $0.hasPrefix(":") ? nil : $0 },
-                  method: route.method)
+            Route(components: route.path.split(separator: "/").map { $0.hasPrefix("{") ? nil : $0 }, method: route.method)
         }
         routes.withLock { $0 = loaded }
     }

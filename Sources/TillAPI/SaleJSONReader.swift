@@ -80,16 +80,16 @@ struct SaleJSONReader {
 
     // MARK: JSON
 
-    /// An object whose members `member` reads (false: abstain). Every value must have been read, each
-    /// key at most once; a required one left nil is caught by the caller.
+    /// An object whose members `member` reads (false: abstain), each key at most once; a required member
+    /// that never came is caught by the caller.
     private mutating func object(_ member: (inout SaleJSONReader, String) -> Bool) -> Bool {
         guard take(UInt8(ascii: "{")) else { return false }
         var seen: Set<String> = []
         if take(UInt8(ascii: "}")) { return true }
         repeat {
-            guard let key = string(), seen.insert(key).inserted, take(UInt8(ascii: ":")) else { return false }
-            let start = position
-            guard member(&self, key), position > start else { return false }
+            guard let key = string(), seen.insert(key).inserted, take(UInt8(ascii: ":")), member(&self, key) else {
+                return false
+            }
         } while take(UInt8(ascii: ","))
         return take(UInt8(ascii: "}"))
     }

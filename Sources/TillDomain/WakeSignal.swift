@@ -18,15 +18,7 @@ public final class WakeSignal: Sendable {
     public init() {}
 
     public func wake() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard let waiter = state.waiter else {
-                state.pending = true
-                return nil
-            }
-            state.waiter = nil
-            return waiter
-        }
-        waiter?.resume()
+        resumeWaiter { $0.pending = true }
     }
 
     /// Returns when woken, after `limit`, or when the task is cancelled.
@@ -60,10 +52,15 @@ public final class WakeSignal: Sendable {
     }
 
     private func expire(_ wait: UInt64) {
+        resumeWaiter(if: { $0.wait == wait }) { $0.expired = wait }
+    }
+
+    /// Resumes the waiter, if `applies`; with nobody waiting yet, `remember` notes it for the wait to come.
+    private func resumeWaiter(if applies: (State) -> Bool = { _ in true }, orElse remember: (inout State) -> Void) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard state.wait == wait else { return nil }
+            guard applies(state) else { return nil }
             guard let waiter = state.waiter else {
-                state.expired = wait
+                remember(&state)
                 return nil
             }
             state.waiter = nil

@@ -270,7 +270,6 @@ public final class ReceiptReporter: Service, Sendable {
         wake()
     }
 
-    /// The digest of the receipts Metrc was sent (their drafts, keys sorted).
     /// The digest of the body MetrcKit sends for these receipts (they go in one POST: at most 10).
     private func digest(_ sales: [Sale]) -> String {
         sha256Hex(MetrcReceiptDraft.requestBody(sales.map(MetrcReceiptDraft.init(sale:))))

@@ -5,9 +5,10 @@ import Synchronization
 /// all of them instead of one each.
 ///
 /// Writes sharing a transaction each run in a savepoint of their own, so one that throws (a package sold
-/// out by the sale before it) is undone alone and the others commit. A caller hears its result only after the commit that holds
-/// its write, or the commit's error if that commit fails: "recorded" is never said of anything not on disk.
-/// With one register nothing waits and a write commits alone, as a plain `pool.write` would.
+/// out by the sale before it) is undone alone and the others commit. A caller hears its result only after
+/// the commit that holds its write, or the commit's error if that commit fails: "recorded" is never said of
+/// anything not on disk. With one register nothing waits and a write commits alone, as a plain
+/// `pool.write` would.
 final class GroupCommit: Sendable {
     enum Durability: Sendable {
         /// Synced to the disk before the caller hears of it (`synchronous = FULL`).

@@ -177,6 +177,15 @@ final class TillHarness: Sendable {
     }
 
     /// Polls `condition` until it holds or `timeout` passes (then the test fails).
+    /// Runs the reporter (for a harness started with `runReporter: false`) until nothing is pending.
+    func drainBacklog() async throws {
+        let reporter = Task { try await services.reporter.run() }
+        defer { reporter.cancel() }
+        try await waitUntil("the backlog drains", timeout: .seconds(30)) {
+            try services.store.reportingSummary().pending == 0
+        }
+    }
+
     func waitUntil(_ what: String, timeout: Duration = .seconds(20),
                    _ condition: @Sendable () async throws -> Bool) async throws {
         let clock = ContinuousClock()

@@ -193,11 +193,7 @@ import TillStore
             await till.simulation.clearFaults()
             await till.simulation.resetCounters()
 
-            let reporter = Task { try await till.services.reporter.run() }
-            defer { reporter.cancel() }
-            try await till.waitUntil("the backlog drains", timeout: .seconds(30)) {
-                try till.services.store.reportingSummary().pending == 0
-            }
+            try await till.drainBacklog()
 
             #expect(await till.simulation.requestCount(method: "POST", pathPrefix: "/sales/v2/receipts") == 10)
             let receipts = await till.simulation.receipts(license: TillHarness.license)
@@ -222,11 +218,7 @@ import TillStore
             await till.simulation.clearFaults()
             await till.simulation.resetCounters()
 
-            let reporter = Task { try await till.services.reporter.run() }
-            defer { reporter.cancel() }
-            try await till.waitUntil("the backlog drains", timeout: .seconds(30)) {
-                try till.services.store.reportingSummary().pending == 0
-            }
+            try await till.drainBacklog()
 
             let receipts = await till.simulation.receipts(license: TillHarness.license)
             #expect(receipts.count == 9)
