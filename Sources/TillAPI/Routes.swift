@@ -49,7 +49,7 @@ struct Routes: Sendable {
     @Sendable func getSale(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal(Set(TerminalRole.allCases))
         let id = try Self.idParameter(context, code: "invalid_sale_id", noun: "sale")
-        guard let sale = try Self.stored({ try services.store.sale(id: id) }) else {
+        guard let sale = try await Self.current(services.store, { try services.store.sale(id: id) }) else {
             throw TillError(.notFound, code: "sale_not_found", "No sale with id \(id).")
         }
         return JSONResponse.make(SaleView(sale))
@@ -62,7 +62,7 @@ struct Routes: Sendable {
         guard Self.isCalendarDate(date) else {
             throw TillError.invalid("invalid_date", "date must be YYYY-MM-DD (the facility's local date).")
         }
-        let sales = try Self.stored { try services.store.sales(businessDate: date) }
+        let sales = try await Self.current(services.store) { try services.store.sales(businessDate: date) }
         let total = sales.filter { !($0.status == .rejected && $0.saleUndone) }.reduce(Money.zero) { $0 + $1.totalAmount }
         return JSONResponse.make(SalesListView(date: date, count: sales.count, totalAmount: total,
                                                sales: sales.map(SaleView.init)))
@@ -124,6 +124,13 @@ struct Routes: Sendable {
         }
     }
 
+    /// A read of where sales stand, after the sale path's writes handed in before it: a register hears
+    /// Metrc's answer before the write recording it commits.
+    static func current<T>(_ store: TillStore, _ body: () throws -> T) async throws -> T {
+        await store.caughtUp()
+        return try stored(body)
+    }
+
     /// The `{id}` path parameter, a positive whole number.
     static func idParameter(_ context: TillRequestContext, code: String, noun: String) throws(TillError) -> Int64 {
         guard let id = context.parameters.get("id", as: Int64.self), id > 0 else {
@@ -150,14 +157,14 @@ struct Routes: Sendable {
 
     @Sendable func reporting(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal([.manager, .register])
-        let summary = try Self.stored { try services.store.reportingSummary() }
+        let summary = try await Self.current(services.store) { try services.store.reportingSummary() }
         let health = services.health.current()
         return JSONResponse.make(ReportingView(summary: summary, health: health))
     }
 
     @Sendable func health(_ request: Request, context: TillRequestContext) async throws -> Response {
         let durability = try Self.stored { try services.store.durabilitySettings() }
-        let pending = try Self.stored { try services.store.pendingReportCount() }
+        let pending = try await Self.current(services.store) { try services.store.pendingReportCount() }
         return JSONResponse.make(HealthView(status: "ok", license: services.configuration.license,
                                             journalMode: durability.journalMode,
                                             synchronous: durability.synchronous == 2 ? "full" : "\(durability.synchronous)",

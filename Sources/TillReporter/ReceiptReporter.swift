@@ -85,17 +85,17 @@ public final class ReceiptReporter: Service, Sendable {
             lookUp: { _ in nil },  // never asked: nothing fresh needs a lookup
             send: { (sales: [Sale]) async throws(MetrcError) -> [Int64] in try await self.post(sales) },
             reported: { receipts, _ in
-                let at = await self.recordReported(receipts)
-                for (sale, id) in receipts {
-                    guard let at else {
-                        waits[sale.id]?.answer(sale)  // not recorded: still pending here; a lookup will settle it
-                        continue
+                // The registers hear "reported" as soon as the write is handed in, not after its commit: a
+                // read or a retry after their answer sees it, and should it never commit, the outbox row
+                // (leased, marked for lookup) has the reporter find the same receipt in Metrc.
+                self.recordReported(receipts) { at in
+                    for (sale, id) in receipts {
+                        var reported = sale
+                        reported.status = .reported
+                        reported.metrcReceiptId = id
+                        reported.reportedAt = at
+                        waits[sale.id]?.answer(reported)
                     }
-                    var reported = sale
-                    reported.status = .reported
-                    reported.metrcReceiptId = id
-                    reported.reportedAt = at
-                    waits[sale.id]?.answer(reported)
                 }
             },
             rejected: { sale, rows in
@@ -180,8 +180,7 @@ public final class ReceiptReporter: Service, Sendable {
             },
             send: { (sales: [Sale]) async throws(MetrcError) -> [Int64] in try await self.post(sales) },
             reported: { receipts, found in
-                await self.recordReported(receipts,
-                                          action: found ? "metrc.receipt.found" : "metrc.receipts.posted")
+                self.recordReported(receipts, action: found ? "metrc.receipt.found" : "metrc.receipts.posted")
             },
             rejected: { sale, rows in await self.recordRejection(sale, rows: rows, restoreStock: false) },
             failed: { sales, error, uncertain in
@@ -193,10 +192,11 @@ public final class ReceiptReporter: Service, Sendable {
 
     // MARK: - Recording outcomes
 
-    /// - Returns: when it was recorded, or nil if it could not be (it will be found by lookup later).
-    @discardableResult
-    private func recordReported(_ receipts: [(Sale, Int64)],
-                                action: String = "metrc.receipts.posted") async -> Date? {
+    /// Records that Metrc holds these receipts, without waiting for the commit: `meanwhile` hears the time
+    /// recorded once the write is handed in. Should the write fail, the outbox rows stay leased and marked
+    /// for lookup: the next attempt finds the receipts in Metrc.
+    private func recordReported(_ receipts: [(Sale, Int64)], action: String = "metrc.receipts.posted",
+                                meanwhile: (_ recordedAt: Date) -> Void = { _ in }) {
         let at = now()
         health.succeeded(at: at)
         reported.increment(by: receipts.count)
@@ -206,16 +206,16 @@ public final class ReceiptReporter: Service, Sendable {
                                requestDigest: digest(receipts.map { $0.0 }),
                                responseDigest: sha256Hex(Data(receipts.map { "\($0.1)" }.joined(separator: ",").utf8)),
                                subject: receipts.map { $0.0.receiptNumber }.joined(separator: ","))
-        do {
-            let recordedAt = try await store.recordReported(receipts.map { (saleId: $0.0.id, metrcReceiptId: $0.1) }, at: at,
-                                                      audit: audit)
-            logger.debug("reported", metadata: ["receipts": "\(receipts.map { $0.0.receiptNumber })"])
-            return recordedAt
-        } catch {
-            // The outbox row stays leased and marked for lookup: the next attempt finds the receipt in Metrc.
-            logger.error("could not record a reported receipt; it will be looked up again",
-                         metadata: ["error": "\(error)"])
-            return nil
+        let receiptNumbers = receipts.map { $0.0.receiptNumber }
+        store.recordReported(receipts.map { (saleId: $0.0.id, metrcReceiptId: $0.1) }, at: at, audit: audit,
+                             meanwhile: meanwhile) { [logger] outcome in
+            switch outcome {
+            case .success:
+                logger.debug("reported", metadata: ["receipts": "\(receiptNumbers)"])
+            case .failure(let error):
+                logger.error("could not record a reported receipt; it will be looked up again",
+                             metadata: ["receipts": "\(receiptNumbers)", "error": "\(error)"])
+            }
         }
     }
 

@@ -63,6 +63,7 @@ public final class SaleDesk: Sendable {
         switch request.customerType {
         case .patient, .caregiver:
             // A retry is answered before Metrc is asked about the patient again.
+            await store.caughtUp()  // a retry hears what its register heard, Metrc's answer included
             if let existing = try load({ try store.replayed(clientSaleId: request.clientSaleId, digest: requestDigest) }) {
                 return Self.outcome(existing)
             }
@@ -112,6 +113,7 @@ public final class SaleDesk: Sendable {
         if let finished = await reporter.reportFresh(sale) { return Self.outcome(finished) }
         logger.info("Metrc slower than the deadline; sale pending report", metadata: ["sale": "\(sale.id)"])
         // A refusal landing after this point is kept as an exception, not undone: the sale stands.
+        await store.caughtUp()
         let current = (try? store.sale(id: sale.id)) ?? sale
         return current.status == .reported ? .reported(current) : .pendingReport(sale)
     }

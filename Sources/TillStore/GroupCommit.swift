@@ -30,6 +30,11 @@ final class GroupCommit: Sendable {
     private struct State {
         var pending: [Pending] = []
         var committing = false
+        /// Writes handed in, and writes whose commit is known (in that order: commits keep arrival order),
+        /// so that a reader can wait for everything handed in before it (`caughtUp`).
+        var handedIn: UInt64 = 0
+        var settled: UInt64 = 0
+        var readers: [(upTo: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
     private let pool: DatabasePool
@@ -43,26 +48,66 @@ final class GroupCommit: Sendable {
                             _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         // Nobody committing: commit here and now, on this thread (handing the write to the writer's queue
         // and back costs two thread wake-ups, more than the commit itself on a small machine).
-        let leads = state.withLock { state in
+        if takeTheLead() {
+            let outcome = Mutex<Result<T, any Error>?>(nil)
+            commitLeading(Self.pending(durability, body) { result in outcome.withLock { $0 = result } })
+            return try outcome.withLock { $0 }!.get()  // `commit` answers every write it is given, failures included
+        }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            enqueue(Self.pending(durability, body) { continuation.resume(with: $0) })
+        }
+    }
+
+    /// Hands a write in without waiting for its commit; `completion` hears how the commit went.
+    ///
+    /// `meanwhile` runs once the write is handed in and before it commits: a `caughtUp()` begun after
+    /// `meanwhile` waits for this write. When nobody is committing, the commit then runs on this thread.
+    func submit(_ durability: Durability, _ body: @escaping @Sendable (Database) throws -> Void,
+                meanwhile: () -> Void, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        let pending = Self.pending(durability, body, answer: completion)
+        if takeTheLead() {
+            meanwhile()
+            commitLeading(pending)
+        } else {
+            enqueue(pending)
+            meanwhile()
+        }
+    }
+
+    /// Returns once every write handed in before this call has committed or failed: a read after it sees them.
+    func caughtUp() async {
+        let waitFor = state.withLock { state -> UInt64? in state.settled < state.handedIn ? state.handedIn : nil }
+        guard let waitFor else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let settled = state.withLock { state in
+                if state.settled >= waitFor { return true }
+                state.readers.append((waitFor, continuation))
+                return false
+            }
+            if settled { continuation.resume() }
+        }
+    }
+
+    /// True when nobody was committing: the caller commits its write itself, and later ones queue meanwhile.
+    private func takeTheLead() -> Bool {
+        state.withLock { state in
+            guard !state.committing else { return false }
+            state.committing = true
+            state.handedIn += 1
+            return true
+        }
+    }
+
+    /// Queues a write for the commit in progress, or starts one on the writer's queue if that just ended.
+    private func enqueue(_ pending: Pending) {
+        let startCommitting = state.withLock { state in
+            state.pending.append(pending)
+            state.handedIn += 1
             defer { state.committing = true }
             return !state.committing
         }
-        if leads {
-            let outcome = Mutex<Result<T, any Error>?>(nil)
-            let mine = Self.pending(durability, body) { result in outcome.withLock { $0 = result } }
-            commitLeading(mine)  // `commit` answers every write it is given, failures included
-            return try outcome.withLock { $0 }!.get()
-        }
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let pending = Self.pending(durability, body) { continuation.resume(with: $0) }
-            let startCommitting = state.withLock { state in
-                state.pending.append(pending)
-                defer { state.committing = true }
-                return !state.committing
-            }
-            if startCommitting {
-                pool.asyncWriteWithoutTransaction { db in self.commitWhilePending(db) }
-            }
+        if startCommitting {
+            pool.asyncWriteWithoutTransaction { db in self.commitWhilePending(db) }
         }
     }
 
@@ -156,5 +201,14 @@ final class GroupCommit: Sendable {
         if answers.count < batch.count, case .failure(let error) = outcome {
             for pending in batch[answers.count...] { pending.fail(error) }
         }
+        let caughtUp = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.settled += UInt64(batch.count)
+            guard !state.readers.isEmpty else { return [] }
+            let settled = state.settled
+            let ready = state.readers.filter { $0.upTo <= settled }.map(\.continuation)
+            state.readers.removeAll { $0.upTo <= settled }
+            return ready
+        }
+        for reader in caughtUp { reader.resume() }
     }
 }

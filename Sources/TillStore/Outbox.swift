@@ -97,14 +97,23 @@ extension TillStore {
 
     /// Metrc holds these receipts: the sales are reported and nothing more is owed for them.
     ///
-    /// Not synced before it returns (the next synced commit carries it to disk): should power fail first,
-    /// the sale's outbox row is still there, marked for lookup, and the reporter finds the receipt in Metrc
-    /// by its external number and records the same Id. A kill -9 loses nothing; the WAL is in the OS's cache.
-    public func recordReported(_ receipts: [(saleId: Int64, metrcReceiptId: Int64)], at: Date, audit: AuditEvent) async throws -> Date {
-        let at = Date(epochMilliseconds: at.epochMilliseconds)  // as stored, so callers can mirror it exactly
-        guard !receipts.isEmpty else { return at }
+    /// Handed to the committer without waiting for the commit: `meanwhile` hears the time recorded (as
+    /// stored) once the write is handed in (so a read after `caughtUp()` sees it) and before it commits;
+    /// `completion` hears the outcome.
+    /// Not synced either (the next synced commit carries it to disk): should the process die or the power
+    /// fail first, the sale's outbox row is still there, leased and marked for lookup, and the reporter
+    /// finds the receipt in Metrc by its external number and records the same Id.
+    public func recordReported(_ receipts: [(saleId: Int64, metrcReceiptId: Int64)], at: Date, audit: AuditEvent,
+                               meanwhile: (_ recordedAt: Date) -> Void,
+                               completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+        let at = Date(epochMilliseconds: at.epochMilliseconds)
+        guard !receipts.isEmpty else {
+            meanwhile(at)
+            completion(.success(()))
+            return
+        }
         let receipts = receipts.map { Receipt(saleId: $0.saleId, metrcReceiptId: $0.metrcReceiptId) }
-        try await committer.write(.unsynced) { db in
+        committer.submit(.unsynced, { db in
             for receipt in receipts {
                 try db.run("""
                     UPDATE sales SET status = 'reported', metrc_receipt_id = ?, reported_at = ?, rejection_json = NULL
@@ -115,8 +124,16 @@ extension TillStore {
             var event = audit
             event.subject = event.subject ?? receipts.map { "\($0.saleId)" }.joined(separator: ",")
             try Self.appendAudit(event, at: at, db)
+        }, meanwhile: { meanwhile(at) }, completion: completion)
+    }
+
+    /// `recordReported`, returning once it is committed.
+    public func recordReported(_ receipts: [(saleId: Int64, metrcReceiptId: Int64)], at: Date,
+                               audit: AuditEvent) async throws -> Date {
+        let stored = Date(epochMilliseconds: at.epochMilliseconds)
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Date, any Error>) in
+            recordReported(receipts, at: stored, audit: audit, meanwhile: { _ in }) { continuation.resume(with: $0.map { stored }) }
         }
-        return at
     }
 
     /// Metrc refused the receipt. When the register was told so (`restoreStock`), the sale never

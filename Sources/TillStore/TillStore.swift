@@ -46,6 +46,12 @@ public final class TillStore: Sendable {
         return migrator
     }
 
+    /// Returns once every write of the sale path handed in before this call (Metrc's answers are recorded
+    /// without their callers waiting) has committed or failed: read after it to see them.
+    public func caughtUp() async {
+        await committer.caughtUp()
+    }
+
     /// The journal mode and synchronous setting of the connection that commits, for `till status` and tests.
     public func durabilitySettings() throws -> (journalMode: String, synchronous: Int) {
         try pool.writeWithoutTransaction { db in

@@ -154,6 +154,40 @@ import TillStore
         }
     }
 
+    @Test func anAnswerThatCouldNotBeRecordedIsFoundInMetrcWithTheIdTheRegisterHeard() async throws {
+        try await TillHarness.run { till in
+            // The register hears Metrc's answer before the write recording it commits; make that write fail.
+            try await till.services.store.pool.writeWithoutTransaction { db in
+                try db.execute(sql: """
+                    CREATE TEMP TRIGGER refuse_recording BEFORE UPDATE OF metrc_receipt_id ON sales
+                    BEGIN SELECT RAISE(ABORT, 'disk trouble'); END
+                    """)
+            }
+            let answer = try await till.sell("unrecorded-1")
+            #expect(answer.status == 201)
+            #expect(answer["status"] as? String == "reported")
+            let id = try #require(answer["id"] as? Int)
+            let heardId = try #require(answer["metrcReceiptId"] as? Int)
+            let unrecorded = try await till.request("GET", "/v1/sales/\(id)", token: till.registerToken)
+            #expect(unrecorded["status"] as? String == "pending_report")  // Metrc holds it; Till has yet to record it
+
+            try await till.services.store.pool.writeWithoutTransaction { db in
+                try db.execute(sql: "DROP TRIGGER temp.refuse_recording")
+            }
+            try till.services.store.releaseLeases(now: Date())  // as a restart would: the first attempt is over
+            till.services.reporter.wake()
+            try await till.waitUntil("the sale is reported") {
+                try await till.request("GET", "/v1/sales/\(id)", token: till.registerToken)["status"] as? String == "reported"
+            }
+            let sale = try await till.request("GET", "/v1/sales/\(id)", token: till.registerToken)
+            #expect(sale["metrcReceiptId"] as? Int == heardId)
+            let receiptNumber = try #require(answer["receiptNumber"] as? String)
+            #expect(await till.receiptsInMetrc(for: receiptNumber).count == 1)
+            #expect(await till.simulation.requestCount(method: "POST", pathPrefix: "/sales/v2/receipts") == 1)
+            #expect(try till.services.store.auditLog(action: "metrc.receipt.found").count == 1)
+        }
+    }
+
     @Test func metrcRefusingTheReceiptRefusesTheSaleAndRestoresStock() async throws {
         try await TillHarness.run { till in
             let before = try #require(try till.localQuantity(Labels.flower))

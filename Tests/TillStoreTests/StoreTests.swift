@@ -129,6 +129,42 @@ import TillDomain
         #expect(try store.durabilitySettings().synchronous == 2)  // FULL again for every other write
     }
 
+    @Test func anAnswerRecordedWithoutWaitingIsSeenByAReadThatCatchesUp() async throws {
+        let store = try openStore()
+        guard case .recorded(let sale) = try await store.journal(entry("a")) else {
+            Issue.record("expected a new sale")
+            return
+        }
+        // A commit in progress until the test lets it go, so that the recording queues behind it as it
+        // does under load.
+        let committing = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let slowCommit = Task(executorPreference: GCDExecutor.shared) {
+            try await store.committer.write(.unsynced) { _ in
+                committing.signal()
+                release.wait()
+            }
+        }
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { committing.wait(); continuation.resume() }
+        }
+        var heardAt: Date?
+        store.recordReported([(saleId: sale.id, metrcReceiptId: 42)], at: Date(),
+                             audit: AuditEvent(actor: "test", action: "metrc.receipts.posted"),
+                             meanwhile: { heardAt = $0 }, completion: { _ in })
+        #expect(heardAt != nil)  // told before the commit…
+        #expect(try store.sale(id: sale.id)?.status == .pendingReport)  // …which a plain read does not see yet
+
+        release.signal()
+        await store.caughtUp()
+        let recorded = try #require(try store.sale(id: sale.id))
+        #expect(recorded.status == .reported)
+        #expect(recorded.metrcReceiptId == 42)
+        #expect(recorded.reportedAt == heardAt)  // what the register heard is what is stored
+        try await slowCommit.value
+        await store.caughtUp()  // nothing handed in: returns at once
+    }
+
     @Test func aRejectionToldToTheRegisterRestoresStock() async throws {
         let store = try openStore()
         guard case .recorded(let sale) = try await store.journal(entry("a", quantity: 4)) else { return }
