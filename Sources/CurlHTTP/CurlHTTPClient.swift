@@ -79,17 +79,33 @@ public final class CurlHTTPClient: HTTPTransport {
     private static let initializeOnce: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     public func send(_ request: HTTPRequest) async throws(HTTPTransportError) -> HTTPResponse {
-        let handle = idleHandles.withLock { $0.popLast() } ?? EasyHandle()
+        let handle = takeHandle()
         let socket = unixSocketPath
         let result: Result<HTTPResponse, HTTPTransportError> = await withCheckedContinuation { continuation in
             DispatchQueue(label: "till.curl.transfer").async {
                 continuation.resume(returning: handle.perform(request, unixSocketPath: socket))
             }
         }
+        putBack(handle)
+        return try result.get()
+    }
+
+    /// `send` on the calling thread, which it blocks until the answer: for a caller with a thread of its own
+    /// (a load generator's register), which saves the hops to a transfer queue and back.
+    public func sendBlocking(_ request: HTTPRequest) throws(HTTPTransportError) -> HTTPResponse {
+        let handle = takeHandle()
+        defer { putBack(handle) }
+        return try handle.perform(request, unixSocketPath: unixSocketPath).get()
+    }
+
+    private func takeHandle() -> EasyHandle {
+        idleHandles.withLock { $0.popLast() } ?? EasyHandle()
+    }
+
+    private func putBack(_ handle: EasyHandle) {
         idleHandles.withLock { handles in
             if handles.count < maxIdleHandles { handles.append(handle) }
         }
-        return try result.get()
     }
 }
 

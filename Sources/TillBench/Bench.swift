@@ -2,6 +2,7 @@ import CurlHTTP
 import Foundation
 import MetrcKit
 import MetrcSimulator
+import Synchronization
 
 /// One bench run: a simulator in this process, `till serve` as a child, the measurements, the teardown.
 struct Bench: Sendable {
@@ -195,23 +196,27 @@ struct Bench: Sendable {
         let tillCPUBefore = CPUTime.of(pid: server.pid)
         let benchCPUBefore = CPUTime.ofThisProcess()
         let started = ContinuousClock.now
-        let samples = await withTaskGroup(of: [SaleSample].self) { group in
+        // Each register is a thread of its own that blocks on its answer, as a register terminal would.
+        let samples = await withCheckedContinuation { (continuation: CheckedContinuation<[SaleSample], Never>) in
+            let collected = Mutex<(parts: [[SaleSample]], running: Int)>(([], registers))
             for (register, client) in clients.enumerated() {
                 // Register r sells r, r + registers, r + 2·registers…: the ids stay unique and the shares even.
                 let numbers = Array(stride(from: register, to: count, by: registers))
-                group.addTask {
+                Thread {
                     var samples: [SaleSample] = []
                     samples.reserveCapacity(numbers.count)
                     for number in numbers {
                         let id = "bench-\(runId)-\(tag)-\(number)"
-                        samples.append(await client.sell(clientSaleId: id, label: Self.packageLabel))
+                        samples.append(client.sellBlocking(clientSaleId: id, label: Self.packageLabel))
                     }
-                    return samples
-                }
+                    let all = collected.withLock { state -> [SaleSample]? in
+                        state.parts.append(samples)
+                        state.running -= 1
+                        return state.running == 0 ? state.parts.flatMap { $0 } : nil
+                    }
+                    if let all { continuation.resume(returning: all) }
+                }.start()
             }
-            var all: [SaleSample] = []
-            for await part in group { all += part }
-            return all
         }
         let wallTime = ContinuousClock.now - started
         let tillCPU = CPUTime.of(pid: server.pid).flatMap { after in tillCPUBefore.map { after - $0 } }

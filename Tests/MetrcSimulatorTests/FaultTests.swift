@@ -173,6 +173,20 @@ extension SimulatorOverHTTP {
             }
         }
 
+        @Test func aBlockingSendTakesTheConnectionFromTheSamePool() async throws {
+            try await Harness.run { sim async throws in
+                #expect(try await sim.get("/facilities/v2").status == 200)
+                let request = sim.request("GET", "/facilities/v2")
+                let status = await withCheckedContinuation { (continuation: CheckedContinuation<Int, Never>) in
+                    Thread.detachNewThread {  // a thread of its own, as a load generator's register has
+                        continuation.resume(returning: (try? sim.client.sendBlocking(request))?.status ?? 0)
+                    }
+                }
+                #expect(status == 200)
+                #expect(await sim.simulation.connectionCount() == 1)
+            }
+        }
+
         @Test func aSilentCloseOnAFreshConnectionIsNoAnswer() async throws {
             try await Harness.run { sim async throws in
                 await sim.simulation.addFault(SimFault(.commitThenDrop, method: "POST", times: 1, dropStyle: .silentClose))

@@ -38,13 +38,17 @@ struct Harness {
     /// Sends a request with the configured keys (or `authorization` when given) and a JSON body.
     func send(_ method: String, _ pathAndQuery: String, json: String? = nil, authorization: String? = nil,
               timeout: Duration = .seconds(10)) async throws -> HTTPResponse {
+        try await client.send(request(method, pathAndQuery, json: json, authorization: authorization, timeout: timeout))
+    }
+
+    func request(_ method: String, _ pathAndQuery: String, json: String? = nil, authorization: String? = nil,
+                 timeout: Duration = .seconds(10)) -> HTTPRequest {
         var headers: [(name: String, value: String)] = []
         let credentials = Data("\(configuration.vendorKey):\(configuration.userKey)".utf8).base64EncodedString()
         headers.append(("Authorization", authorization ?? "Basic \(credentials)"))
         if json != nil { headers.append(("Content-Type", "application/json")) }
-        return try await client.send(HTTPRequest(
-            method: method, url: running.baseURL + pathAndQuery, headers: headers,
-            body: json.map { Data($0.utf8) }, timeout: timeout))
+        return HTTPRequest(method: method, url: running.baseURL + pathAndQuery, headers: headers,
+                           body: json.map { Data($0.utf8) }, timeout: timeout)
     }
 
     func get(_ pathAndQuery: String) async throws -> HTTPResponse {
