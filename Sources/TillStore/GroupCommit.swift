@@ -7,8 +7,8 @@ import Synchronization
 /// Writes sharing a transaction each run in a savepoint of their own, so one that throws (a package sold
 /// out by the sale before it) is undone alone and the others commit. A caller hears its result only after
 /// the commit that holds its write, or the commit's error if that commit fails: "recorded" is never said of
-/// anything not on disk. With one register nothing waits and a write commits alone, as a plain
-/// `pool.write` would.
+/// anything not on disk. With one register nothing waits and a write commits alone on its caller's thread,
+/// as a plain `pool.write` would.
 final class GroupCommit: Sendable {
     enum Durability: Sendable {
         /// Synced to the disk before the caller hears of it (`synchronous = FULL`).
@@ -35,6 +35,8 @@ final class GroupCommit: Sendable {
         var handedIn: UInt64 = 0
         var settled: UInt64 = 0
         var readers: [(upTo: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
+        /// When a write last had to queue: writes are concurrent (several registers selling).
+        var lastQueued: ContinuousClock.Instant?
     }
 
     private let pool: DatabasePool
@@ -46,8 +48,8 @@ final class GroupCommit: Sendable {
 
     func write<T: Sendable>(_ durability: Durability = .synced,
                             _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        // Nobody committing: commit here and now, on this thread (handing the write to the writer's queue
-        // and back costs two thread wake-ups, more than the commit itself on a small machine).
+        // Nobody writing lately: commit here and now, on this thread (handing the write to the writer's
+        // queue and back costs two thread wake-ups, more than the commit itself on a small machine).
         if takeTheLead() {
             let outcome = Mutex<Result<T, any Error>?>(nil)
             commitLeading(Self.pending(durability, body) { result in outcome.withLock { $0 = result } })
@@ -88,21 +90,29 @@ final class GroupCommit: Sendable {
         }
     }
 
-    /// True when nobody was committing: the caller commits its write itself, and later ones queue meanwhile.
+    /// True when nobody is committing and no write had to queue lately: the caller commits its write
+    /// itself, and later ones queue meanwhile. Under concurrent writes every write goes to the writer's
+    /// queue instead: a leader's thread is held for the whole commit, fsync included, and on a small machine
+    /// the few cooperative threads every request shares are worth more than the writer's wake-ups.
     private func takeTheLead() -> Bool {
         state.withLock { state in
             guard !state.committing else { return false }
+            if let queued = state.lastQueued, .now - queued < Self.quietAfter { return false }
             state.committing = true
             state.handedIn += 1
             return true
         }
     }
 
+    /// How long after a write last had to queue the writes count as concurrent.
+    private static let quietAfter: Duration = .milliseconds(100)
+
     /// Queues a write for the commit in progress, or starts one on the writer's queue if that just ended.
     private func enqueue(_ pending: Pending) {
         let startCommitting = state.withLock { state in
             state.pending.append(pending)
             state.handedIn += 1
+            state.lastQueued = .now
             defer { state.committing = true }
             return !state.committing
         }
