@@ -48,25 +48,27 @@ final class GroupCommit: Sendable {
 
     func write<T: Sendable>(_ durability: Durability = .synced,
                             _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        // Nobody writing lately: commit here and now, on this thread (handing the write to the writer's
-        // queue and back costs two thread wake-ups, more than the commit itself on a small machine).
-        if takeTheLead() {
-            let outcome = Mutex<Result<T, any Error>?>(nil)
-            commitLeading(Self.pending(durability, body) { result in outcome.withLock { $0 = result } })
-            return try outcome.withLock { $0 }!.get()  // `commit` answers every write it is given, failures included
-        }
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            enqueue(Self.pending(durability, body) { continuation.resume(with: $0) })
+        // When this caller leads, the commit runs inside `handIn` and resumes the continuation before the
+        // await is reached: no suspension, no thread hop.
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            handIn(Self.pending(durability, body) { continuation.resume(with: $0) })
         }
     }
 
     /// Hands a write in without waiting for its commit; `completion` hears how the commit went.
     ///
-    /// `meanwhile` runs once the write is handed in and before it commits: a `caughtUp()` begun after
-    /// `meanwhile` waits for this write. When nobody is committing, the commit then runs on this thread.
+    /// `meanwhile` runs once the write is handed in: a `caughtUp()` begun after it waits for this write.
+    /// When this caller leads, the commit runs on its thread after `meanwhile`; else the writer's queue may
+    /// commit it before or while `meanwhile` runs.
     func submit(_ durability: Durability, _ body: @escaping @Sendable (Database) throws -> Void,
                 meanwhile: () -> Void, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
-        let pending = Self.pending(durability, body, answer: completion)
+        handIn(Self.pending(durability, body, answer: completion), meanwhile: meanwhile)
+    }
+
+    /// Nobody writing lately: the write commits here and now, on this thread (handing it to the writer's
+    /// queue and back costs two thread wake-ups, more than the commit itself on a small machine). Else it
+    /// queues for the writer's queue.
+    private func handIn(_ pending: Pending, meanwhile: () -> Void = {}) {
         if takeTheLead() {
             meanwhile()
             commitLeading(pending)

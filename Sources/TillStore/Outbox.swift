@@ -98,8 +98,9 @@ extension TillStore {
     /// Metrc holds these receipts: the sales are reported and nothing more is owed for them.
     ///
     /// Handed to the committer without waiting for the commit: `meanwhile` hears the time recorded (as
-    /// stored) once the write is handed in (so a read after `caughtUp()` sees it) and before it commits;
-    /// `completion` hears the outcome.
+    /// stored) once the write is handed in, so that a read after `caughtUp()` sees it; `completion` hears
+    /// the outcome.
+    ///
     /// Not synced either (the next synced commit carries it to disk): should the process die or the power
     /// fail first, the sale's outbox row is still there, leased and marked for lookup, and the reporter
     /// finds the receipt in Metrc by its external number and records the same Id.
@@ -125,15 +126,6 @@ extension TillStore {
             event.subject = event.subject ?? receipts.map { "\($0.saleId)" }.joined(separator: ",")
             try Self.appendAudit(event, at: at, db)
         }, meanwhile: { meanwhile(at) }, completion: completion)
-    }
-
-    /// `recordReported`, returning once it is committed.
-    public func recordReported(_ receipts: [(saleId: Int64, metrcReceiptId: Int64)], at: Date,
-                               audit: AuditEvent) async throws -> Date {
-        let stored = Date(epochMilliseconds: at.epochMilliseconds)
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Date, any Error>) in
-            recordReported(receipts, at: stored, audit: audit, meanwhile: { _ in }) { continuation.resume(with: $0.map { stored }) }
-        }
     }
 
     /// Metrc refused the receipt. When the register was told so (`restoreStock`), the sale never

@@ -154,6 +154,31 @@ import TillStore
         }
     }
 
+    @Test func aReadAfterTheAnswerSeesMetrcsIdEvenWhileItsWriteWaitsForTheWriter() async throws {
+        try await TillHarness.run { till in
+            await till.simulation.setFaults([SimFault(.latency(.milliseconds(400)), method: "POST",
+                                                      pathPrefix: "/sales/v2/receipts", times: 1)])
+            let sale = Task { try await till.sell("held-1") }
+            // While the POST is out, a long write takes SQLite's writer: Metrc's answer is handed in, the
+            // register hears it, and the write recording it waits.
+            try await Task.sleep(for: .milliseconds(150))
+            let writerFree = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                till.services.store.pool.writeWithoutTransaction { _ in Thread.sleep(forTimeInterval: 1) }
+                writerFree.signal()
+            }
+            let answer = try await sale.value
+            #expect(answer["status"] as? String == "reported")
+            let id = try #require(answer["id"] as? Int)
+            let fetched = try await till.request("GET", "/v1/sales/\(id)", token: till.registerToken)
+            #expect(fetched["status"] as? String == "reported")
+            #expect(fetched["metrcReceiptId"] as? Int == answer["metrcReceiptId"] as? Int)
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async { writerFree.wait(); continuation.resume() }
+            }
+        }
+    }
+
     @Test func anAnswerThatCouldNotBeRecordedIsFoundInMetrcWithTheIdTheRegisterHeard() async throws {
         try await TillHarness.run { till in
             // The register hears Metrc's answer before the write recording it commits; make that write fail.

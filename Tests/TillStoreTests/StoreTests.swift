@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 import Testing
 import TillDomain
 @testable import TillStore
@@ -123,8 +124,12 @@ import TillDomain
             Issue.record("expected a new sale")
             return
         }
-        _ = try await store.recordReported([(saleId: sale.id, metrcReceiptId: 42)], at: Date(),
-                                       audit: AuditEvent(actor: "test", action: "metrc.receipts.posted"))
+        let outcome = Mutex<Result<Void, any Error>?>(nil)
+        store.recordReported([(saleId: sale.id, metrcReceiptId: 42)], at: Date(),
+                             audit: AuditEvent(actor: "test", action: "metrc.receipts.posted"),
+                             meanwhile: { _ in }, completion: { result in outcome.withLock { $0 = result } })
+        await store.caughtUp()
+        try #require(outcome.withLock { $0 }).get()
         #expect(try store.sale(id: sale.id)?.metrcReceiptId == 42)
         #expect(try store.durabilitySettings().synchronous == 2)  // FULL again for every other write
     }
