@@ -23,6 +23,9 @@ let package = Package(
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(name: "CurlHTTP", dependencies: ["CCurl"]),
 
+        // glibc's malloc.h, for `till serve`'s heap tuning.
+        .systemLibrary(name: "CMalloc"),
+
         // JSON written by hand where every sale goes through it (answers, digests, Metrc receipt bodies).
         .target(name: "JSONWriting"),
 
@@ -57,7 +60,7 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
         ], resources: [.copy("openapi.json")]),
         .executableTarget(name: "till", dependencies: [
-            "TillAPI", "TillReporter", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator",
+            "CMalloc", "TillAPI", "TillReporter", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),

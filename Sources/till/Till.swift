@@ -1,4 +1,5 @@
 import ArgumentParser
+import CMalloc
 import CurlHTTP
 import Foundation
 import Hummingbird
@@ -24,6 +25,13 @@ struct Till: AsyncParsableCommand {
 
 enum Startup {
     static let simulatorURLFile = "simulator.url"
+
+    /// glibc hands the free top of a thread's heap back to the kernel once it passes 128 KiB, and a sale's
+    /// allocations crossed that line about once per sale: ~1,300 `madvise` calls a second with 8 registers,
+    /// each flushing both cores' TLBs (~4% of Till's CPU). Freed memory is kept for reuse up to 32 MiB a heap.
+    static func keepFreedHeapMemory() {
+        _ = mallopt(M_TRIM_THRESHOLD, 32 << 20)
+    }
 
     static func bootstrapLogging(_ level: Logger.Level) {
         LoggingSystem.bootstrap { label in
@@ -96,6 +104,7 @@ struct Serve: AsyncParsableCommand {
         abstract: "Run Till on its Unix socket (with the bundled Metrc simulator unless a Metrc is configured).")
 
     func run() async throws {
+        Startup.keepFreedHeapMemory()
         let configuration = try Startup.configuration()
         Startup.bootstrapLogging(configuration.logLevel)
         let logger = Logger(label: "till")
