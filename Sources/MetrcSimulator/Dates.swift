@@ -55,8 +55,17 @@ struct SimDateTime: Equatable {
 
     /// Metrc's way of writing a local sales time: `2026-11-22T14:05:00.000`.
     var localText: String {
-        let millis = (fraction + "000").prefix(3)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.", year, month, day, hour, minute, second) + millis
+        Self.text(year, month, day, hour, minute, second, millis: Int((fraction + "000").prefix(3))!)
+    }
+
+    /// `yyyy-MM-ddTHH:mm:ss.SSS`, padded by hand: `String(format:)` was a tenth of the simulator's time per receipt.
+    static func text(_ year: Int, _ month: Int, _ day: Int, _ hour: Int, _ minute: Int, _ second: Int, millis: Int) -> String {
+        func padded(_ value: Int, _ width: Int) -> String {
+            let digits = String(value)
+            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        }
+        return "\(padded(year, 4))-\(padded(month, 2))-\(padded(day, 2))T\(padded(hour, 2)):\(padded(minute, 2)):"
+            + "\(padded(second, 2)).\(padded(millis, 3))"
     }
 
     private static func daysIn(month: Int, year: Int) -> Int {
@@ -130,7 +139,6 @@ enum SimDates {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = zone
         let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second, .nanosecond], from: date)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03d", c.year!, c.month!, c.day!, c.hour!, c.minute!,
-                      c.second!, c.nanosecond! / 1_000_000)
+        return SimDateTime.text(c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!, millis: c.nanosecond! / 1_000_000)
     }
 }

@@ -89,39 +89,211 @@ extension JSON {
 
 // MARK: Reading requests
 
-extension JSON: Decodable {
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let bool = try? container.decode(Bool.self) {
-            self = .bool(bool)
-        } else if let number = try? container.decode(Decimal.self) {
-            // Foundation's JSONDecoder parses the literal digits into Decimal, without a Double in between.
-            self = .number(number)
-        } else if let string = try? container.decode(String.self) {
-            self = .string(string)
-        } else if let array = try? container.decode([JSON].self) {
-            self = .array(array)
-        } else {
-            let object = try container.decode([String: JSON].self)
-            self = .object(object.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+extension JSON {
+    /// Parses a request body (RFC 8259, UTF-8); nil when it is not JSON at all. Objects keep the order of
+    /// the document; numbers become `Decimal` from their literal digits, never via `Double`.
+    static func parse(_ data: Data) -> JSON? {
+        data.withUnsafeBytes { raw in
+            var parser = JSONParser(bytes: raw.bindMemory(to: UInt8.self))
+            guard let value = parser.value(depth: 0) else { return nil }
+            parser.skipWhitespace()
+            return parser.atEnd ? value : nil
         }
     }
 
-    /// Parses a request body; nil when it is not JSON at all.
-    static func parse(_ data: Data) -> JSON? {
-        try? JSONDecoder().decode(JSON.self, from: data)
-    }
-
-    /// The member named `key`, compared case-insensitively because clients (and Metrc's states) vary in casing.
+    /// The member named `key`, compared case-insensitively because clients (and Metrc's states) vary in
+    /// casing; the last of repeated names, as ASP.NET's model binder takes it.
     subscript(key: String) -> JSON? {
         guard case .object(let members) = self else { return nil }
-        let wanted = key.lowercased()
-        return members.first { $0.0.lowercased() == wanted }?.1
+        return members.last { JSON.namesMatch($0.0, key) }?.1
+    }
+
+    private static func namesMatch(_ a: String, _ b: String) -> Bool {
+        var left = a.utf8.makeIterator(), right = b.utf8.makeIterator()
+        while true {
+            switch (left.next(), right.next()) {
+            case (nil, nil): return true
+            case (let x?, let y?):
+                if x == y { continue }
+                // Only ASCII letters fold here; a name with other letters is compared the slow way.
+                if x >= 0x80 || y >= 0x80 { return a.lowercased() == b.lowercased() }
+                if x | 0x20 != y | 0x20 || !(0x61...0x7A).contains(x | 0x20) { return false }
+            default: return false
+            }
+        }
     }
 
     var isNull: Bool { if case .null = self { true } else { false } }
+}
+
+/// A byte-level JSON reader: JSONDecoder's generic machinery (and a thrown error for every type tried)
+/// was the simulator's largest cost per receipt.
+private struct JSONParser {
+    let bytes: UnsafeBufferPointer<UInt8>
+    var position = 0
+
+    /// Deeper than any Metrc body; keeps a hostile one from exhausting the stack.
+    static let maximumDepth = 64
+
+    var atEnd: Bool { position == bytes.count }
+
+    mutating func skipWhitespace() {
+        while position < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[position]) { position += 1 }
+    }
+
+    mutating func value(depth: Int) -> JSON? {
+        guard depth < Self.maximumDepth else { return nil }
+        skipWhitespace()
+        guard position < bytes.count else { return nil }
+        switch bytes[position] {
+        case UInt8(ascii: "{"): return object(depth: depth)
+        case UInt8(ascii: "["): return array(depth: depth)
+        case UInt8(ascii: "\""): return string().map(JSON.string)
+        case UInt8(ascii: "t"): return literal("true", .bool(true))
+        case UInt8(ascii: "f"): return literal("false", .bool(false))
+        case UInt8(ascii: "n"): return literal("null", .null)
+        default: return number()
+        }
+    }
+
+    private mutating func literal(_ word: StaticString, _ value: JSON) -> JSON? {
+        let count = word.utf8CodeUnitCount
+        guard bytes.count - position >= count else { return nil }
+        for offset in 0..<count where bytes[position + offset] != word.utf8Start[offset] { return nil }
+        position += count
+        return value
+    }
+
+    private mutating func consume(_ byte: UInt8) -> Bool {
+        skipWhitespace()
+        guard position < bytes.count, bytes[position] == byte else { return false }
+        position += 1
+        return true
+    }
+
+    private mutating func object(depth: Int) -> JSON? {
+        position += 1
+        var members: [(String, JSON)] = []
+        if consume(UInt8(ascii: "}")) { return .object(members) }
+        repeat {
+            skipWhitespace()
+            guard position < bytes.count, bytes[position] == UInt8(ascii: "\""), let key = string(),
+                  consume(UInt8(ascii: ":")), let value = value(depth: depth + 1) else { return nil }
+            members.append((key, value))
+        } while consume(UInt8(ascii: ","))
+        return consume(UInt8(ascii: "}")) ? .object(members) : nil
+    }
+
+    private mutating func array(depth: Int) -> JSON? {
+        position += 1
+        var items: [JSON] = []
+        if consume(UInt8(ascii: "]")) { return .array(items) }
+        repeat {
+            guard let item = value(depth: depth + 1) else { return nil }
+            items.append(item)
+        } while consume(UInt8(ascii: ","))
+        return consume(UInt8(ascii: "]")) ? .array(items) : nil
+    }
+
+    /// At the opening quote. Invalid UTF-8, a raw control character or a bad escape makes the body not JSON.
+    private mutating func string() -> String? {
+        position += 1
+        let start = position
+        while position < bytes.count {
+            switch bytes[position] {
+            case UInt8(ascii: "\""):
+                defer { position += 1 }
+                return String(validating: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+            case UInt8(ascii: "\\"):
+                return escapedString(from: start)
+            case 0..<0x20:
+                return nil
+            default:
+                position += 1
+            }
+        }
+        return nil
+    }
+
+    private mutating func escapedString(from start: Int) -> String? {
+        var utf8 = Array(bytes[start..<position])
+        while position < bytes.count {
+            let byte = bytes[position]
+            position += 1
+            switch byte {
+            case UInt8(ascii: "\""):
+                return String(validating: utf8, as: UTF8.self)
+            case 0..<0x20:
+                return nil
+            case UInt8(ascii: "\\"):
+                guard position < bytes.count else { return nil }
+                let escape = bytes[position]
+                position += 1
+                switch escape {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escape)
+                case UInt8(ascii: "b"): utf8.append(0x08)
+                case UInt8(ascii: "f"): utf8.append(0x0C)
+                case UInt8(ascii: "n"): utf8.append(0x0A)
+                case UInt8(ascii: "r"): utf8.append(0x0D)
+                case UInt8(ascii: "t"): utf8.append(0x09)
+                case UInt8(ascii: "u"):
+                    guard let scalar = unicodeEscape() else { return nil }
+                    utf8.append(contentsOf: String(Character(scalar)).utf8)
+                default: return nil
+                }
+            default:
+                utf8.append(byte)
+            }
+        }
+        return nil
+    }
+
+    /// After `\u`: four hex digits, or a surrogate pair written as two escapes.
+    private mutating func unicodeEscape() -> Unicode.Scalar? {
+        guard let high = hex4() else { return nil }
+        guard (0xD800...0xDBFF).contains(high) else { return Unicode.Scalar(high) }  // nil for a lone low surrogate
+        guard bytes.count - position >= 2, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u")
+        else { return nil }
+        position += 2
+        guard let low = hex4(), (0xDC00...0xDFFF).contains(low) else { return nil }
+        return Unicode.Scalar(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+    }
+
+    private mutating func hex4() -> UInt32? {
+        guard bytes.count - position >= 4 else { return nil }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            guard let digit = Character(Unicode.Scalar(bytes[position])).hexDigitValue else { return nil }
+            value = value << 4 | UInt32(digit)
+            position += 1
+        }
+        return value
+    }
+
+    /// `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`, exactly.
+    private mutating func number() -> JSON? {
+        let start = position
+        func digits() -> Int {
+            let first = position
+            while position < bytes.count, (0x30...0x39).contains(bytes[position]) { position += 1 }
+            return position - first
+        }
+        if position < bytes.count, bytes[position] == UInt8(ascii: "-") { position += 1 }
+        let integerStart = position
+        let integerDigits = digits()
+        guard integerDigits > 0, integerDigits == 1 || bytes[integerStart] != UInt8(ascii: "0") else { return nil }
+        if position < bytes.count, bytes[position] == UInt8(ascii: ".") {
+            position += 1
+            guard digits() > 0 else { return nil }
+        }
+        if position < bytes.count, bytes[position] | 0x20 == UInt8(ascii: "e") {
+            position += 1
+            if position < bytes.count, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") { position += 1 }
+            guard digits() > 0 else { return nil }
+        }
+        let literal = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+        return Decimal(string: literal, locale: nil).map(JSON.number)
+    }
 }
 
 /// Reads the fields of one object of a request body, collecting type errors as readable messages.

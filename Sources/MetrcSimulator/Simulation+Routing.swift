@@ -124,7 +124,7 @@ extension MetrcSimulation {
 
     /// Metrc's routes; an unknown path is 404 and a known path with the wrong verb 405, as ASP.NET answers.
     static func route(method: String, path: String) throws(EarlyAnswer) -> MetrcRoute {
-        let parts = path.split(separator: "/").map { String($0).removingPercentEncoding ?? String($0) }
+        let parts = path.split(separator: "/").map { decoded($0, plusIsSpace: false) }
         // ASP.NET matches routes case-insensitively; parameters keep their case.
         let lower = parts.map { $0.lowercased() }
         var allowed: [String: MetrcRoute] = [:]
@@ -189,13 +189,18 @@ extension MetrcSimulation {
         var result: [String: String] = [:]
         for pair in query.split(separator: "&") {
             let pieces = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String {
-                let spaced = s.replacingOccurrences(of: "+", with: " ")
-                return spaced.removingPercentEncoding ?? spaced
-            }
-            let name = decode(pieces[0]).lowercased()
-            if result[name] == nil { result[name] = pieces.count > 1 ? decode(pieces[1]) : "" }
+            let name = decoded(pieces[0], plusIsSpace: true).lowercased()
+            if result[name] == nil { result[name] = pieces.count > 1 ? decoded(pieces[1], plusIsSpace: true) : "" }
         }
         return result
+    }
+
+    /// Percent-decoded (a query also takes `+` for a space); left as it is when there is nothing to decode,
+    /// which is nearly always and skips Foundation's slow decoder.
+    private static func decoded(_ text: Substring, plusIsSpace: Bool) -> String {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) })
+        else { return String(text) }
+        let spaced = plusIsSpace ? text.replacingOccurrences(of: "+", with: " ") : String(text)
+        return spaced.removingPercentEncoding ?? spaced
     }
 }
