@@ -43,6 +43,7 @@ let package = Package(
         .target(name: "TillStore", dependencies: [
             "TillDomain", "TillMigrations",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .target(name: "TillPatients", dependencies: [

@@ -30,7 +30,7 @@ struct Report {
                             ("Till POST /v1/sales, \(r.several.registers) registers", r.several),
                             ("Till POST /v1/sales, Metrc down, \(r.drain.outage.registers) reg.", r.drain.outage)] {
             let count = Double(max(1, run.samples.count))
-            let cpu = [run.tillCPU, run.benchCPU].map { $0.map { String(format: "%.1f", $0.milliseconds / count) } ?? "?" }
+            let cpu = [run.tillCPU, run.benchCPU].map { $0.map { String(format: "%.2f", $0.milliseconds / count) } ?? "?" }
             table.append(row(name, run.latencies, perSecond: run.salesPerSecond, cpu: "\(cpu[0]) + \(cpu[1])",
                              unexpected: run.unexpected.count, due: run.expectedStatus))
         }

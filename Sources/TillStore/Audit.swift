@@ -62,12 +62,12 @@ extension TillStore {
     }
 
     static func appendAudit(_ event: AuditEvent, at: Date, _ db: Database) throws {
-        try db.run("""
+        try db.executeDirect("""
             INSERT INTO audit_log (at, actor, terminal_id, action, license, metrc_endpoint, request_digest,
                                    response_digest, subject, detail)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [at.epochMilliseconds, event.actor, event.terminalId, event.action, event.license,
-                             event.metrcEndpoint, event.requestDigest, event.responseDigest, event.subject, event.detail])
+            """, at.epochMilliseconds, event.actor, event.terminalId, event.action, event.license,
+                             event.metrcEndpoint, event.requestDigest, event.responseDigest, event.subject, event.detail)
     }
 
     /// The newest audit records first.

@@ -116,11 +116,11 @@ extension TillStore {
         let receipts = receipts.map { Receipt(saleId: $0.saleId, metrcReceiptId: $0.metrcReceiptId) }
         committer.submit(.unsynced, { db in
             for receipt in receipts {
-                try db.run("""
+                try db.executeDirect("""
                     UPDATE sales SET status = 'reported', metrc_receipt_id = ?, reported_at = ?, rejection_json = NULL
                     WHERE id = ?
-                    """, [receipt.metrcReceiptId, at.epochMilliseconds, receipt.saleId])
-                try db.run("DELETE FROM outbox WHERE sale_id = ?", [receipt.saleId])
+                    """, receipt.metrcReceiptId, at.epochMilliseconds, receipt.saleId)
+                try db.executeDirect("DELETE FROM outbox WHERE sale_id = ?", receipt.saleId)
             }
             var event = audit
             event.subject = event.subject ?? receipts.map { "\($0.saleId)" }.joined(separator: ",")

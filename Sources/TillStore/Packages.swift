@@ -81,22 +81,24 @@ extension TillStore {
     }
 
     static func packages(labels: some Collection<String>, _ db: Database) throws -> [String: PackageSnapshot] {
-        let labels = Array(Set(labels))
-        guard !labels.isEmpty else { return [:] }
-        // Existential arguments: the generic `StatementArguments(labels)` builds a key path on every call.
-        let rows = try db.rows("SELECT * FROM packages WHERE label IN (\(databaseQuestionMarks(count: labels.count)))",
-                               StatementArguments(labels.map { $0 as (any DatabaseValueConvertible)? }))
-        return Dictionary(uniqueKeysWithValues: rows.map { row in
-            let snapshot = Self.snapshot(from: row)
-            return (snapshot.label, snapshot)
-        })
+        var snapshots: [String: PackageSnapshot] = [:]
+        for label in labels where snapshots[label] == nil {
+            if let snapshot = try db.firstDirect("SELECT \(snapshotColumns) FROM packages WHERE label = ?", label,
+                                                 read: Self.snapshot(from:)) {
+                snapshots[label] = snapshot
+            }
+        }
+        return snapshots
     }
 
     /// Active packages with stock left, as registers see them.
     public func sellablePackages() throws -> [PackageSnapshot] {
         try pool.read { db in
-            try db.rows("SELECT * FROM packages WHERE active = 1 AND quantity_picos > 0 ORDER BY label")
-                .map(Self.snapshot(from:))
+            var snapshots: [PackageSnapshot] = []
+            try db.forEachDirect("""
+                SELECT \(Self.snapshotColumns) FROM packages WHERE active = 1 AND quantity_picos > 0 ORDER BY label
+                """) { snapshots.append(Self.snapshot(from: $0)) }
+            return snapshots
         }
     }
 
@@ -104,12 +106,17 @@ extension TillStore {
         try pool.read { db in try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM packages WHERE active = 1")) ?? 0 }
     }
 
-    static func snapshot(from row: Row) -> PackageSnapshot {
-        PackageSnapshot(label: row["label"], itemName: row["item_name"], category: row["category"], unit: row["unit"],
-                        quantity: Quantities.decimal(picos: row["quantity_picos"]), onHold: row["on_hold"],
-                        labTestingState: row["lab_testing_state"], active: row["active"],
-                        unitWeight: (row["unit_weight"] as String?).flatMap { Decimal(string: $0) },
-                        unitWeightUnit: row["unit_weight_unit"])
+    /// What `snapshot(from:)` reads, in its order.
+    private static let snapshotColumns = """
+        label, item_name, category, unit, quantity_picos, on_hold, lab_testing_state, active, unit_weight, unit_weight_unit
+        """
+
+    private static func snapshot(from row: DirectRow) -> PackageSnapshot {
+        PackageSnapshot(label: row.string(0), itemName: row.string(1), category: row.optionalString(2), unit: row.string(3),
+                        quantity: Quantities.decimal(picos: row.int64(4)), onHold: row.bool(5),
+                        labTestingState: row.optionalString(6), active: row.bool(7),
+                        unitWeight: row.optionalString(8).flatMap { Decimal(string: $0) },
+                        unitWeightUnit: row.optionalString(9))
     }
 }
 

@@ -66,35 +66,35 @@ extension TillStore {
                 return .replay(existing)
             }
             let lines = try entry.validate(Self.packages(labels: entry.request.lines.map(\.packageLabel), db))
-            let id = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT COALESCE(MAX(id), 0) + 1 FROM sales"))) ?? 1
+            let id = try db.firstDirect("SELECT COALESCE(MAX(id), 0) + 1 FROM sales") { $0.int64(0) } ?? 1
             let receiptNumber = "\(receiptPrefix)-\(FacilityDate.padded(id, 6))"
             let total = lines.reduce(Money.zero) { $0 + $1.request.totalAmount }
             let request = entry.request
-            try db.run("""
+            try db.executeDirect("""
                 INSERT INTO sales (id, client_sale_id, request_digest, receipt_number, terminal_id, customer_type,
                                    patient_license_number, caregiver_license_number, identification_method,
                                    patient_registration_location_id, sold_at, sales_date_time_local, business_date_local,
                                    total_cents, status)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending_report')
-                """, [id, request.clientSaleId, entry.requestDigest, receiptNumber, entry.terminalId,
+                """, id, request.clientSaleId, entry.requestDigest, receiptNumber, entry.terminalId,
                                  request.customerType.rawValue, request.patientLicenseNumber, request.caregiverLicenseNumber,
                                  request.identificationMethod, request.patientRegistrationLocationId,
-                                 entry.soldAt.epochMilliseconds, entry.salesDateTimeLocal, entry.businessDate, total.cents])
+                                 entry.soldAt.epochMilliseconds, entry.salesDateTimeLocal, entry.businessDate, total.cents)
             for (number, line) in lines.enumerated() {
                 let taxes = line.request.taxes
-                try db.run("""
+                try db.executeDirect("""
                     INSERT INTO sale_lines (sale_id, line_number, package_label, quantity, unit, package_quantity_picos,
                                             total_cents, discount_cents, sales_tax_cents, excise_tax_cents, city_tax_cents,
                                             county_tax_cents, municipal_tax_cents)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, [id, number, line.request.packageLabel, "\(line.request.quantity)", line.unitName,
+                    """, id, number, line.request.packageLabel, "\(line.request.quantity)", line.unitName,
                                      line.packageDecrementPicos, line.request.totalAmount.cents,
                                      line.request.discountAmount?.cents, taxes?.salesTax?.cents, taxes?.exciseTax?.cents,
-                                     taxes?.cityTax?.cents, taxes?.countyTax?.cents, taxes?.municipalTax?.cents])
-                try db.run("""
+                                     taxes?.cityTax?.cents, taxes?.countyTax?.cents, taxes?.municipalTax?.cents)
+                try db.executeDirect("""
                     UPDATE packages SET quantity_picos = quantity_picos - ?1
                     WHERE label = ?2 AND active = 1 AND quantity_picos >= ?1
-                    """, [line.packageDecrementPicos, line.request.packageLabel])
+                    """, line.packageDecrementPicos, line.request.packageLabel)
                 guard db.changesCount == 1 else {
                     let left = try Int64.fetchOne(db.cachedStatement(sql: "SELECT quantity_picos FROM packages WHERE label = ?"),
                                                   arguments: [line.request.packageLabel]) ?? 0
@@ -107,11 +107,11 @@ extension TillStore {
             }
             // needs_lookup = 1: the first attempt is about to be sent; should the process die mid-flight,
             // the reporter must ask Metrc before posting again.
-            try db.run("""
+            try db.executeDirect("""
                 INSERT INTO outbox (kind, sale_id, created_at, attempts, next_attempt_at, needs_lookup, last_attempt_at)
                 VALUES ('receipt', ?, ?, 1, ?, 1, ?)
-                """, [id, entry.soldAt.epochMilliseconds, entry.firstAttemptLease.epochMilliseconds,
-                                 entry.soldAt.epochMilliseconds])
+                """, id, entry.soldAt.epochMilliseconds, entry.firstAttemptLease.epochMilliseconds,
+                                 entry.soldAt.epochMilliseconds)
             try Self.appendAudit(AuditEvent(actor: entry.actor, terminalId: entry.terminalId, action: "sale.journaled",
                                             license: entry.license, requestDigest: entry.requestDigest,
                                             subject: receiptNumber,
@@ -142,14 +142,16 @@ extension TillStore {
     }
 
     static func replayed(clientSaleId: String, digest: String, _ db: Database) throws -> Sale? {
-        guard let row = try db.row("SELECT id, receipt_number, request_digest FROM sales WHERE client_sale_id = ?", [clientSaleId])
+        guard let (id, receiptNumber, earlierDigest) = try db.firstDirect(
+            "SELECT id, receipt_number, request_digest FROM sales WHERE client_sale_id = ?", clientSaleId,
+            read: { row in (row.int64(0), row.string(1), row.string(2)) })
         else { return nil }
-        guard row["request_digest"] == digest else {
+        guard earlierDigest == digest else {
             throw TillError(.conflict, code: "client_sale_id_reused",
                             "clientSaleId \(clientSaleId) was already used for a different sale.",
-                            details: ["saleId": "\(row["id"] as Int64)", "receiptNumber": row["receipt_number"] as String])
+                            details: ["saleId": "\(id)", "receiptNumber": receiptNumber])
         }
-        return try sale(id: row["id"], db)
+        return try sale(id: id, db)
     }
 
     public func sale(id: Int64) throws -> Sale? {

@@ -34,7 +34,7 @@ extension TillStore {
     }
 
     static func terminalIsLive(id: Int64, _ db: Database) throws -> Bool {
-        try Bool.fetchOne(db.cachedStatement(sql: "SELECT revoked_at IS NULL FROM terminals WHERE id = ?"), arguments: [id]) ?? false
+        try db.firstDirect("SELECT revoked_at IS NULL FROM terminals WHERE id = ?", id) { $0.bool(0) } ?? false
     }
 
     public func terminals() throws -> [Terminal] {
