@@ -83,8 +83,7 @@ extension TillStore {
     static func packages(labels: some Collection<String>, _ db: Database) throws -> [String: PackageSnapshot] {
         var snapshots: [String: PackageSnapshot] = [:]
         for label in labels where snapshots[label] == nil {
-            if let snapshot = try db.firstDirect("SELECT \(snapshotColumns) FROM packages WHERE label = ?", label,
-                                                 read: Self.snapshot(from:)) {
+            if let snapshot = try db.firstDirect(packageByLabel, label, read: Self.snapshot(from:)) {
                 snapshots[label] = snapshot
             }
         }
@@ -110,6 +109,9 @@ extension TillStore {
     private static let snapshotColumns = """
         label, item_name, category, unit, quantity_picos, on_hold, lab_testing_state, active, unit_weight, unit_weight_unit
         """
+
+    /// Built once: every sale reads its packages with it.
+    private static let packageByLabel = "SELECT \(snapshotColumns) FROM packages WHERE label = ?"
 
     private static func snapshot(from row: DirectRow) -> PackageSnapshot {
         PackageSnapshot(label: row.string(0), itemName: row.string(1), category: row.optionalString(2), unit: row.string(3),
