@@ -35,16 +35,26 @@ final class GroupCommit: Sendable {
         var handedIn: UInt64 = 0
         var settled: UInt64 = 0
         var readers: [(upTo: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
-        /// When a write last had to queue: writes are concurrent (several registers selling).
-        var lastQueued: ContinuousClock.Instant?
+        /// When a write last arrived while another was committing: writes are concurrent (several registers
+        /// selling). Only such a collision counts: a write queued merely because one happened lately must not
+        /// renew it, or one collision would keep a lone register's writes off its own thread for good.
+        var lastCollision: ContinuousClock.Instant?
+        /// Commits run on their caller's thread (for tests).
+        var led = 0
     }
 
     private let pool: DatabasePool
     private let state = Mutex(State())
+    /// How long after the last collision the writes count as concurrent.
+    private let quietAfter: Duration
 
-    init(pool: DatabasePool) {
+    init(pool: DatabasePool, quietAfter: Duration = .milliseconds(100)) {
         self.pool = pool
+        self.quietAfter = quietAfter
     }
+
+    /// How many commits ran on their caller's thread so far.
+    var commitsLed: Int { state.withLock { $0.led } }
 
     func write<T: Sendable>(_ durability: Durability = .synced,
                             _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
@@ -92,29 +102,29 @@ final class GroupCommit: Sendable {
         }
     }
 
-    /// True when nobody is committing and no write had to queue lately: the caller commits its write
+    /// True when nobody is committing and no write collided with a commit lately: the caller commits its write
     /// itself, and later ones queue meanwhile. Under concurrent writes every write goes to the writer's
     /// queue instead: a leader's thread is held for the whole commit, fsync included, and on a small machine
     /// the few cooperative threads every request shares are worth more than the writer's wake-ups.
     private func takeTheLead() -> Bool {
         state.withLock { state in
-            guard !state.committing else { return false }
-            if let queued = state.lastQueued, .now - queued < Self.quietAfter { return false }
+            guard !state.committing else {
+                state.lastCollision = .now
+                return false
+            }
+            if let collision = state.lastCollision, .now - collision < quietAfter { return false }
+            state.led += 1
             state.committing = true
             state.handedIn += 1
             return true
         }
     }
 
-    /// How long after a write last had to queue the writes count as concurrent.
-    private static let quietAfter: Duration = .milliseconds(100)
-
     /// Queues a write for the commit in progress, or starts one on the writer's queue if that just ended.
     private func enqueue(_ pending: Pending) {
         let startCommitting = state.withLock { state in
             state.pending.append(pending)
             state.handedIn += 1
-            state.lastQueued = .now
             defer { state.committing = true }
             return !state.committing
         }

@@ -1,0 +1,107 @@
+import Dispatch
+import Foundation
+import GRDB
+import Synchronization
+import Testing
+@testable import TillStore
+
+/// Group commit: a lone writer commits on its own thread; writes that collide share a transaction, each in
+/// a savepoint of its own; one collision does not keep a lone writer queued for good.
+@Suite struct GroupCommitTests {
+    private struct Refused: Error {}
+
+    private func committer(quietAfter: Duration = .milliseconds(100)) throws -> (GroupCommit, DatabasePool, String) {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("till-groupcommit-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let pool = try DatabasePool(path: folder + "/t.sqlite")
+        try pool.write { db in try db.execute(sql: "CREATE TABLE t (name TEXT NOT NULL UNIQUE)") }
+        return (GroupCommit(pool: pool, quietAfter: quietAfter), pool, folder)
+    }
+
+    private func names(_ pool: DatabasePool) throws -> [String] {
+        try pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM t ORDER BY name") }
+    }
+
+    /// Hands in a write that holds the commit until `release` is signalled, from a thread of its own, and
+    /// returns once its body runs: whatever is handed in meanwhile collides with it.
+    private func holdTheCommit(_ committer: GroupCommit, name: String, release: DispatchSemaphore) {
+        let started = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            committer.submit(.synced, { db in
+                try db.execute(sql: "INSERT INTO t (name) VALUES (?)", arguments: [name])
+                started.signal()
+                release.wait()
+            }, meanwhile: {}, completion: { _ in })
+        }
+        started.wait()
+    }
+
+    @Test func writesThatCollideShareACommitAndOneFailingIsUndoneAlone() async throws {
+        let (committer, pool, folder) = try committer()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let release = DispatchSemaphore(value: 0)
+        holdTheCommit(committer, name: "held", release: release)
+
+        let outcomes = Mutex<[String: Bool]>([:])
+        let settled = DispatchSemaphore(value: 0)
+        for name in ["a", "held", "b"] {  // "held" again breaks the UNIQUE constraint
+            committer.submit(.synced, { db in
+                try db.execute(sql: "INSERT INTO t (name) VALUES (?)", arguments: [name])
+            }, meanwhile: {}, completion: { result in
+                outcomes.withLock { $0[name] = (try? result.get()) != nil }
+                settled.signal()
+            })
+        }
+        #expect(committer.commitsLed == 1)  // only the held write ran on its caller's thread
+        release.signal()
+        for _ in 0..<3 { settled.wait() }
+        await committer.caughtUp()
+
+        #expect(outcomes.withLock { $0 } == ["a": true, "held": false, "b": true])
+        #expect(try names(pool) == ["a", "b", "held"])
+    }
+
+    @Test func aLoneWriterCommitsOnItsOwnThreadAgainOnceCollisionsStop() async throws {
+        let quiet = Duration.milliseconds(200)
+        let (committer, pool, folder) = try committer(quietAfter: quiet)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+
+        try await committer.write { db in try db.execute(sql: "INSERT INTO t (name) VALUES ('first')") }
+        #expect(committer.commitsLed == 1)
+
+        let release = DispatchSemaphore(value: 0)
+        holdTheCommit(committer, name: "held", release: release)
+        // The collision happens inside `submit`, between these two instants.
+        let collisionNotBefore = ContinuousClock.now
+        let collisionNotAfter = Mutex(ContinuousClock.now)
+        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
+            committer.submit(.synced, { db in try db.execute(sql: "INSERT INTO t (name) VALUES ('colliding')") },
+                             meanwhile: {
+                                 collisionNotAfter.withLock { $0 = .now }
+                                 release.signal()
+                             }, completion: { done.resume(with: $0) })
+        }
+        #expect(committer.commitsLed == 2)
+        let collidedBy = collisionNotAfter.withLock { $0 }
+
+        // One register writing every few milliseconds: queued while the collision is fresh (writes count as
+        // concurrent), on its own thread again once it is `quiet` old, although each gap between its writes
+        // is shorter than that.
+        var index = 0
+        var ledOnceQuiet: [Bool] = []
+        while ledOnceQuiet.count < 3, ContinuousClock.now - collidedBy < .seconds(10) {
+            let before = committer.commitsLed
+            let name = "w\(index)"
+            let start = ContinuousClock.now
+            try await committer.write { db in try db.execute(sql: "INSERT INTO t (name) VALUES (?)", arguments: [name]) }
+            let led = committer.commitsLed > before
+            if ContinuousClock.now - collisionNotBefore < quiet { #expect(!led, "write \(index) led within the quiet time") }
+            if start - collidedBy > quiet { ledOnceQuiet.append(led) }
+            index += 1
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(ledOnceQuiet.count == 3)
+        #expect(ledOnceQuiet.allSatisfy { $0 })
+        #expect(try names(pool).count == 3 + index)
+    }
+}
