@@ -30,14 +30,18 @@ final class GroupCommit: Sendable {
     private struct State {
         var pending: [Pending] = []
         var committing = false
+        /// The commit in progress holds a synced write (a sale's journal, say).
+        var committingSynced = false
         /// Writes handed in, and writes whose commit is known (in that order: commits keep arrival order),
         /// so that a reader can wait for everything handed in before it (`caughtUp`).
         var handedIn: UInt64 = 0
         var settled: UInt64 = 0
         var readers: [(upTo: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
-        /// When a write last arrived while another was committing: writes are concurrent (several registers
-        /// selling). Only such a collision counts: a write queued merely because one happened lately must not
-        /// renew it, or one collision would keep a lone register's writes off its own thread for good.
+        /// When a write last arrived while a synced write was committing: writes are concurrent (several
+        /// registers selling). Only such a collision counts. A write queued merely because one happened lately
+        /// must not renew it, nor one arriving during an unsynced write (a lone register's next sale meeting the
+        /// record of its last one's answer), or one collision would keep a lone register's writes off its own
+        /// thread for good.
         var lastCollision: ContinuousClock.Instant?
         /// Commits run on their caller's thread (for tests).
         var led = 0
@@ -79,7 +83,7 @@ final class GroupCommit: Sendable {
     /// queue and back costs two thread wake-ups, more than the commit itself on a small machine). Else it
     /// queues for the writer's queue.
     private func handIn(_ pending: Pending, meanwhile: () -> Void = {}) {
-        if takeTheLead() {
+        if takeTheLead(pending.durability) {
             meanwhile()
             commitLeading(pending)
         } else {
@@ -106,15 +110,16 @@ final class GroupCommit: Sendable {
     /// itself, and later ones queue meanwhile. Under concurrent writes every write goes to the writer's
     /// queue instead: a leader's thread is held for the whole commit, fsync included, and on a small machine
     /// the few cooperative threads every request shares are worth more than the writer's wake-ups.
-    private func takeTheLead() -> Bool {
+    private func takeTheLead(_ durability: Durability) -> Bool {
         state.withLock { state in
             guard !state.committing else {
-                state.lastCollision = .now
+                if state.committingSynced { state.lastCollision = .now }
                 return false
             }
             if let collision = state.lastCollision, .now - collision < quietAfter { return false }
             state.led += 1
             state.committing = true
+            state.committingSynced = durability == .synced
             state.handedIn += 1
             return true
         }
@@ -125,8 +130,10 @@ final class GroupCommit: Sendable {
         let startCommitting = state.withLock { state in
             state.pending.append(pending)
             state.handedIn += 1
-            defer { state.committing = true }
-            return !state.committing
+            guard !state.committing else { return false }
+            state.committing = true
+            state.committingSynced = pending.durability == .synced
+            return true
         }
         if startCommitting {
             pool.asyncWriteWithoutTransaction { db in self.commitWhilePending(db) }
@@ -187,6 +194,7 @@ final class GroupCommit: Sendable {
                 let batch = state.pending
                 state.pending.removeAll(keepingCapacity: true)
                 if batch.isEmpty { state.committing = false }
+                state.committingSynced = batch.contains { $0.durability == .synced }
                 return batch
             }
             guard !batch.isEmpty else { return }
