@@ -60,6 +60,9 @@ final class GroupCommit: Sendable {
     /// How many commits ran on their caller's thread so far.
     var commitsLed: Int { state.withLock { $0.led } }
 
+    /// Nothing committing or queued (for tests: a caller hears its commit a moment before the writer lets go).
+    var isIdle: Bool { state.withLock { !$0.committing && $0.pending.isEmpty } }
+
     func write<T: Sendable>(_ durability: Durability = .synced,
                             _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         // When this caller leads, the commit runs inside `handIn` and resumes the continuation before the

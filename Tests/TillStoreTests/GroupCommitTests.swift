@@ -37,6 +37,10 @@ import Testing
         started.wait()
     }
 
+    private func untilIdle(_ committer: GroupCommit) async throws {
+        while !committer.isIdle { try await Task.sleep(for: .milliseconds(1)) }
+    }
+
     @Test func writesThatCollideShareACommitAndOneFailingIsUndoneAlone() async throws {
         let (committer, pool, folder) = try committer()
         defer { try? FileManager.default.removeItem(atPath: folder) }
@@ -91,6 +95,7 @@ import Testing
         var index = 0
         var ledOnceQuiet: [Bool] = []
         while ledOnceQuiet.count < 3, ContinuousClock.now - collidedBy < .seconds(10) {
+            try await untilIdle(committer)  // else this write could meet the last one's commit as it ends
             let before = committer.commitsLed
             let name = "w\(index)"
             let start = ContinuousClock.now
@@ -118,6 +123,7 @@ import Testing
                              meanwhile: { release.signal() }, completion: { done.resume(with: $0) })
         }
         #expect(committer.commitsLed == 1)  // it queued behind the answer
+        try await untilIdle(committer)
 
         try await committer.write { db in try db.execute(sql: "INSERT INTO t (name) VALUES ('sale after')") }
         #expect(committer.commitsLed == 2)
