@@ -180,7 +180,8 @@ public final class ReceiptReporter: Service, Sendable {
             },
             send: { (sales: [Sale]) async throws(MetrcError) -> [Int64] in try await self.post(sales) },
             reported: { receipts, found in
-                self.recordReported(receipts, action: found ? "metrc.receipt.found" : "metrc.receipts.posted")
+                self.recordReported(receipts, action: found ? "metrc.receipt.found" : "metrc.receipts.posted",
+                                    attempts: receipts.map { attempts[$0.0.id] ?? 1 }.max() ?? 1)
             },
             rejected: { sale, rows in await self.recordRejection(sale, rows: rows, restoreStock: false) },
             failed: { sales, error, uncertain in
@@ -193,9 +194,11 @@ public final class ReceiptReporter: Service, Sendable {
     // MARK: - Recording outcomes
 
     /// Records that Metrc holds these receipts, without waiting for the commit: `meanwhile` hears the time
-    /// recorded once the write is handed in. Should the write fail, the outbox rows stay leased and marked
-    /// for lookup: the next attempt finds the receipts in Metrc.
-    private func recordReported(_ receipts: [(Sale, Int64)], action: String = "metrc.receipts.posted",
+    /// recorded once the write is handed in. Should the write fail, the outbox rows stay, marked for lookup,
+    /// and fall due after a retry delay: the next attempt finds the receipts in Metrc.
+    ///
+    /// - Parameter attempts: the outbox rows' attempts so far, for the delay before a lookup should the write fail.
+    private func recordReported(_ receipts: [(Sale, Int64)], action: String = "metrc.receipts.posted", attempts: Int = 1,
                                 meanwhile: (_ recordedAt: Date) -> Void = { _ in }) {
         let at = now()
         health.succeeded(at: at)
@@ -207,6 +210,7 @@ public final class ReceiptReporter: Service, Sendable {
                                responseDigest: sha256Hex(Data(receipts.map { "\($0.1)" }.joined(separator: ",").utf8)),
                                subject: receipts.map { $0.0.receiptNumber }.joined(separator: ","))
         let receiptNumbers = receipts.map { $0.0.receiptNumber }
+        let saleIds = receipts.map { $0.0.id }
         store.recordReported(receipts.map { (saleId: $0.0.id, metrcReceiptId: $0.1) }, at: at, audit: audit,
                              meanwhile: meanwhile) { [logger] outcome in
             switch outcome {
@@ -215,7 +219,24 @@ public final class ReceiptReporter: Service, Sendable {
             case .failure(let error):
                 logger.error("could not record a reported receipt; it will be looked up again",
                              metadata: ["receipts": "\(receiptNumbers)", "error": "\(error)"])
+                // Off the committer's thread: the store cannot be written from inside its own commit.
+                Task { self.lookUpSoon(saleIds, attempts: attempts, after: error) }
             }
+        }
+    }
+
+    /// Metrc holds these receipts but recording that failed: their outbox rows (leased, marked for lookup)
+    /// are made due after a retry delay instead of at the end of the lease, so that the sales,
+    /// whose registers heard `reported`, show so again within seconds once the store writes.
+    private func lookUpSoon(_ saleIds: [Int64], attempts: Int, after error: any Error) {
+        do {
+            try store.recordFailure(saleIds: saleIds, message: "Metrc's answer could not be recorded: \(error)",
+                                    needsLookup: true,
+                                    nextAttemptAt: now().addingTimeInterval(settings.retry.delay(afterAttempt: attempts).seconds),
+                                    at: now())
+            wake()
+        } catch {
+            logger.error("could not schedule the lookup either; the lease will", metadata: ["error": "\(error)"])
         }
     }
 

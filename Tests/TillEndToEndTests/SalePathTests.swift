@@ -199,8 +199,7 @@ import TillStore
             try await till.services.store.pool.writeWithoutTransaction { db in
                 try db.execute(sql: "DROP TRIGGER temp.refuse_recording")
             }
-            try till.services.store.releaseLeases(now: Date())  // as a restart would: the first attempt is over
-            till.services.reporter.wake()
+            // By itself, within the retry delays, not at the end of the first attempt's lease (a minute).
             try await till.waitUntil("the sale is reported") {
                 try await till.request("GET", "/v1/sales/\(id)", token: till.registerToken)["status"] as? String == "reported"
             }
