@@ -7,21 +7,29 @@ import Testing
 extension SimulatorOverHTTP {
     @Suite struct RateLimits {
         @Test func getsOverTheLimitAreAnswered429WithRetryAfter() async throws {
-            try await Harness.run({ $0.getRequestsPerSecond = 3 }) { sim async throws in
-                var statuses: [Int] = []
-                var limited: HTTPResponse?
-                for _ in 0..<4 {
-                    let response = try await sim.get("/packages/v2/active?\(Harness.lic)&pageNumber=1&pageSize=1")
-                    statuses.append(response.status)
-                    if response.status == 429 { limited = response }
+            // The window is a real second: on a machine too loaded to send four GETs within one, try afresh.
+            for attempt in 1...5 {
+                var fitInASecond = false
+                try await Harness.run({ $0.getRequestsPerSecond = 3 }) { sim async throws in
+                    let started = ContinuousClock.now
+                    var statuses: [Int] = []
+                    var limited: HTTPResponse?
+                    for _ in 0..<4 {
+                        let response = try await sim.get("/packages/v2/active?\(Harness.lic)&pageNumber=1&pageSize=1")
+                        statuses.append(response.status)
+                        if response.status == 429 { limited = response }
+                    }
+                    fitInASecond = ContinuousClock.now - started < .seconds(1)
+                    guard fitInASecond || attempt == 5 else { return }
+                    #expect(statuses == [200, 200, 200, 429])
+                    let answer = try #require(limited)
+                    #expect(answer.headers["retry-after"] == "1")
+                    #expect(try answer.json["Message"]?.string == "Too Many Requests")
+                    // Another facility (or the key, for calls without a licence) has its own budget.
+                    #expect(try await sim.get("/facilities/v2").status == 200)
+                    #expect(await sim.simulation.requestCount(method: "GET", pathPrefix: "/packages") == 4)
                 }
-                #expect(statuses == [200, 200, 200, 429])
-                let answer = try #require(limited)
-                #expect(answer.headers["retry-after"] == "1")
-                #expect(try answer.json["Message"]?.string == "Too Many Requests")
-                // Another facility (or the key, for calls without a licence) has its own budget.
-                #expect(try await sim.get("/facilities/v2").status == 200)
-                #expect(await sim.simulation.requestCount(method: "GET", pathPrefix: "/packages") == 4)
+                if fitInASecond { return }
             }
         }
 
