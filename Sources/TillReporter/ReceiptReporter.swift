@@ -225,7 +225,7 @@ public final class ReceiptReporter: Service, Sendable {
         }
     }
 
-    /// Metrc holds these receipts but recording that failed: their outbox rows (leased, marked for lookup)
+    /// Metrc holds these receipts but the write recording so failed: their outbox rows (leased, marked for lookup)
     /// are made due after a retry delay instead of at the end of the lease, so that the sales,
     /// whose registers heard `reported`, show so again within seconds once the store writes.
     private func lookUpSoon(_ saleIds: [Int64], attempts: Int, after error: any Error) {
