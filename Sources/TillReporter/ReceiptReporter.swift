@@ -210,7 +210,6 @@ public final class ReceiptReporter: Service, Sendable {
                                responseDigest: sha256Hex(Data(receipts.map { "\($0.1)" }.joined(separator: ",").utf8)),
                                subject: receipts.map { $0.0.receiptNumber }.joined(separator: ","))
         let receiptNumbers = receipts.map { $0.0.receiptNumber }
-        let saleIds = receipts.map { $0.0.id }
         store.recordReported(receipts.map { (saleId: $0.0.id, metrcReceiptId: $0.1) }, at: at, audit: audit,
                              meanwhile: meanwhile) { [logger] outcome in
             switch outcome {
@@ -220,7 +219,7 @@ public final class ReceiptReporter: Service, Sendable {
                 logger.error("could not record a reported receipt; it will be looked up again",
                              metadata: ["receipts": "\(receiptNumbers)", "error": "\(error)"])
                 // Off the committer's thread: the store cannot be written from inside its own commit.
-                Task { self.lookUpSoon(saleIds, attempts: attempts, after: error) }
+                Task { self.lookUpSoon(receipts.map { $0.0.id }, attempts: attempts, after: error) }
             }
         }
     }
