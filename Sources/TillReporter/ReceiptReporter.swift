@@ -203,13 +203,13 @@ public final class ReceiptReporter: Service, Sendable {
         let at = now()
         health.succeeded(at: at)
         reported.increment(by: receipts.count)
+        let receiptNumbers = receipts.map { $0.0.receiptNumber }
         let audit = AuditEvent(actor: "reporter", action: action, license: metrc.licenseNumber,
                                metrcEndpoint: action == "metrc.receipt.found"
                                    ? "GET /sales/v2/receipts/external/{externalNumber}" : "POST /sales/v2/receipts",
                                requestDigest: digest(receipts.map { $0.0 }),
                                responseDigest: sha256Hex(Data(receipts.map { "\($0.1)" }.joined(separator: ",").utf8)),
-                               subject: receipts.map { $0.0.receiptNumber }.joined(separator: ","))
-        let receiptNumbers = receipts.map { $0.0.receiptNumber }
+                               subject: receiptNumbers.joined(separator: ","))
         store.recordReported(receipts.map { (saleId: $0.0.id, metrcReceiptId: $0.1) }, at: at, audit: audit,
                              meanwhile: meanwhile) { [logger] outcome in
             switch outcome {

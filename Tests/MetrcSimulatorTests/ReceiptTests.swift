@@ -154,6 +154,20 @@ extension SimulatorOverHTTP {
             }
         }
 
+        /// Path segments are percent-decoded after the path is split: an encoded slash stays in its segment.
+        @Test func anExternalNumberIsLookedUpPercentDecoded() async throws {
+            try await Harness.run { sim async throws in
+                let posted = try await sim.send("POST", "/sales/v2/receipts?\(Harness.lic)",
+                                                json: array([receipt([(101, "1", "Grams")], external: "TILL 7/8+9")]))
+                #expect(posted.status == 200)
+                let found = try await sim.get("/sales/v2/receipts/external/TILL%207%2F8%2B9?\(Harness.lic)")
+                #expect(found.status == 200)
+                #expect(try found.json["Data"]?.array?.count == 1)
+                // A "+" in a path is a plus, not a space (only a query takes it for one).
+                #expect(try await sim.get("/sales/v2/receipts/external/TILL%207%2F8+9?\(Harness.lic)").status == 200)
+            }
+        }
+
         @Test func anUnknownExternalNumberAnswersTheConfiguredStatus() async throws {
             try await Harness.run { sim async throws in
                 #expect(try await sim.get("/sales/v2/receipts/external/NOPE?\(Harness.lic)").status == 404)
