@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
     ],
     targets: [
         // libcurl, the customer's HTTP library: a C shim (Swift cannot call variadic curl_easy_setopt)
@@ -59,6 +60,7 @@ let package = Package(
         .target(name: "TillAPI", dependencies: [
             "TillDomain", "TillStore", "TillReporter", "TillPatients", "MetrcKit", "JSONWriting",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
         ], resources: [.copy("openapi.json")]),
         .executableTarget(name: "till", dependencies: [
             "CMalloc", "TillAPI", "TillReporter", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator",

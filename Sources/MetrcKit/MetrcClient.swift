@@ -168,6 +168,7 @@ public final class MetrcClient: MetrcAPI {
 
     func log(_ level: Logger.Level, _ message: String, _ call: Call, status: Int?, elapsed: Duration?,
              error: MetrcError? = nil, extra: Logger.Metadata = [:]) {
+        guard logger.logLevel <= level else { return }  // every call logs at debug: build nothing unread
         var metadata: Logger.Metadata = ["method": "\(call.method)", "path": "\(call.logPath)"]
         if let status { metadata["status"] = "\(status)" }
         if let elapsed { metadata["duration_ms"] = "\(Self.milliseconds(elapsed))" }

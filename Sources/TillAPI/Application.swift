@@ -63,6 +63,7 @@ public func buildApplication(services: TillServices, runReporter: Bool = true) t
     let logger = services.logger
     return Application(
         router: router,
+        server: .pinnedToEventLoops(),
         configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "Till"),
         services: runReporter ? [services.reporter, services.sync] : [services.sync],
         onServerRunning: { _ in

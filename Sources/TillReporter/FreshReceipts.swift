@@ -4,6 +4,12 @@ import Synchronization
 import TillDomain
 import TillStore
 
+/// The executor the caller's connection runs on (its event loop), when it has one: the task posting a
+/// fresh sale resumes there after Metrc answers, so that its register's handler goes on without a thread hop.
+public enum CallerExecutor {
+    @TaskLocal public static var current: (any TaskExecutor)?
+}
+
 /// A register waiting for its sale's first report, answered once: by the report's outcome, or with
 /// nothing at the deadline (the register then hears `pending_report` and the reporter goes on alone).
 final class RegisterWait: Sendable {
@@ -104,7 +110,9 @@ final class FreshReceipts: Sendable {
             }
             if startWatcher { Task { await self.expireAtDeadlines() } }
             // Runs on this thread until the POST suspends it: one thread wake-up fewer per sale.
-            if startPoster { Task.immediate { await self.postWhileQueued(post, handOver: handOver) } }
+            if startPoster {
+                Task.immediate(executorPreference: CallerExecutor.current) { await self.postWhileQueued(post, handOver: handOver) }
+            }
         }
     }
 

@@ -88,7 +88,7 @@ public final class ReceiptReporter: Service, Sendable {
                 // The registers hear "reported" as soon as the write is handed in, not after its commit: a
                 // read or a retry after their answer sees it, and should it never commit, the outbox row
                 // (leased, marked for lookup) has the reporter find the same receipt in Metrc.
-                self.recordReported(receipts) { at in
+                await self.recordReported(receipts) { at in
                     for (sale, id) in receipts {
                         var reported = sale
                         reported.status = .reported
@@ -180,7 +180,7 @@ public final class ReceiptReporter: Service, Sendable {
             },
             send: { (sales: [Sale]) async throws(MetrcError) -> [Int64] in try await self.post(sales) },
             reported: { receipts, found in
-                self.recordReported(receipts, action: found ? "metrc.receipt.found" : "metrc.receipts.posted",
+                await self.recordReported(receipts, action: found ? "metrc.receipt.found" : "metrc.receipts.posted",
                                     attempts: receipts.map { attempts[$0.0.id] ?? 1 }.max() ?? 1)
             },
             rejected: { sale, rows in await self.recordRejection(sale, rows: rows, restoreStock: false) },
@@ -199,7 +199,7 @@ public final class ReceiptReporter: Service, Sendable {
     ///
     /// - Parameter attempts: the outbox rows' attempts so far, for the delay before a lookup should the write fail.
     private func recordReported(_ receipts: [(Sale, Int64)], action: String = "metrc.receipts.posted", attempts: Int = 1,
-                                meanwhile: (_ recordedAt: Date) -> Void = { _ in }) {
+                                meanwhile: (_ recordedAt: Date) -> Void = { _ in }) async {
         let at = now()
         health.succeeded(at: at)
         reported.increment(by: receipts.count)
@@ -210,7 +210,7 @@ public final class ReceiptReporter: Service, Sendable {
                                requestDigest: digest(receipts.map { $0.0 }),
                                responseDigest: sha256Hex(Data(receipts.map { "\($0.1)" }.joined(separator: ",").utf8)),
                                subject: receiptNumbers.joined(separator: ","))
-        store.recordReported(receipts.map { (saleId: $0.0.id, metrcReceiptId: $0.1) }, at: at, audit: audit,
+        await store.recordReported(receipts.map { (saleId: $0.0.id, metrcReceiptId: $0.1) }, at: at, audit: audit,
                              meanwhile: meanwhile) { [logger] outcome in
             switch outcome {
             case .success:

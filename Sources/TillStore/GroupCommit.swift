@@ -75,23 +75,32 @@ final class GroupCommit: Sendable {
     /// Hands a write in without waiting for its commit; `completion` hears how the commit went.
     ///
     /// `meanwhile` runs once the write is handed in: a `caughtUp()` begun after it waits for this write.
-    /// When this caller leads, the commit runs on its thread after `meanwhile`; else the writer's queue may
-    /// commit it before or while `meanwhile` runs.
+    /// When this caller leads, the commit runs on its thread after `meanwhile` and after a yield, so that
+    /// what `meanwhile` resumed on the same executor (a register's handler, on its connection's event
+    /// loop) answers first; else the writer's queue may commit it before or while `meanwhile` runs.
     func submit(_ durability: Durability, _ body: @escaping @Sendable (Database) throws -> Void,
-                meanwhile: () -> Void, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
-        handIn(Self.pending(durability, body, answer: completion), meanwhile: meanwhile)
+                meanwhile: () -> Void, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) async {
+        let pending = Self.pending(durability, body, answer: completion)
+        guard takeTheLead(durability) else {
+            enqueue(pending)
+            meanwhile()
+            return
+        }
+        meanwhile()
+        // Writes arriving meanwhile queue behind this one (it holds `committing`) and are committed with
+        // or after it: none waits for more than this yield.
+        await Task.yield()
+        commitLeading(pending)
     }
 
     /// Nobody writing lately: the write commits here and now, on this thread (handing it to the writer's
     /// queue and back costs two thread wake-ups, more than the commit itself on a small machine). Else it
     /// queues for the writer's queue.
-    private func handIn(_ pending: Pending, meanwhile: () -> Void = {}) {
+    private func handIn(_ pending: Pending) {
         if takeTheLead(pending.durability) {
-            meanwhile()
             commitLeading(pending)
         } else {
             enqueue(pending)
-            meanwhile()
         }
     }
 

@@ -106,7 +106,7 @@ extension TillStore {
     /// finds the receipt in Metrc by its external number and records the same Id.
     public func recordReported(_ receipts: [(saleId: Int64, metrcReceiptId: Int64)], at: Date, audit: AuditEvent,
                                meanwhile: (_ recordedAt: Date) -> Void,
-                               completion: @escaping @Sendable (Result<Void, any Error>) -> Void) {
+                               completion: @escaping @Sendable (Result<Void, any Error>) -> Void) async {
         let at = Date(epochMilliseconds: at.epochMilliseconds)
         guard !receipts.isEmpty else {
             meanwhile(at)
@@ -114,7 +114,7 @@ extension TillStore {
             return
         }
         let receipts = receipts.map { Receipt(saleId: $0.saleId, metrcReceiptId: $0.metrcReceiptId) }
-        committer.submit(.unsynced, { db in
+        await committer.submit(.unsynced, { db in
             for receipt in receipts {
                 try db.executeDirect("""
                     UPDATE sales SET status = 'reported', metrc_receipt_id = ?, reported_at = ?, rejection_json = NULL

@@ -27,12 +27,12 @@ import Testing
     private func holdTheCommit(_ committer: GroupCommit, name: String, _ durability: GroupCommit.Durability = .synced,
                                release: DispatchSemaphore) {
         let started = DispatchSemaphore(value: 0)
-        Thread.detachNewThread {
-            committer.submit(durability, { db in
+        Task(executorPreference: GCDExecutor.shared) {
+            try? await committer.write(durability) { db in
                 try db.execute(sql: "INSERT INTO t (name) VALUES (?)", arguments: [name])
                 started.signal()
                 release.wait()
-            }, meanwhile: {}, completion: { _ in })
+            }
         }
         started.wait()
     }
@@ -50,7 +50,7 @@ import Testing
         let outcomes = Mutex<[String: Bool]>([:])
         let settled = DispatchSemaphore(value: 0)
         for name in ["a", "held", "b"] {  // "held" again breaks the UNIQUE constraint
-            committer.submit(.synced, { db in
+            await committer.submit(.synced, { db in
                 try db.execute(sql: "INSERT INTO t (name) VALUES (?)", arguments: [name])
             }, meanwhile: {}, completion: { result in
                 outcomes.withLock { $0[name] = (try? result.get()) != nil }
@@ -79,12 +79,9 @@ import Testing
         // The collision happens inside `submit`, between these two instants.
         let collisionNotBefore = ContinuousClock.now
         let collisionNotAfter = Mutex(ContinuousClock.now)
-        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
-            committer.submit(.synced, { db in try db.execute(sql: "INSERT INTO t (name) VALUES ('colliding')") },
-                             meanwhile: {
-                                 collisionNotAfter.withLock { $0 = .now }
-                                 release.signal()
-                             }, completion: { done.resume(with: $0) })
+        try await submitAndWait(committer, name: "colliding") {
+            collisionNotAfter.withLock { $0 = .now }
+            release.signal()
         }
         #expect(committer.commitsLed == 2)
         let collidedBy = collisionNotAfter.withLock { $0 }
@@ -118,15 +115,20 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let release = DispatchSemaphore(value: 0)
         holdTheCommit(committer, name: "answer", .unsynced, release: release)
-        try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
-            committer.submit(.synced, { db in try db.execute(sql: "INSERT INTO t (name) VALUES ('next sale')") },
-                             meanwhile: { release.signal() }, completion: { done.resume(with: $0) })
-        }
+        try await submitAndWait(committer, name: "next sale") { release.signal() }
         #expect(committer.commitsLed == 1)  // it queued behind the answer
         try await untilIdle(committer)
 
         try await committer.write { db in try db.execute(sql: "INSERT INTO t (name) VALUES ('sale after')") }
         #expect(committer.commitsLed == 2)
         #expect(try names(pool) == ["answer", "next sale", "sale after"])
+    }
+
+    /// Submits a synced insert of `name` and waits until its commit is known.
+    private func submitAndWait(_ committer: GroupCommit, name: String, meanwhile: () -> Void) async throws {
+        let (committed, heard) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
+        await committer.submit(.synced, { db in try db.execute(sql: "INSERT INTO t (name) VALUES (?)", arguments: [name]) },
+                               meanwhile: meanwhile, completion: { heard.yield($0); heard.finish() })
+        for await outcome in committed { try outcome.get() }
     }
 }

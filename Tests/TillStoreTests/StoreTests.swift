@@ -125,9 +125,9 @@ import TillDomain
             return
         }
         let outcome = Mutex<Result<Void, any Error>?>(nil)
-        store.recordReported([(saleId: sale.id, metrcReceiptId: 42)], at: Date(),
-                             audit: AuditEvent(actor: "test", action: "metrc.receipts.posted"),
-                             meanwhile: { _ in }, completion: { result in outcome.withLock { $0 = result } })
+        await store.recordReported([(saleId: sale.id, metrcReceiptId: 42)], at: Date(),
+                                   audit: AuditEvent(actor: "test", action: "metrc.receipts.posted"),
+                                   meanwhile: { _ in }, completion: { result in outcome.withLock { $0 = result } })
         await store.caughtUp()
         try #require(outcome.withLock { $0 }).get()
         #expect(try store.sale(id: sale.id)?.metrcReceiptId == 42)
@@ -154,9 +154,9 @@ import TillDomain
             DispatchQueue.global().async { committing.wait(); continuation.resume() }
         }
         var heardAt: Date?
-        store.recordReported([(saleId: sale.id, metrcReceiptId: 42)], at: Date(),
-                             audit: AuditEvent(actor: "test", action: "metrc.receipts.posted"),
-                             meanwhile: { heardAt = $0 }, completion: { _ in })
+        await store.recordReported([(saleId: sale.id, metrcReceiptId: 42)], at: Date(),
+                                   audit: AuditEvent(actor: "test", action: "metrc.receipts.posted"),
+                                   meanwhile: { heardAt = $0 }, completion: { _ in })
         #expect(heardAt != nil)  // told before the commit…
         #expect(try store.sale(id: sale.id)?.status == .pendingReport)  // …which a plain read does not see yet
 
@@ -309,7 +309,9 @@ private final class CommitCounter: TransactionObserver, @unchecked Sendable {
 
 /// Runs each job on a serial queue of its own: GCD's overcommitting pool, which adds a thread whenever its
 /// others are blocked (its global concurrent queues stop at the core count).
-private final class GCDExecutor: TaskExecutor {
+/// Runs each job on a GCD queue: for a test task that blocks its thread (a commit held open), which must
+/// not be one of the few cooperative threads the rest of the test needs.
+final class GCDExecutor: TaskExecutor {
     static let shared = GCDExecutor()
 
     func enqueue(_ job: consuming ExecutorJob) {
