@@ -78,7 +78,11 @@ let package = Package(
         .testTarget(name: "TillDomainTests", dependencies: ["TillDomain"]),
         .testTarget(name: "TillStoreTests", dependencies: ["TillStore", "TillDomain"]),
         .testTarget(name: "TillPatientsTests", dependencies: ["TillPatients", "TillStore", "TillDomain", "MetrcKit"]),
-        .testTarget(name: "TillAPITests", dependencies: ["TillAPI", "TillDomain", "JSONWriting"]),
+        .testTarget(name: "TillAPITests", dependencies: [
+            "TillAPI", "TillDomain", "TillReporter", "JSONWriting",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(name: "TillEndToEndTests", dependencies: [
             "TillAPI", "TillReporter", "TillPatients", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator", "CurlHTTP",
             .product(name: "Hummingbird", package: "hummingbird"),

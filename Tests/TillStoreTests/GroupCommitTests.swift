@@ -124,11 +124,44 @@ import Testing
         #expect(try names(pool) == ["answer", "next sale", "sale after"])
     }
 
+    /// The recording of Metrc's answer: its writer tells the register (resuming the register's handler on the
+    /// same executor, a connection's event loop) and then commits. The handler goes on first, so the
+    /// register's answer does not wait for the commit.
+    @Test func aLeaderLetsWhatItResumedOnItsExecutorRunBeforeItCommits() async throws {
+        let (committer, pool, folder) = try committer()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let loop = SerialQueueExecutor()
+        let waiting = Mutex<CheckedContinuation<Void, Never>?>(nil)
+        let handler = Task(executorPreference: loop) { @Sendable () async throws -> [String] in
+            await withCheckedContinuation { continuation in waiting.withLock { $0 = continuation } }
+            return try names(pool)  // what the store holds when the handler goes on
+        }
+        while waiting.withLock({ $0 == nil }) { try await Task.sleep(for: .milliseconds(1)) }
+
+        let poster = Task(executorPreference: loop) { @Sendable in
+            try await submitAndWait(committer, name: "answer") { waiting.withLock { $0 }?.resume() }
+        }
+        try await poster.value
+        #expect(try await handler.value == [])  // not committed yet when the handler ran
+        #expect(committer.commitsLed == 1)  // and the poster did commit it, on its own thread
+        #expect(try names(pool) == ["answer"])
+    }
+
     /// Submits a synced insert of `name` and waits until its commit is known.
     private func submitAndWait(_ committer: GroupCommit, name: String, meanwhile: () -> Void) async throws {
         let (committed, heard) = AsyncStream.makeStream(of: Result<Void, any Error>.self)
         await committer.submit(.synced, { db in try db.execute(sql: "INSERT INTO t (name) VALUES (?)", arguments: [name]) },
                                meanwhile: meanwhile, completion: { heard.yield($0); heard.finish() })
         for await outcome in committed { try outcome.get() }
+    }
+}
+
+/// Runs jobs one at a time in the order they arrive, on one queue: as an event loop does.
+private final class SerialQueueExecutor: TaskExecutor {
+    private let queue = DispatchQueue(label: "test.serial-executor")
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        queue.async { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }
