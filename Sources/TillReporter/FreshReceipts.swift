@@ -109,9 +109,12 @@ final class FreshReceipts: Sendable {
                 return (poster, watcher)
             }
             if startWatcher { Task { await self.expireAtDeadlines() } }
-            // Runs on this thread until the POST suspends it: one thread wake-up fewer per sale.
+            // Runs on this thread until the POST suspends it, and resumes on the caller's event loop: Metrc's
+            // answer reaches the waiting handler without waking another thread.
             if startPoster {
-                Task.immediate(executorPreference: CallerExecutor.current) { await self.postWhileQueued(post, handOver: handOver) }
+                Task.immediate(executorPreference: CallerExecutor.current) {
+                    await self.postWhileQueued(post, handOver: handOver)
+                }
             }
         }
     }
