@@ -71,15 +71,17 @@ final class TillHarness: Sendable {
                     simulator simulatorConfiguration: SimulatorConfiguration = SimulatorConfiguration(),
                     runReporter: Bool = true, patientCache: Duration = .seconds(60),
                     stalePolicy: StalePatientPolicy = .refuse,
+                    metrcTransport: any HTTPTransport = CurlHTTPClient(),
                     _ body: (TillHarness) async throws -> Void) async throws {
         let till = try await start(deadline: deadline, retry: retry, simulator: simulatorConfiguration,
-                                   runReporter: runReporter, patientCache: patientCache, stalePolicy: stalePolicy)
+                                   runReporter: runReporter, patientCache: patientCache, stalePolicy: stalePolicy,
+                                   metrcTransport: metrcTransport)
         try await using(till, body, then: { await $0.stop() })
     }
 
     private static func start(deadline: Duration, retry: RetryPolicy, simulator simulatorConfiguration: SimulatorConfiguration,
-                              runReporter: Bool, patientCache: Duration,
-                              stalePolicy: StalePatientPolicy) async throws -> TillHarness {
+                              runReporter: Bool, patientCache: Duration, stalePolicy: StalePatientPolicy,
+                              metrcTransport: any HTTPTransport) async throws -> TillHarness {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("till-e2e-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -97,7 +99,7 @@ final class TillHarness: Sendable {
                                                                   vendorKey: configuration.vendorKey,
                                                                   userKey: configuration.userKey,
                                                                   licenseNumber: license, timeZone: configuration.timeZone),
-                                transport: CurlHTTPClient(), logger: logger)
+                                transport: metrcTransport, logger: logger)
         let services = TillServices(configuration: configuration, store: store, metrc: metrc, logger: logger,
                                     reporterSettings: ReporterSettings(deadline: deadline, retry: retry,
                                                                        idlePoll: .milliseconds(50)),
