@@ -63,8 +63,10 @@ import TillDomain
 
     @Test func salesStillQueuedAtTheDeadlineGoToTheReporterAndAreReportedOnce() async throws {
         try await TillHarness.run(deadline: .milliseconds(200)) { till in
+            // Every POST outlasts the deadline: however the five sales are batched (two may share the first POST
+            // on a busy machine, freeing a slot for a third), none is answered in time.
             await till.simulation.setFaults([SimFault(.latency(.milliseconds(800)), method: "POST",
-                                                      pathPrefix: "/sales/v2/receipts", times: 2)])
+                                                      pathPrefix: "/sales/v2/receipts")])
 
             let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
                 for number in 0..<5 {
