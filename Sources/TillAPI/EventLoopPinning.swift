@@ -6,7 +6,7 @@ import TillReporter
 
 /// Runs Swift tasks' jobs on a NIO event loop.
 final class EventLoopTaskExecutor: TaskExecutor {
-    let eventLoop: any EventLoop
+    private let eventLoop: any EventLoop
 
     init(_ eventLoop: any EventLoop) {
         self.eventLoop = eventLoop

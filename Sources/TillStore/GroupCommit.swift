@@ -65,10 +65,11 @@ final class GroupCommit: Sendable {
 
     func write<T: Sendable>(_ durability: Durability = .synced,
                             _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        // When this caller leads, the commit runs inside `handIn` and resumes the continuation before the
-        // await is reached: no suspension, no thread hop.
+        // When this caller leads, the commit runs here and resumes the continuation before the await is
+        // reached: no suspension, no thread hop.
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            handIn(Self.pending(durability, body) { continuation.resume(with: $0) })
+            let pending = Self.pending(durability, body) { continuation.resume(with: $0) }
+            if handIn(pending) { commitLeading(pending) }
         }
     }
 
@@ -81,27 +82,24 @@ final class GroupCommit: Sendable {
     func submit(_ durability: Durability, _ body: @escaping @Sendable (Database) throws -> Void,
                 meanwhile: () -> Void, completion: @escaping @Sendable (Result<Void, any Error>) -> Void) async {
         let pending = Self.pending(durability, body, answer: completion)
-        guard takeTheLead(durability) else {
-            enqueue(pending)
-            meanwhile()
-            return
-        }
+        let leads = handIn(pending)
         meanwhile()
+        guard leads else { return }
         // Writes arriving meanwhile queue behind this one (it holds `committing`) and are committed with
         // or after it: none waits for more than this yield.
         await Task.yield()
         commitLeading(pending)
     }
 
-    /// Nobody writing lately: the write commits here and now, on this thread (handing it to the writer's
-    /// queue and back costs two thread wake-ups, more than the commit itself on a small machine). Else it
-    /// queues for the writer's queue.
-    private func handIn(_ pending: Pending) {
-        if takeTheLead(pending.durability) {
-            commitLeading(pending)
-        } else {
+    /// Nobody writing lately: true, and the caller commits the write itself, on its thread (handing it to
+    /// the writer's queue and back costs two thread wake-ups, more than the commit itself on a small
+    /// machine). Else false: the write is queued for the writer's queue.
+    private func handIn(_ pending: Pending) -> Bool {
+        guard takeTheLead(pending.durability) else {
             enqueue(pending)
+            return false
         }
+        return true
     }
 
     /// Returns once every write handed in before this call has committed or failed: a read after it sees them.
@@ -121,7 +119,7 @@ final class GroupCommit: Sendable {
     /// True when nobody is committing and no write collided with a commit lately: the caller commits its write
     /// itself, and later ones queue meanwhile. Under concurrent writes every write goes to the writer's
     /// queue instead: a leader's thread is held for the whole commit, fsync included, and on a small machine
-    /// the few cooperative threads every request shares are worth more than the writer's wake-ups.
+    /// the few threads every request shares (the connections' event loops) are worth more than the writer's wake-ups.
     private func takeTheLead(_ durability: Durability) -> Bool {
         state.withLock { state in
             guard !state.committing else {

@@ -54,7 +54,7 @@ extension TillStore {
     /// transaction. Stock is guarded in the UPDATE itself, so concurrent registers can never oversell.
     ///
     /// Async so that waiting for SQLite's single writer suspends the task instead of blocking one of the
-    /// few cooperative threads every request shares. Sales journaled at the same moment share one synced
+    /// few threads every request shares (the connections' event loops). Sales journaled at the same moment share one synced
     /// commit; each is answered only once that commit is on disk.
     public func journal(_ entry: JournalEntry) async throws -> JournalResult {
         let receiptPrefix = self.receiptPrefix
