@@ -1,5 +1,13 @@
 import Foundation
 
+/// Patient and caregiver license numbers as Metrc matches them: whatever their case.
+public enum LicenseNumber {
+    /// The one spelling Till keys caches, locks and lookups by (the SQL side uses `upper()` alike).
+    public static func key(_ number: String) -> String { number.uppercased() }
+
+    public static func same(_ a: String, _ b: String) -> Bool { key(a) == key(b) }
+}
+
 /// The purchase-limit buckets Metrc tracks per patient.
 public enum AllowanceBucket: String, Sendable, Codable, CaseIterable {
     case flower, concentrate, infused, thc

@@ -46,7 +46,7 @@ actor LicenseStatusCache<Value: Codable & Sendable> {
 
     /// The status of `license`; nil when Metrc does not know it.
     func lookup(_ license: String) async throws(TillError) -> LookedUp<Value?> {
-        let key = license.uppercased()
+        let key = LicenseNumber.key(license)
         if let entry = entries[key], now().timeIntervalSince(entry.fetchedAt) < ttl {
             return LookedUp(value: entry.value, source: .cache, fetchedAt: entry.fetchedAt)
         }

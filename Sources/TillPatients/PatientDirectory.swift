@@ -104,7 +104,7 @@ public final class PatientDirectory: Sendable {
 
     /// Runs `body` with this patient's sales serialized, so two registers cannot both spend the same allowance.
     public func serializingPatient<T: Sendable>(_ number: String, _ body: () async throws(TillError) -> T) async throws(TillError) -> T {
-        let key = number.uppercased()  // license numbers are matched case-insensitively, as Metrc does
+        let key = LicenseNumber.key(number)
         await locks.acquire(key)
         do {
             let value = try await body()
@@ -140,7 +140,7 @@ public final class PatientDirectory: Sendable {
                 throw .unprocessable("caregiver_inactive", "Caregiver \(caregiverNumber) is not active in Metrc.",
                                      details: ["caregiverLicenseNumber": caregiverNumber])
             }
-            guard caregiver.value.patientLicenseNumbers.contains(where: { $0.uppercased() == number.uppercased() }) else {
+            guard caregiver.value.patientLicenseNumbers.contains(where: { LicenseNumber.same($0, number) }) else {
                 throw .unprocessable("caregiver_not_linked",
                                      "Caregiver \(caregiverNumber) is not registered to buy for patient \(number).",
                                      details: ["caregiverLicenseNumber": caregiverNumber, "patientLicenseNumber": number])

@@ -1,5 +1,6 @@
 import Foundation
 import MetrcKit
+import TillDomain
 import TillStore
 
 extension ReceiptReporter {
@@ -104,8 +105,7 @@ private final class CheckInDays {
             lists[checkIn.checkInDate] = list
         }
         let found = list.first {
-            // License numbers match whatever their case, as Metrc matches them.
-            !held.contains($0.id) && $0.patientLicenseNumber?.uppercased() == checkIn.patientLicenseNumber.uppercased()
+            !held.contains($0.id) && $0.patientLicenseNumber.map { LicenseNumber.same($0, checkIn.patientLicenseNumber) } == true
                 && $0.checkInLocationId == checkIn.checkInLocationId
         }?.id
         if let found { held.insert(found) }
