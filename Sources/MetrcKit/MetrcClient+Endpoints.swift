@@ -91,10 +91,7 @@ extension MetrcClient {
         let call = Call("GET", "/sales/v2/receipts/external/" + Self.percentEncoded(externalNumber))
         guard let response = try await lookup(call) else { return nil }
         let items = try decode(MetrcOneOrMany<MetrcReceipt>.self, from: response, call).items
-        let wanted = externalNumber.trimmingCharacters(in: .whitespaces).lowercased()
-        let matching = items.filter {
-            $0.externalReceiptNumber.map { $0.trimmingCharacters(in: .whitespaces).lowercased() == wanted } ?? true
-        }
+        let matching = items.filter { $0.externalReceiptNumber.map { Self.sameIdentifier($0, externalNumber) } ?? true }
         if !items.isEmpty && matching.isEmpty {
             // Guessing either way is dangerous: nil invites a duplicate post, another receipt hides a lost sale.
             throw MetrcError.invalidResponse("lookup of external number \(externalNumber) answered other receipts")
@@ -206,9 +203,12 @@ extension MetrcClient {
 
     private func confirmKeysWork(else failure: MetrcError) async throws(MetrcError) {
         let facilities = try await facilities()
-        let license = licenseNumber.trimmingCharacters(in: .whitespaces).lowercased()
-        guard facilities.contains(where: { $0.licenseNumber.trimmingCharacters(in: .whitespaces).lowercased() == license })
-        else { throw failure }
+        guard facilities.contains(where: { Self.sameIdentifier($0.licenseNumber, licenseNumber) }) else { throw failure }
+    }
+
+    /// License and receipt numbers as Metrc compares them: whatever their case or surrounding spaces.
+    static func sameIdentifier(_ a: String, _ b: String) -> Bool {
+        a.trimmingCharacters(in: .whitespaces).lowercased() == b.trimmingCharacters(in: .whitespaces).lowercased()
     }
 
     /// A list endpoint's whole content. Paged: pageNumber 1, 2, … until the envelope's TotalPages (or, without

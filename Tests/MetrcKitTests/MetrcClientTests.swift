@@ -489,6 +489,18 @@ struct SlowTransport: HTTPTransport {
         }
     }
 
+    @Test func numbersMatchWhateverTheirCaseOrSurroundingSpaces() async throws {
+        let transport = ScriptedTransport([
+            json(200, #"[{"Id":5,"ExternalReceiptNumber":" till-7 "}]"#),
+            json(401, ""),
+            json(200, #"[{"License":{"Number":" 402r-x0001"}}]"#),
+        ])
+        let client = makeClient(transport)
+        #expect(try await client.receipt(externalNumber: "TILL-7")?.id == 5)
+        // The keys reach this license as Metrc spells it, so the 401 means "not this license's receipt".
+        #expect(try await client.receipt(externalNumber: "TILL-8") == nil)
+    }
+
     @Test func anEmptyAnswerToALookupIsNotTakenAsAbsence() async throws {
         let transport = ScriptedTransport([json(200, "")])
         let client = makeClient(transport)
