@@ -43,7 +43,8 @@ public protocol MetrcAPI: Sendable {
     func caregiverStatus(caregiverLicenseNumber: String) async throws(MetrcError) -> MetrcCaregiverStatus?
     /// `POST /patient-checkins/v2/`, chunked.
     func postPatientCheckIns(_ checkIns: [MetrcPatientCheckInDraft]) async throws(MetrcError) -> [Int64]
-    /// GET /patient-checkins/v2?checkinDateStart=&checkinDateEnd= (one facility-local day, paged): how an
-    /// uncertain check-in post is found again.
+    /// GET /patient-checkins/v2?checkinDateStart=&checkinDateEnd= (one facility-local day, paged; only that
+    /// day's check-ins are returned, whether or not Metrc applied the filter): how an uncertain check-in post
+    /// is found again.
     func patientCheckIns(on date: String) async throws(MetrcError) -> [MetrcPatientCheckIn]
 }

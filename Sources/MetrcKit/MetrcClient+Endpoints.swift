@@ -174,9 +174,13 @@ extension MetrcClient {
     }
 
     public func patientCheckIns(on date: String) async throws(MetrcError) -> [MetrcPatientCheckIn] {
-        try await list(Call("GET", "/patient-checkins/v2", query: [(name: "checkinDateStart", value: date),
-                                                                   (name: "checkinDateEnd", value: date)]),
-                       paged: true)
+        let listed: [MetrcPatientCheckIn] = try await list(
+            Call("GET", "/patient-checkins/v2", query: [(name: "checkinDateStart", value: date),
+                                                        (name: "checkinDateEnd", value: date)]),
+            paged: true)
+        // The date filter is not in the published specification, so a Metrc that ignores it answers every
+        // day's check-ins: taking another day's for this one would record a wrong Id and lose the check-in.
+        return listed.filter { $0.checkInDate.map { $0.prefix(10) == date.prefix(10) } ?? true }
     }
 
     // MARK: - Shared machinery

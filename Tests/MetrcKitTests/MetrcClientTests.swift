@@ -111,6 +111,19 @@ import Testing
         #expect(path(transport.requests[0]) == "/patient-checkins/v2/")
         #expect(bodyArray(transport.requests[0]).first?["CheckInLocationId"] as? Int == 3)
     }
+
+    @Test func aCheckInListIsThatDaysEvenWhenMetrcIgnoresTheDateFilter() async throws {
+        let transport = ScriptedTransport([json(200, #"""
+            {"Data":[{"Id":31001,"PatientLicenseNumber":"P-1","CheckInLocationId":3,"CheckInDate":"2026-11-19T00:00:00"},
+                     {"Id":31002,"PatientLicenseNumber":"P-1","CheckInLocationId":3,"CheckInDate":"2026-11-22"},
+                     {"Id":31003,"PatientLicenseNumber":"P-2","CheckInLocationId":3}],"TotalPages":1}
+            """#)])
+        let client = makeClient(transport)
+        let listed = try await client.patientCheckIns(on: "2026-11-22")
+        #expect(listed.map(\.id) == [31002, 31003])
+        #expect(query(transport.requests[0])["checkinDateStart"] == "2026-11-22")
+        #expect(query(transport.requests[0])["checkinDateEnd"] == "2026-11-22")
+    }
 }
 
 @Suite struct PagingTests {
