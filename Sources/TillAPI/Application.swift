@@ -29,6 +29,7 @@ public struct TillServices: Sendable {
         health = MetrcHealth()
         var settings = reporterSettings ?? ReporterSettings()
         settings.deadline = reporterSettings?.deadline ?? configuration.reportDeadline
+        settings.batchSize = reporterSettings?.batchSize ?? configuration.metrcObjectLimit
         reporter = ReceiptReporter(store: store, metrc: metrc, health: health, settings: settings, logger: logger, now: now)
         patients = PatientDirectory(
             metrc: metrc, store: store,

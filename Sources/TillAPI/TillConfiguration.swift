@@ -34,6 +34,8 @@ public struct TillConfiguration: Sendable {
     /// Item category → allowance bucket.
     public var allowanceBuckets: CategoryBuckets = .standard
     public var logLevel: Logger.Level = .info
+    /// Objects per Metrc write (413 above it): receipts per POST, for fresh sales and the backlog alike.
+    public var metrcObjectLimit: Int = 10
 
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("till.sqlite") }
     public var usesEmbeddedSimulator: Bool { metrcBaseURL == nil }
@@ -133,6 +135,12 @@ public struct TillConfiguration: Sendable {
                                          problem: "'\(raw)' is not Category=bucket;… with buckets flower, concentrate, infused, thc")
             }
             configuration.allowanceBuckets = buckets
+        }
+        if let raw = value("TILL_METRC_OBJECT_LIMIT") {
+            guard let limit = Int(raw), (1...100).contains(limit) else {
+                throw ConfigurationError(setting: "TILL_METRC_OBJECT_LIMIT", problem: "'\(raw)' is not a whole number from 1 to 100")
+            }
+            configuration.metrcObjectLimit = limit
         }
         if let raw = value("TILL_LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: raw.lowercased()) else {

@@ -57,11 +57,10 @@ enum Startup {
     }
 
     static func metrcClient(_ configuration: TillConfiguration, baseURL: String, logger: Logger) -> MetrcClient {
-        MetrcClient(configuration: MetrcConfiguration(baseURL: baseURL, vendorKey: configuration.vendorKey,
-                                                      userKey: configuration.userKey,
-                                                      licenseNumber: configuration.license,
-                                                      timeZone: configuration.timeZone),
-                    transport: CurlHTTPClient(), logger: logger)
+        var metrc = MetrcConfiguration(baseURL: baseURL, vendorKey: configuration.vendorKey, userKey: configuration.userKey,
+                                       licenseNumber: configuration.license, timeZone: configuration.timeZone)
+        metrc.maxObjectsPerRequest = configuration.metrcObjectLimit
+        return MetrcClient(configuration: metrc, transport: CurlHTTPClient(), logger: logger)
     }
 
     /// True when a live server accepts connections on the socket (a stale file left by a killed one does not).

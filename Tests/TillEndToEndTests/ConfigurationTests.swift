@@ -21,6 +21,8 @@ import TillPatients
         #expect(configuration.socketPath == ".till/till.sock")
         #expect(configuration.reportDeadline == .milliseconds(2000))
         #expect(configuration.stalePatientPolicy == .refuse)
+        #expect(configuration.metrcObjectLimit == 10)
+        #expect(try TillConfiguration.fromEnvironment(["TILL_METRC_OBJECT_LIMIT": "5"]).metrcObjectLimit == 5)
     }
 
     @Test func aStateGivesMetrcsBaseURLAndTheSandboxItsOwn() throws {
@@ -46,6 +48,7 @@ import TillPatients
             ("TILL_REPORT_DEADLINE_MS", "0"), ("TILL_PATIENT_STALE_POLICY", "sometimes"),
             ("TILL_ALLOWANCE_CATEGORIES", "Buds=leaves"),
             ("TILL_SOCKET", "/tmp/" + String(repeating: "s", count: 120)), ("TILL_LOG_LEVEL", "loud"),
+            ("TILL_METRC_OBJECT_LIMIT", "0"), ("TILL_METRC_OBJECT_LIMIT", "ten"),
         ]
         for (name, value) in broken {
             #expect(setting(real.merging([name: value]) { _, new in new }) == name, "\(name)=\(value)")
