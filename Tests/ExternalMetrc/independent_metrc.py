@@ -1,0 +1,1422 @@
+"""An independent Metrc v2 (retail subset) for testing Till from the outside.
+
+Written only from Metrc's documentation as the project keeps it:
+
+* ``../shared/metrc/README.md`` (beside this repository) -- the behavioural notes, with confidence levels
+  (**doc**, **seen**, **unsure**); every **unsure** point is a switch here;
+* ``../shared/metrc/metrc-v2-retail.openapi.yaml`` -- the community OpenMetrc specification:
+  paths, verbs, field names (it spells properties camelCase; Metrc answers PascalCase, so this server
+  answers PascalCase by default and camelCase when ``casing = "camel"``, and reads requests
+  case-insensitively);
+* ``../shared/seeds/001_abed62541f86158e.txt`` -- the field guide (object limit 10 → 413,
+  429 with Retry-After, pageSize at most 20, ``%2B`` in offsets).
+
+It deliberately shares no code and no reading with Till's own simulator or client.
+
+Python 3.11 standard library only. Use in-process::
+
+    metrc = IndependentMetrc()
+    metrc.start()              # http://127.0.0.1:<port>
+    metrc.add_fault("status", status=503, body="html", method="POST", path="/sales/v2/receipts", count=3)
+    ...
+    metrc.receipts()           # what Metrc holds
+    metrc.stop()
+
+All state is behind one lock; every accessor returns copies. Switches (attributes of IndependentMetrc):
+``casing``, ``timestamp_style``, ``rate_limit_retry_after``, ``get_rate_per_facility`` / ``_per_integrator``,
+``max_concurrent_gets_per_facility``, ``object_limit``, ``external_unknown`` (404 / 401 / empty),
+``external_shape`` (envelope / object / array), ``customer_types_shape``, ``patient_status_shape``,
+``caregiver_patients_shape``, ``unknown_person``, ``error_row_casing``, ``close_after_answer``,
+``checkin_list_filter``; faults via ``add_fault`` (status, status_after_commit, drop_before_commit,
+drop_after_commit, empty_200, latency); Metrc-side edits via ``set_package``, ``set_facility_type``,
+``revoke_access`` / ``restore_access``, ``set_patient_registrations``, ``seed_patients``, ``seed_checkins``.
+Every request is kept (``requests()``, ``receipt_posts()``) with its method, path, raw query, body, whether
+its Basic auth was good, its licenseNumber, the status answered (None: dropped) and the fault met.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import datetime as dt
+import decimal
+import http.server
+import itertools
+import json
+import re
+import socket
+import threading
+import time
+import urllib.parse
+import zoneinfo
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable, Optional
+
+# Exact arithmetic for quantities (Ounces = 28.349523125 Grams exactly, and so on).
+_CTX = decimal.Context(prec=60)
+
+LICENSE = "LIC-INDEP-0042"
+SECOND_LICENSE = "LIC-INDEP-0043"  # a cultivation facility the same keys can access
+FOREIGN_LICENSE = "LIC-OTHER-9999"  # exists in Metrc, but these keys have no access to it
+VENDOR_KEY = "indep-vendor-key-7Qx"
+USER_KEY = "indep-user-key-3Zp"
+
+# --------------------------------------------------------------------------------------------------
+# Units of measure (GET /unitsofmeasure/v2/active): name, quantity type, abbreviation, and the exact
+# factor to the base unit of its kind (grams, millilitres, each).
+UNITS: dict[str, tuple[str, str, Decimal]] = {
+    "Each": ("CountBased", "ea", Decimal(1)),
+    "Grams": ("WeightBased", "g", Decimal(1)),
+    "Milligrams": ("WeightBased", "mg", Decimal("0.001")),
+    "Kilograms": ("WeightBased", "kg", Decimal(1000)),
+    "Ounces": ("WeightBased", "oz", Decimal("28.349523125")),
+    "Pounds": ("WeightBased", "lb", Decimal("453.59237")),
+    "Milliliters": ("VolumeBased", "ml", Decimal(1)),
+    "Liters": ("VolumeBased", "l", Decimal(1000)),
+    "Fluid Ounces": ("VolumeBased", "fl oz", Decimal("29.5735295625")),
+}
+
+CUSTOMER_TYPES = ["Consumer", "Patient", "Caregiver", "ExternalPatient"]  # + NonResidentConsumer in some states
+
+_LOCAL_DT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?$")
+_HAS_ZONE = re.compile(r"(Z|z|[+-]\d{2}:?\d{2})$")
+
+
+def _unit(name: Any) -> Optional[str]:
+    """A unit name as Metrc spells it, matched case-insensitively; None when unknown."""
+    if not isinstance(name, str):
+        return None
+    for known in UNITS:
+        if known.lower() == name.strip().lower():
+            return known
+    return None
+
+
+def convert(quantity: Decimal, from_unit: str, to_unit: str) -> Optional[Decimal]:
+    """Exact conversion between units of one kind; None when the kinds differ."""
+    kind_a, _, fa = UNITS[from_unit]
+    kind_b, _, fb = UNITS[to_unit]
+    if kind_a != kind_b:
+        return None
+    return _CTX.divide(_CTX.multiply(quantity, fa), fb)
+
+
+# --------------------------------------------------------------------------------------------------
+# JSON: exact decimals out, exact decimals in.
+
+def dumps(value: Any) -> str:
+    """JSON text with Decimals written exactly (never through float)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, Decimal):
+        text = format(value, "f")
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return text or "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(str(k)) + ":" + dumps(v) for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(dumps(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value)!r} as JSON")
+
+
+def loads(text: bytes | str) -> Any:
+    return json.loads(text, parse_float=Decimal)
+
+
+def camel(value: Any) -> Any:
+    """The same JSON with every property name starting lower-case (``Data`` → ``data``)."""
+    if isinstance(value, dict):
+        return {(k[:1].lower() + k[1:]): camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [camel(v) for v in value]
+    return value
+
+
+def field_ci(obj: Any, name: str, default: Any = None) -> Any:
+    """A property read case-insensitively (Metrc, an ASP.NET service, binds request bodies so)."""
+    if not isinstance(obj, dict):
+        return default
+    if name in obj:
+        return obj[name]
+    lowered = name.lower()
+    for key, value in obj.items():
+        if isinstance(key, str) and key.lower() == lowered:
+            return value
+    return default
+
+
+def _decimal(value: Any) -> Optional[Decimal]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, Decimal)):
+        return Decimal(value)
+    return None
+
+
+def utc_stamp(moment: dt.datetime, style: str = "Z") -> str:
+    moment = moment.astimezone(dt.timezone.utc).replace(microsecond=0)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    return text + ("Z" if style == "Z" else "+00:00")
+
+
+def parse_filter_instant(text: str) -> Optional[dt.datetime]:
+    """A query filter: ISO 8601 with Z or an offset. A '+' sent unencoded arrives as a space and
+    does not parse (the field guide: "your filter is silently misread")."""
+    if not text or " " in text:
+        return None
+    candidate = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+    try:
+        moment = dt.datetime.fromisoformat(candidate)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment
+
+
+# --------------------------------------------------------------------------------------------------
+# Faults and records
+
+FAULT_KINDS = ("status", "status_after_commit", "drop_before_commit", "drop_after_commit", "empty_200", "latency")
+
+
+@dataclass
+class Fault:
+    """A switch the tests flip. Matches requests by method and path prefix (None matches all).
+
+    kind:
+      * ``status``: answer ``status`` at once, nothing applied. ``body``: ``html`` (503 page),
+        ``assembly`` (``{"Message":"Could not load file or assembly ..."}``), ``message``
+        (``{"Message":...}``), ``empty``. ``retry_after``: a Retry-After header value or None.
+      * ``status_after_commit``: apply the request, then answer as ``status`` would (a 5xx after sending).
+      * ``drop_before_commit``: close the connection without answering; nothing applied.
+      * ``drop_after_commit``: apply the request, then close the connection without answering.
+      * ``empty_200``: apply the request; a success is answered 200 with an empty body.
+      * ``latency``: wait ``seconds`` before handling (other faults still apply).
+    count: how many matching requests it affects (None: until cleared).
+    """
+    kind: str
+    method: Optional[str] = None
+    path: Optional[str] = None
+    count: Optional[int] = None
+    status: int = 503
+    body: str = "html"
+    retry_after: Optional[str] = None
+    seconds: float = 0.0
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method is not None and self.method.upper() != method:
+            return False
+        if self.path is not None and not path.rstrip("/").lower().startswith(self.path.rstrip("/").lower()):
+            return False
+        return self.count is None or self.count > 0
+
+
+@dataclass
+class Request:
+    """One request as this server received it."""
+    at: float
+    method: str
+    path: str  # percent-decoded, as routed
+    raw_target: str  # the request target exactly as sent
+    query: dict[str, list[str]]
+    raw_query: str
+    headers: dict[str, str]
+    body: bytes
+    json: Any
+    auth_ok: bool
+    license: Optional[str]
+    status: Optional[int] = None  # None: dropped without an answer
+    fault: Optional[str] = None
+    applied: bool = False  # a write that changed Metrc's state
+
+
+@dataclass
+class Facility:
+    license: str
+    name: str
+    timezone: str
+    sells: bool = True
+
+
+# --------------------------------------------------------------------------------------------------
+
+class IndependentMetrc:
+    """A Metrc v2 subset: the state, the switches, and an HTTP server on 127.0.0.1."""
+
+    def __init__(self, *, license: str = LICENSE, vendor_key: str = VENDOR_KEY, user_key: str = USER_KEY,
+                 timezone: str = "America/Denver", filler_packages: int = 20) -> None:
+        self.license = license
+        self.vendor_key = vendor_key
+        self.user_key = user_key
+        self.timezone = timezone
+        self.tz = zoneinfo.ZoneInfo(timezone)
+        self._lock = threading.RLock()
+
+        # ---- switches (flip them under no lock: plain attribute writes) ----
+        #: "pascal" (Metrc's spelling) or "camel" (the community spec's): casing of every JSON answer.
+        self.casing = "pascal"
+        #: "Z" (the spec's yyyy-mm-ddThh:mm:ssZ) or "offset" (+00:00) for UTC timestamps in answers.
+        self.timestamp_style = "Z"
+        #: Retry-After sent with the rate limiter's own 429s (None: no header). README: **unsure**.
+        self.rate_limit_retry_after: Optional[str] = "1"
+        #: GET limits per facility and per integrator key (README, 2021 bulletin).
+        self.get_rate_per_facility = 50
+        self.get_rate_per_integrator = 150
+        self.max_concurrent_gets_per_facility = 10
+        #: objects per write; more → 413 (field guide; README: **unsure**).
+        self.object_limit = 10
+        #: the external-number lookup for a number not on the license: "404" (expected), "401" (**seen**),
+        #: or "empty" (200 with an empty envelope, as a list endpoint would).
+        self.external_unknown = "404"
+        #: the external-number lookup's success shape: "envelope" (the spec's SaleReceiptMetrcWrapper),
+        #: "object" (one SaleReceipt) or "array".
+        self.external_shape = "envelope"
+        #: GET /sales/v2/customertypes: "envelope" (spec: StringMetrcWrapper) or "array".
+        self.customer_types_shape = "envelope"
+        #: GET /patients/v2/statuses/{n}: "array" (README: one entry per registration) or "object" (spec).
+        self.patient_status_shape = "array"
+        #: caregiver Patients[]: "strings" (license numbers) or "objects" ({PatientLicenseNumber}).
+        self.caregiver_patients_shape = "strings"
+        #: a patient or caregiver Metrc does not know: "404" or "empty" (200 [] / 200 {}).
+        self.unknown_person = "404"
+
+        #: rows of a 400 as the README shows them ("doc": row/message) or all-PascalCase ("pascal": Row/Message)
+        #: (README: "casing has varied by state (**seen**): decode case-insensitively").
+        self.error_row_casing = "doc"
+        #: close the connection after every answer, without announcing it (an idle timeout on Metrc's side).
+        self.close_after_answer = False
+        #: GET /patient-checkins/v2 filters: "spec" (only what the spec documents: licenseNumber, dateTimeOffset,
+        #: timeOffset, paging; other parameters are ignored, as ASP.NET ignores unknown query parameters) or
+        #: "checkin_date" (also honour checkinDateStart/checkinDateEnd, which the spec does not list).
+        self.checkin_list_filter = "spec"
+        #: the most GETs of one facility seen in flight at once
+        self.max_gets_in_flight = 0
+
+        # ---- state ----
+        self._faults: list[Fault] = []
+        self._requests: list[Request] = []
+        self._ids = itertools.count(5_000_001)
+        self._package_ids = itertools.count(880_001)
+        self._checkin_ids = itertools.count(31_001)
+        self._facilities: dict[str, Facility] = {
+            license: Facility(license, "Independent Test Dispensary", timezone, sells=True),
+            SECOND_LICENSE: Facility(SECOND_LICENSE, "Independent Test Cultivation", timezone, sells=False),
+            FOREIGN_LICENSE: Facility(FOREIGN_LICENSE, "Someone Else's Dispensary", timezone, sells=True),
+        }
+        #: licenses each (vendor key, user key) pair may act for
+        self._access: dict[tuple[str, str], set[str]] = {(vendor_key, user_key): {license, SECOND_LICENSE}}
+        self._packages: dict[str, dict[str, Any]] = {}  # label → package (internal PascalCase record)
+        self._receipts: dict[int, dict[str, Any]] = {}  # id → receipt
+        self._checkins: dict[int, dict[str, Any]] = {}
+        self._checkin_locations = {license: [{"Id": 7001, "Name": "Front Counter"}, {"Id": 7002, "Name": "Drive-Up"}]}
+        self._patients: dict[str, list[dict[str, Any]]] = {}
+        self._caregivers: dict[str, dict[str, Any]] = {}
+        self._facility_overrides: dict[str, Any] = {}
+        self._get_times: dict[str, list[float]] = {}
+        self._gets_in_flight: dict[str, int] = {}
+        self._seed(filler_packages)
+
+        self._server: Optional[http.server.ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+
+    # ------------------------------------------------------------------------------------ seeding
+
+    def _item(self, name: str, category: str, unit: str, *, unit_weight: Optional[str] = None,
+              thc_content: Optional[str] = None) -> dict[str, Any]:
+        kind = UNITS[unit][0]
+        return {
+            "Id": next(self._package_ids) + 100_000, "Name": name, "ProductCategoryName": category,
+            "ProductCategoryType": "Buds" if category == "Buds" else "Other", "QuantityType": kind,
+            "DefaultLabTestingState": "NotSubmitted", "UnitOfMeasureName": unit, "ApprovalStatus": "Approved",
+            "StrainName": "Independent Haze" if category in ("Buds", "Pre-Roll Flower") else None,
+            "UnitThcContent": Decimal(thc_content) if thc_content else None,
+            "UnitThcContentUnitOfMeasureName": "Milligrams" if thc_content else None,
+            "UnitWeight": Decimal(unit_weight) if unit_weight else None,
+            "UnitWeightUnitOfMeasureName": "Grams" if unit_weight else None,
+        }
+
+    def _add_package(self, label: str, item: dict[str, Any], quantity: str, unit: str, *, on_hold: bool = False,
+                     lab: str = "TestPassed", license: Optional[str] = None, hours_ago: float = 30) -> None:
+        modified = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours_ago)
+        self._packages[label] = {
+            "Id": next(self._package_ids), "Label": label, "PackageType": "Product",
+            "License": license or self.license,  # internal: the facility holding it (not sent)
+            "SourceHarvestNames": "Harvest 42", "LocationId": 501, "LocationName": "Vault",
+            "LocationTypeName": "Default", "Quantity": Decimal(quantity), "UnitOfMeasureName": unit,
+            "UnitOfMeasureAbbreviation": UNITS[unit][1], "PatientLicenseNumber": None, "Note": None,
+            "PackagedDate": (modified - dt.timedelta(days=10)).date().isoformat(),
+            "InitialLabTestingState": "NotSubmitted", "LabTestingState": lab,
+            "LabTestingStateDate": (modified - dt.timedelta(days=5)).date().isoformat(),
+            "IsProductionBatch": False, "ProductionBatchNumber": None, "IsTradeSample": False,
+            "IsDonation": False, "IsTestingSample": False, "ProductRequiresRemediation": False,
+            "ContainsRemediatedProduct": False, "ReceivedDateTime": utc_stamp(modified - dt.timedelta(days=3)),
+            "ReceivedFromManifestNumber": "0000012345", "IsOnHold": on_hold, "ArchivedDate": None,
+            "FinishedDate": None, "LastModified": modified, "Item": item, "IsOnTrip": False,
+            "IsOnRetailerDelivery": False, "IsFinished": False,
+            "ExpirationDate": None, "SellByDate": None, "UseByDate": None,
+        }
+
+    def _seed(self, fillers: int) -> None:
+        buds = self._item("Independent Haze Buds", "Buds", "Grams")
+        preroll = self._item("Independent Pre-Roll 1g", "Pre-Roll Flower", "Each", unit_weight="1")
+        gummy = self._item("Independent Gummies 100mg", "Edible", "Each", unit_weight="30", thc_content="100")
+        wax = self._item("Independent Wax", "Concentrate", "Grams")
+        held = self._item("Held Kush Buds", "Buds", "Grams")
+        failed = self._item("Failed Lab Buds", "Buds", "Grams")
+        self.FLOWER = "1A4FF0300000042000000001"
+        self.PREROLL = "1A4FF0300000042000000002"
+        self.EDIBLE = "1A4FF0300000042000000003"
+        self.CONCENTRATE = "1A4FF0300000042000000004"
+        self.ON_HOLD = "1A4FF0300000042000000005"
+        self.LAB_FAILED = "1A4FF0300000042000000006"
+        self._add_package(self.FLOWER, buds, "250.5", "Grams")
+        self._add_package(self.PREROLL, preroll, "40", "Each")
+        self._add_package(self.EDIBLE, gummy, "25", "Each")
+        self._add_package(self.CONCENTRATE, wax, "12.75", "Grams")
+        self._add_package(self.ON_HOLD, held, "50", "Grams", on_hold=True)
+        self._add_package(self.LAB_FAILED, failed, "30", "Grams", lab="TestFailed")
+        self.FILLERS = []
+        for n in range(fillers):  # enough for more than one page of 20
+            label = f"1A4FF03000000420000001{n:02d}"
+            self.FILLERS.append(label)
+            self._add_package(label, self._item(f"Filler Buds {n:02d}", "Buds", "Grams"), f"{10 + n}.25", "Grams",
+                              hours_ago=20 + n)
+        # a package of the cultivation facility: never listed for the dispensary
+        self._add_package("1A4FF0300000043000000001", self._item("Grow Room Buds", "Buds", "Grams"), "999",
+                          "Grams", license=SECOND_LICENSE)
+        today = dt.datetime.now(self.tz).date()
+        self._patients = {
+            "PT-INDEP-0001": [self._patient("PT-INDEP-0001", today, active=True, flower="2.5", purchased="0.5")],
+            "PT-INDEP-0002": [self._patient("PT-INDEP-0002", today, active=False, flower="2.5", purchased="0")],
+            "PT-INDEP-0003": [self._patient("PT-INDEP-0003", today, active=True, flower="1", purchased="0")],
+        }
+        self._caregivers = {
+            "CG-INDEP-0001": {"Active": True, "CaregiverLicenseNumber": "CG-INDEP-0001", "Patients": ["PT-INDEP-0001"]},
+        }
+
+    def _patient(self, number: str, today: dt.date, *, active: bool, flower: str, purchased: str) -> dict[str, Any]:
+        allowed, bought = Decimal(flower), Decimal(purchased)
+        record: dict[str, Any] = {
+            "Active": active, "PatientLicenseNumber": number, "RegistrationNumber": "REG-" + number[-4:],
+            "PatientLicenseExpirationDate": (today + dt.timedelta(days=200)).isoformat(),
+            "PatientRegistrationStartDate": (today - dt.timedelta(days=100)).isoformat(),
+            "IdentificationMethod": "StateId", "PurchaseAmountDays": Decimal(30),
+        }
+        for bucket, a, p in (("Flower", allowed, bought), ("Thc", Decimal("0.35"), Decimal(0)),
+                             ("Concentrate", Decimal("0.5"), Decimal(0)), ("Infused", Decimal("1"), Decimal(0))):
+            record[f"{bucket}OuncesAllowed"] = a
+            record[f"{bucket}OuncesPurchased"] = p
+            record[f"{bucket}OuncesAvailable"] = a - p
+        return record
+
+    # ------------------------------------------------------------------------------------ lifecycle
+
+    def start(self) -> "IndependentMetrc":
+        handler = _make_handler(self)
+        self._server = _QuietServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="independent-metrc", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "not started"
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # ------------------------------------------------------------------------------------ switches
+
+    def add_fault(self, kind: str, *, method: Optional[str] = None, path: Optional[str] = None,
+                  count: Optional[int] = None, status: int = 503, body: str = "html",
+                  retry_after: Optional[str] = None, seconds: float = 0.0) -> Fault:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}")
+        fault = Fault(kind=kind, method=method, path=path, count=count, status=status, body=body,
+                      retry_after=retry_after, seconds=seconds)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def remove_fault(self, fault: Fault) -> None:
+        with self._lock:
+            if fault in self._faults:
+                self._faults.remove(fault)
+
+    def _take_faults(self, method: str, path: str) -> list[Fault]:
+        """The faults this request meets: every matching latency, then at most one other."""
+        taken: list[Fault] = []
+        with self._lock:
+            action_taken = False
+            for fault in list(self._faults):
+                if not fault.matches(method, path):
+                    continue
+                if fault.kind != "latency":
+                    if action_taken:
+                        continue
+                    action_taken = True
+                fault.hits += 1
+                if fault.count is not None:
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self._faults.remove(fault)
+                taken.append(copy.copy(fault))
+        return taken
+
+    # ------------------------------------------------------------------------------------ inspection
+
+    def requests(self, method: Optional[str] = None, path: Optional[str] = None) -> list[Request]:
+        """Requests received, oldest first; ``path`` matches the percent-decoded path exactly
+        (trailing slash ignored) or as a prefix when it ends with ``*``."""
+        with self._lock:
+            found = list(self._requests)
+        def path_ok(r: Request) -> bool:
+            if path is None:
+                return True
+            if path.endswith("*"):
+                return r.path.lower().startswith(path[:-1].lower())
+            return r.path.rstrip("/").lower() == path.rstrip("/").lower()
+        return [r for r in found if (method is None or r.method == method) and path_ok(r)]
+
+    def receipt_posts(self) -> list[Request]:
+        return self.requests("POST", "/sales/v2/receipts")
+
+    def receipts(self, *, include_archived: bool = True) -> list[dict[str, Any]]:
+        with self._lock:
+            found = [copy.deepcopy(r) for r in self._receipts.values()]
+        return [r for r in found if include_archived or r["ArchivedDate"] is None]
+
+    def receipts_by_external(self, number: str) -> list[dict[str, Any]]:
+        return [r for r in self.receipts() if r.get("ExternalReceiptNumber") == number]
+
+    def package(self, label: str) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self._packages[label])
+
+    def packages(self, license: Optional[str] = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(p) for p in self._packages.values() if p["License"] == (license or self.license)]
+
+    def set_package(self, label: str, **changes: Any) -> None:
+        """An edit made on Metrc's website behind the point of sale's back (README: a known cause of
+        failed reports). E.g. ``IsOnHold=True`` or ``Quantity=Decimal("1")``."""
+        with self._lock:
+            package = self._packages[label]
+            for key, value in changes.items():
+                package[key] = Decimal(value) if key == "Quantity" else value
+            package["LastModified"] = dt.datetime.now(dt.timezone.utc)
+
+    def set_facility_type(self, **flags: Any) -> None:
+        """Override FacilityType flags of the dispensary (e.g. ``CanSellToPatients=False``); Metrc then
+        also refuses such receipts."""
+        with self._lock:
+            self._facility_overrides.update(flags)
+
+    def revoke_access(self) -> None:
+        """The user key loses its permissions (every call then answers 401)."""
+        with self._lock:
+            self._revoked = dict(self._access)
+            self._access.clear()
+
+    def restore_access(self) -> None:
+        with self._lock:
+            self._access.update(getattr(self, "_revoked", {}))
+
+    def seed_patients(self, count: int) -> list[str]:
+        """More active patients (PT-MANY-0000...)."""
+        today = dt.datetime.now(self.tz).date()
+        numbers = [f"PT-MANY-{n:04d}" for n in range(count)]
+        with self._lock:
+            for number in numbers:
+                self._patients[number] = [self._patient(number, today, active=True, flower="2", purchased="0")]
+        return numbers
+
+    def set_patient_registrations(self, number: str, registrations: list[dict[str, Any]]) -> None:
+        """A patient's status entries, one per registration (README), each given as overrides of an active,
+        current registration, e.g. ``[{"Active": False, "PatientLicenseExpirationDate": "2025-01-31"}, {}]``."""
+        today = dt.datetime.now(self.tz).date()
+        with self._lock:
+            entries = []
+            for overrides in registrations:
+                entry = self._patient(number, today, active=True, flower="2", purchased="0")
+                entry.update({k: (Decimal(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                              for k, v in overrides.items()})
+                entries.append(entry)
+            self._patients[number] = entries
+
+    def seed_checkins(self, count: int, *, days_ago: int = 3, patient: Optional[str] = None) -> None:
+        """Check-ins recorded earlier (by other patients unless ``patient``), e.g. so that a listing needs
+        more than one page."""
+        day = (dt.datetime.now(self.tz).date() - dt.timedelta(days=days_ago)).isoformat()
+        with self._lock:
+            for n in range(count):
+                cid = next(self._checkin_ids)
+                self._checkins[cid] = {
+                    "Id": cid, "PatientLicenseNumber": patient or f"PT-EARLIER-{n:04d}", "CheckInLocationId": 7001,
+                    "CheckInLocationName": "Front Counter", "RegistrationStartDate": None,
+                    "RegistrationExpiryDate": None, "CheckInDate": day, "_License": self.license,
+                }
+
+    def checkins(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [copy.deepcopy(c) for c in self._checkins.values()]
+
+    # ------------------------------------------------------------------------------------ answers
+
+    def _out(self, value: Any) -> Any:
+        """An internal record as Metrc writes it: datetimes as stamps, internal keys dropped."""
+        if isinstance(value, dict):
+            return {k: self._out(v) for k, v in value.items() if not k.startswith("_")}
+        if isinstance(value, list):
+            return [self._out(v) for v in value]
+        if isinstance(value, dt.datetime):
+            return utc_stamp(value, self.timestamp_style)
+        return value
+
+    def _envelope(self, records: list[Any], page_number: Optional[int], page_size: Optional[int]) -> dict[str, Any]:
+        total = len(records)
+        if page_size is None:  # "Pagination is currently disabled by default"
+            page, size, data = 1, total, records
+            pages = 1
+        else:
+            page = page_number or 1
+            size = page_size
+            data = records[(page - 1) * size: page * size]
+            pages = (total + size - 1) // size if size else 0
+        return {"Data": data, "Total": total, "TotalRecords": total, "PageSize": size, "RecordsOnPage": len(data),
+                "Page": page, "CurrentPage": page, "TotalPages": pages}
+
+    # ------------------------------------------------------------------------------------ the API
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any, body_error: Optional[str],
+               auth: Optional[tuple[str, str]]) -> tuple[int, Any, dict[str, str], bool]:
+        """(status, JSON value or raw str/bytes or None, extra headers, applied)."""
+        q = {k.lower(): v[-1] for k, v in query.items()}
+        lic = q.get("licensenumber")
+        # ---- authentication: HTTP Basic, vendor key : user key (doc)
+        if auth is None or auth not in self._access:
+            return 401, None, {}, False
+        accessible = self._access[auth]
+        parts = [p for p in path.split("/") if p != ""]
+        lower = [p.lower() for p in parts]
+
+        def need_license() -> Optional[tuple[int, Any, dict[str, str], bool]]:
+            if not lic:
+                return 400, {"Message": "No licenseNumber was specified."}, {}, False
+            if lic not in accessible:
+                return 401, None, {}, False
+            return None
+
+        def optional_license() -> Optional[tuple[int, Any, dict[str, str], bool]]:
+            if lic is not None and lic not in accessible:
+                return 401, None, {}, False
+            return None
+
+        def paging() -> tuple[Optional[int], Optional[int], Optional[tuple[int, Any, dict[str, str], bool]]]:
+            number, size = q.get("pagenumber"), q.get("pagesize")
+            try:
+                number_i = int(number) if number not in (None, "") else None
+                size_i = int(size) if size not in (None, "") else None
+            except ValueError:
+                return None, None, (400, {"Message": "pageNumber and pageSize must be whole numbers."}, {}, False)
+            if size_i is not None and (size_i < 1 or size_i > 20):
+                return None, None, (400, {"Message": "The page size must be between 1 and 20."}, {}, False)
+            if number_i is not None and number_i < 1:
+                return None, None, (400, {"Message": "The page number must be 1 or greater."}, {}, False)
+            if number_i is not None and size_i is None:
+                size_i = 20
+            return number_i, size_i, None
+
+        def window(start_key: str, end_key: str) -> tuple[Optional[dt.datetime], Optional[dt.datetime], Optional[tuple]]:
+            raw_start, raw_end = q.get(start_key), q.get(end_key)
+            if raw_start is None and raw_end is None:
+                return None, None, None
+            start = parse_filter_instant(raw_start) if raw_start is not None else None
+            end = parse_filter_instant(raw_end) if raw_end is not None else None
+            if (raw_start is not None and start is None) or (raw_end is not None and end is None):
+                return None, None, (400, {"Message": f"{start_key}/{end_key}: not an ISO 8601 date and time with a zone."}, {}, False)
+            if start is None or end is None:
+                return None, None, (400, {"Message": f"Both {start_key} and {end_key} must be specified."}, {}, False)
+            if end < start:
+                return None, None, (400, {"Message": f"{end_key} is before {start_key}."}, {}, False)
+            if end - start > dt.timedelta(hours=24):
+                return None, None, (400, {"Message": "The date range must not exceed 24 hours."}, {}, False)
+            return start, end, None
+
+        with self._lock:
+            # ---- facilities (no licenseNumber)
+            if lower[:2] == ["facilities", "v2"] and len(parts) == 2:
+                if method != "GET":
+                    return 405, None, {"Allow": "GET"}, False
+                return 200, [self._facility_json(self._facilities[l]) for l in sorted(accessible)], {}, False
+
+            if lower == ["sales", "v2", "customertypes"]:
+                if method != "GET":
+                    return 405, None, {"Allow": "GET"}, False
+                types = list(CUSTOMER_TYPES)
+                if self.customer_types_shape == "array":
+                    return 200, types, {}, False
+                return 200, self._envelope(types, None, None), {}, False
+
+            if lower[:2] == ["unitsofmeasure", "v2"] and len(parts) == 3 and lower[2] in ("active", "inactive"):
+                if method != "GET":
+                    return 405, None, {"Allow": "GET"}, False
+                units = [] if lower[2] == "inactive" else [
+                    {"QuantityType": kind, "Name": name, "Abbreviation": abbr} for name, (kind, abbr, _) in UNITS.items()]
+                return 200, self._envelope(units, None, None), {}, False
+
+            # ---- packages
+            if lower[:2] == ["packages", "v2"] and len(parts) == 3:
+                if method != "GET":
+                    return 405, None, {"Allow": "GET"}, False
+                which = lower[2]
+                if which in ("active", "onhold", "inactive"):
+                    if (bad := need_license()):
+                        return bad
+                    number, size, bad = paging()
+                    if bad:
+                        return bad
+                    start, end, bad = window("lastmodifiedstart", "lastmodifiedend")
+                    if bad:
+                        return bad
+                    found = []
+                    for p in sorted(self._packages.values(), key=lambda p: p["Id"]):
+                        if p["License"] != lic:
+                            continue
+                        inactive = p["IsFinished"] or p["ArchivedDate"] is not None
+                        if which == "active" and inactive:
+                            continue
+                        if which == "inactive" and not inactive:
+                            continue
+                        if which == "onhold" and (inactive or not p["IsOnHold"]):
+                            continue
+                        if start is not None and not (start <= p["LastModified"] <= end):
+                            continue
+                        found.append(self._out(self._package_public(p)))
+                    return 200, self._envelope(found, number, size), {}, False
+                if which == "types":
+                    return 200, ["Product", "ImmaturePlant", "VegetativePlant", "PlantWaste", "HarvestWaste"], {}, False
+                # /packages/v2/{id} or /packages/v2/{label}
+                if (bad := optional_license()):
+                    return bad
+                key = parts[2]
+                package = None
+                if key.isdigit():
+                    package = next((p for p in self._packages.values() if p["Id"] == int(key)), None)
+                if package is None:
+                    package = self._packages.get(key)
+                if package is None:
+                    return 404, {"Message": "Package not found."}, {}, False
+                if package["License"] not in (accessible if lic is None else {lic}):
+                    return 401, None, {}, False
+                return 200, self._out(self._package_public(package)), {}, False
+
+            # ---- sales receipts
+            if lower[:3] == ["sales", "v2", "receipts"]:
+                rest = parts[3:]
+                rest_l = lower[3:]
+                if not rest:
+                    if method == "POST":
+                        if (bad := need_license()):
+                            return bad
+                        return self._post_receipts(lic, body, body_error)
+                    if method == "PUT":
+                        if (bad := need_license()):
+                            return bad
+                        return self._put_receipts(lic, body, body_error)
+                    return 405, None, {"Allow": "POST, PUT"}, False
+                if rest_l in (["finalize"], ["unfinalize"]):
+                    if method != "PUT":
+                        return 405, None, {"Allow": "PUT"}, False
+                    if (bad := need_license()):
+                        return bad
+                    return self._finalize(lic, body, body_error, final=(rest_l[0] == "finalize"))
+                if rest_l in (["active"], ["inactive"]):
+                    if method != "GET":
+                        return 405, None, {"Allow": "GET"}, False
+                    if (bad := need_license()):
+                        return bad
+                    number, size, bad = paging()
+                    if bad:
+                        return bad
+                    has_sales = any(k in q for k in ("salesdatestart", "salesdateend"))
+                    has_modified = any(k in q for k in ("lastmodifiedstart", "lastmodifiedend"))
+                    if has_sales and has_modified:
+                        return 400, {"Message": "Sales date and last modified filters cannot be combined."}, {}, False
+                    s_start, s_end, bad = window("salesdatestart", "salesdateend")
+                    if bad:
+                        return bad
+                    m_start, m_end, bad = window("lastmodifiedstart", "lastmodifiedend")
+                    if bad:
+                        return bad
+                    found = []
+                    for r in sorted(self._receipts.values(), key=lambda r: r["Id"]):
+                        if r["_License"] != lic:
+                            continue
+                        archived = r["ArchivedDate"] is not None
+                        if archived != (rest_l[0] == "inactive"):
+                            continue
+                        if s_start is not None:
+                            sold = dt.datetime.fromisoformat(r["SalesDateTime"]).replace(tzinfo=self.tz)
+                            if not (s_start <= sold <= s_end):
+                                continue
+                        if m_start is not None and not (m_start <= r["LastModified"] <= m_end):
+                            continue
+                        found.append(self._receipt_public(r))
+                    return 200, self._envelope(found, number, size), {}, False
+                if len(rest) >= 2 and rest_l[0] == "external":
+                    if method != "GET":
+                        return 405, None, {"Allow": "GET"}, False
+                    if (bad := optional_license()):
+                        return bad
+                    number_text = "/".join(rest[1:])  # already percent-decoded
+                    licenses = {lic} if lic else accessible
+                    matches = [r for r in sorted(self._receipts.values(), key=lambda r: r["Id"])
+                               if r.get("ExternalReceiptNumber") == number_text and r["_License"] in licenses]
+                    if not matches:
+                        if self.external_unknown == "401":
+                            return 401, None, {}, False
+                        if self.external_unknown == "empty":
+                            return 200, self._envelope([], None, None), {}, False
+                        return 404, {"Message": "Sales Receipt not found."}, {}, False
+                    public = [self._receipt_public(r) for r in matches]
+                    if self.external_shape == "object":
+                        return 200, public[-1], {}, False
+                    if self.external_shape == "array":
+                        return 200, public, {}, False
+                    return 200, self._envelope(public, None, None), {}, False
+                if len(rest) == 1:
+                    if not rest[0].isdigit():
+                        return 404, {"Message": "Not found."}, {}, False
+                    receipt = self._receipts.get(int(rest[0]))
+                    if method == "GET":
+                        if (bad := optional_license()):
+                            return bad
+                        if receipt is None:
+                            return 404, {"Message": "Sales Receipt not found."}, {}, False
+                        if receipt["_License"] not in ({lic} if lic else accessible):
+                            return 401, None, {}, False
+                        return 200, self._receipt_public(receipt), {}, False
+                    if method == "DELETE":
+                        if (bad := need_license()):
+                            return bad
+                        if receipt is None:
+                            return 404, {"Message": "Sales Receipt not found."}, {}, False
+                        if receipt["_License"] != lic:
+                            return 401, None, {}, False
+                        return self._archive(receipt)
+                    return 405, None, {"Allow": "GET, DELETE"}, False
+
+            # ---- patients and caregivers
+            if lower[:3] == ["patients", "v2", "statuses"] and len(parts) == 4:
+                if method != "GET":
+                    return 405, None, {"Allow": "GET"}, False
+                if (bad := need_license()):
+                    return bad
+                number = parts[3]
+                entries = next((v for k, v in self._patients.items() if k.lower() == number.lower()), None)
+                if not entries:
+                    if self.unknown_person == "empty":
+                        return 200, ([] if self.patient_status_shape == "array" else {}), {}, False
+                    return 404, {"Message": "Patient not found."}, {}, False
+                if self.patient_status_shape == "object":
+                    return 200, copy.deepcopy(entries[0]), {}, False
+                return 200, copy.deepcopy(entries), {}, False
+            if lower[:3] == ["caregivers", "v2", "status"] and len(parts) == 4:
+                if method != "GET":
+                    return 405, None, {"Allow": "GET"}, False
+                if (bad := need_license()):
+                    return bad
+                number = parts[3]
+                cg = next((v for k, v in self._caregivers.items() if k.lower() == number.lower()), None)
+                if cg is None:
+                    if self.unknown_person == "empty":
+                        return 200, {}, {}, False
+                    return 404, {"Message": "Caregiver not found."}, {}, False
+                cg = copy.deepcopy(cg)
+                if self.caregiver_patients_shape == "objects":
+                    cg["Patients"] = [{"PatientLicenseNumber": p} for p in cg["Patients"]]
+                return 200, cg, {}, False
+
+            # ---- patient check-ins
+            if lower[:2] == ["patient-checkins", "v2"]:
+                rest_l = lower[2:]
+                if rest_l == ["locations"]:
+                    if method != "GET":
+                        return 405, None, {"Allow": "GET"}, False
+                    # the spec gives no licenseNumber here; take one if given
+                    if (bad := optional_license()):
+                        return bad
+                    return 200, self._envelope(copy.deepcopy(self._checkin_locations.get(lic or self.license, [])),
+                                               None, None), {}, False
+                if not rest_l:
+                    if method == "POST":
+                        if (bad := need_license()):
+                            return bad
+                        return self._post_checkins(lic, body, body_error)
+                    if method == "GET":
+                        if (bad := need_license()):
+                            return bad
+                        number, size, bad = paging()
+                        if bad:
+                            return bad
+                        found = [self._checkin_public(c) for c in sorted(self._checkins.values(), key=lambda c: c["Id"])
+                                 if c["_License"] == lic]
+                        if self.checkin_list_filter == "checkin_date":
+                            first, last = q.get("checkindatestart"), q.get("checkindateend")
+                            if first or last:
+                                found = [c for c in found if (not first or c["CheckInDate"] >= first[:10])
+                                         and (not last or c["CheckInDate"] <= last[:10])]
+                        return 200, self._envelope(found, number, size), {}, False
+                    return 405, None, {"Allow": "GET, POST, PUT"}, False
+
+        return 404, {"Message": "No HTTP resource was found that matches the request URI."}, {}, False
+
+    # ---- JSON views
+
+    def _facility_json(self, f: Facility) -> dict[str, Any]:
+        medical = f.sells
+        flags = {  # FacilityType, as the spec lists it (PascalCase on the wire)
+            "IsMedical": medical, "IsRetail": f.sells, "IsHemp": False, "IsSalesDeliveryHub": False,
+            "RestrictHarvestPlantRestoreTimeHours": None, "TotalMemberPatientsAllowed": None,
+            "CanGrowPlants": not f.sells, "CanCreateOpeningBalancePlantBatches": False,
+            "CanTagPlantBatches": not f.sells, "CanAssignLocationsToPlantBatches": not f.sells,
+            "PlantsRequirePatientAffiliation": False, "PlantBatchesCanContainMotherPlants": False,
+            "CanUpdatePlantStrains": False, "CanTrackVegetativePlants": not f.sells,
+            "CanCreateImmaturePlantPackagesFromPlants": False, "CanPackageVegetativePlants": False,
+            "CanPackageWaste": False, "CanReportHarvestSchedules": False, "CanSubmitHarvestsForTesting": not f.sells,
+            "CanRequireHarvestSampleLabTestBatches": False, "CanCreateOpeningBalancePackages": False,
+            "CanCreateDerivedPackages": True, "CanAssignLocationsToPackages": True,
+            "CanUpdateLocationsOnPackages": True, "PackagesRequirePatientAffiliation": False,
+            "CanCreateTradeSamplePackages": False, "CanDonatePackages": False, "CanSubmitPackagesForTesting": True,
+            "CanCreateProcessValidationPackages": False, "CanRequirePackageSampleLabTestBatches": False,
+            "CanRequestProductRemediation": False, "CanRemediatePackagesWithFailedLabResults": False,
+            "CanInfuseProducts": False, "CanDestroyProduct": True, "CanTestPackages": False,
+            "CanTransferFromExternalFacilities": False,
+            "CanSellToConsumers": f.sells, "CanSellToPatients": f.sells, "CanSellToExternalPatients": f.sells,
+            "CanSellToCaregivers": f.sells, "AdvancedSales": False,
+            "SalesRequirePatientNumber": f.sells, "SalesRequireExternalPatientNumber": f.sells,
+            "SalesRequireExternalPatientIdentificationMethod": False, "SalesRequireCaregiverNumber": f.sells,
+            "SalesRequireCaregiverPatientNumber": f.sells, "CanDeliverSalesToConsumers": False,
+            "SalesDeliveryRequireConsumerId": False, "CanDeliverSalesToPatients": False,
+            "SalesDeliveryRequirePatientNumber": False, "SalesDeliveryRequireRecipientName": False,
+            "CanHaveMemberPatients": False, "CanReportPatientCheckIns": f.sells,
+            "CanSpecifyPatientSalesLimitExemption": False, "CanReportPatientsAdverseResponses": False,
+            "CanReportStrainProperties": False, "CanRecordProcessingJobs": False,
+            "CanRecordProductForDestruction": False, "CanClonePlantBatches": False, "TestsRequireLabSample": False,
+            "RestrictPlantBatchAdjustmentTimeHours": None, "CanTakePlantBatchesOnTrip": False,
+            "CanTakePlantsOnTrip": False, "CanTakeHarvestsOnTrip": False, "CanTakePackagesOnTrip": False,
+            "CanSellFromPackagesOnTrip": False, "SalesDeliveryAllowPlannedRoute": False,
+            "SalesDeliveryAllowAddress": False, "SalesDeliveryAllowCity": False, "SalesDeliveryAllowState": False,
+            "SalesDeliveryAllowCounty": False, "SalesDeliveryAllowZip": False, "RetailerDelivery": False,
+            "RetailerDeliveryAllowTradeSamples": False, "RetailerDeliveryAllowDonations": False,
+            "RetailerDeliveryRequirePrice": False, "RetailerDeliveryAllowPartialPackages": False,
+            "CanCreatePartialPackages": False, "CanAdjustSourcePackagesWithPartials": False,
+            "CanReportOperationalExceptions": False, "CanReportAdulteration": False,
+            "CanGenerateProductLabel": False, "CanPrintProductLabel": False,
+            "CanReceiveAssociateProductLabel": False, "CanViewSourcePackages": False,
+            "TaxExemptReportingFeesFacilityType": False, "TaxExemptTagOrdersFacilityType": False,
+            "CanDownloadProductLabel": False, "RestrictWholesalePriceEditDays": None,
+        }
+        if f.license == self.license:
+            flags.update(self._facility_overrides)
+        return {
+            "HireDate": "2024-01-15", "IsOwner": False, "IsManager": True, "Occupations": [],
+            "Name": f.name, "Alias": f.name.split()[-1], "DisplayName": f.name,
+            "CredentialedDate": "2024-01-10", "SupportActivationDate": None, "SupportExpirationDate": None,
+            "SupportLastPaidDate": None, "FacilityType": flags,
+            "License": {"Number": f.license, "StartDate": "2024-01-01", "EndDate": "2027-12-31",
+                        "LicenseType": "Medical and Adult-Use Retailer" if f.sells else "Cultivator"},
+            "IsFinancialContact": False,
+        }
+
+    def _package_public(self, p: dict[str, Any]) -> dict[str, Any]:
+        public = {k: v for k, v in p.items() if k != "License"}
+        public["Item"] = copy.deepcopy(p["Item"])
+        return public
+
+    def _receipt_public(self, r: dict[str, Any]) -> dict[str, Any]:
+        return self._out(copy.deepcopy(r))
+
+    def _checkin_public(self, c: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in c.items() if not k.startswith("_")}
+
+    # ---- writes
+
+    def _validate_receipts(self, lic: str, body: Any, body_error: Optional[str], *, editing: bool) \
+            -> tuple[Optional[tuple[int, Any, dict[str, str], bool]], list[dict[str, Any]]]:
+        """Row errors (whole request refused) or the parsed receipts. Caller holds the lock."""
+        if body_error is not None or not isinstance(body, list):
+            return (400, [{"row": 0, "message": "The request body must be a JSON array of sales receipts."}], {}, False), []
+        if len(body) > self.object_limit:
+            return (413, {"Message": f"Request contains {len(body)} objects; the limit is {self.object_limit}."}, {}, False), []
+        if not body:
+            return (400, [{"row": 0, "message": "No sales receipts were submitted."}], {}, False), []
+        facility = self._facilities[lic]
+        flags = self._facility_json(facility)["FacilityType"]
+        errors: list[dict[str, Any]] = []
+        parsed: list[dict[str, Any]] = []
+        # quantity each package would lose, in its own unit, over the whole request (net of edits)
+        demand: dict[str, Decimal] = {}
+        for row, item in enumerate(body):
+            def err(message: str) -> None:
+                errors.append({"row": row, "message": message})
+            if not isinstance(item, dict):
+                err("Each sales receipt must be an object.")
+                continue
+            receipt_id = None
+            old = None
+            if editing:
+                raw_id = field_ci(item, "Id")
+                receipt_id = raw_id if isinstance(raw_id, int) and not isinstance(raw_id, bool) else None
+                old = self._receipts.get(receipt_id) if receipt_id is not None else None
+                if old is None or old["_License"] != lic:
+                    err(f"Sales Receipt Id {raw_id} was not found.")
+                    continue
+                if old["IsFinal"]:
+                    err(f"Sales Receipt {receipt_id} is finalized and cannot be edited.")
+                    continue
+                if old["ArchivedDate"] is not None:
+                    err(f"Sales Receipt {receipt_id} is archived and cannot be edited.")
+                    continue
+                for t in old["Transactions"]:
+                    demand[t["PackageLabel"]] = demand.get(t["PackageLabel"], Decimal(0)) - t["_PackageQuantity"]
+            when = field_ci(item, "SalesDateTime")
+            if not isinstance(when, str) or not when:
+                err("SalesDateTime is required.")
+            elif _HAS_ZONE.search(when) or not _LOCAL_DT.match(when):
+                err(f"SalesDateTime '{when}' must be the facility's local date and time without a time zone.")
+            else:
+                try:
+                    dt.datetime.fromisoformat(when)
+                except ValueError:
+                    err(f"SalesDateTime '{when}' is not a valid date and time.")
+            customer = field_ci(item, "SalesCustomerType")
+            allowed = {"Consumer": flags["CanSellToConsumers"], "Patient": flags["CanSellToPatients"],
+                       "Caregiver": flags["CanSellToCaregivers"], "ExternalPatient": flags["CanSellToExternalPatients"]}
+            if customer not in CUSTOMER_TYPES:
+                err(f"SalesCustomerType '{customer}' is not a valid customer type.")
+            elif not allowed[customer]:
+                err(f"This facility cannot sell to {customer}.")
+            patient = field_ci(item, "PatientLicenseNumber")
+            caregiver = field_ci(item, "CaregiverLicenseNumber")
+            if customer in ("Patient", "Caregiver", "ExternalPatient") and not patient:
+                err(f"PatientLicenseNumber is required for {customer} sales.")
+            if customer == "Caregiver" and not caregiver:
+                err("CaregiverLicenseNumber is required for Caregiver sales.")
+            transactions = field_ci(item, "Transactions")
+            if not isinstance(transactions, list) or not transactions:
+                err("At least one transaction is required.")
+                transactions = []
+            lines = []
+            for t in transactions:
+                label = field_ci(t, "PackageLabel")
+                quantity = _decimal(field_ci(t, "Quantity"))
+                unit = _unit(field_ci(t, "UnitOfMeasure"))
+                amount = _decimal(field_ci(t, "TotalAmount"))
+                package = self._packages.get(label) if isinstance(label, str) else None
+                if package is None or package["License"] != lic:
+                    err(f"Package {label} was not found.")
+                    continue
+                if package["IsFinished"] or package["ArchivedDate"] is not None:
+                    err(f"Package {label} is not active.")
+                    continue
+                if package["IsOnHold"]:
+                    err(f"Package {label} is on hold.")
+                    continue
+                if package["LabTestingState"] not in ("TestPassed", "NotRequired"):
+                    err(f"Package {label} has not passed lab testing.")
+                    continue
+                if quantity is None or quantity <= 0:
+                    err(f"Quantity for package {label} must be greater than zero.")
+                    continue
+                if unit is None:
+                    err(f"Unit of measure '{field_ci(t, 'UnitOfMeasure')}' is not valid.")
+                    continue
+                in_package_unit = convert(quantity, unit, package["UnitOfMeasureName"])
+                if in_package_unit is None:
+                    err(f"Unit of measure {unit} cannot be used for package {label} ({package['UnitOfMeasureName']}).")
+                    continue
+                if amount is None or amount < 0:
+                    err(f"TotalAmount for package {label} must be zero or more.")
+                    continue
+                demand[label] = demand.get(label, Decimal(0)) + in_package_unit
+                line = {"PackageLabel": label, "Quantity": quantity, "UnitOfMeasure": unit, "TotalAmount": amount}
+                for extra in ("Price", "DiscountAmount", "SubTotal", "SalesTax", "ExciseTax", "CityTax", "CountyTax",
+                              "MunicipalTax", "InvoiceNumber", "UnitThcPercent", "UnitThcContent",
+                              "UnitThcContentUnitOfMeasure", "UnitWeight", "UnitWeightUnitOfMeasure", "QrCodes"):
+                    value = field_ci(t, extra)
+                    if value is not None:
+                        line[extra] = value
+                line["_PackageQuantity"] = in_package_unit
+                lines.append(line)
+            parsed.append({"row": row, "id": receipt_id, "item": item, "lines": lines})
+        for label, need in demand.items():
+            have = self._packages[label]["Quantity"]
+            if need > have:
+                rows = sorted({p["row"] for p in parsed for l in p["lines"] if l["PackageLabel"] == label})
+                for row in rows or [0]:
+                    errors.append({"row": row, "message": f"Package {label} does not have enough quantity "
+                                                          f"({dumps(have)} {self._packages[label]['UnitOfMeasureName']} available)."})
+        if errors:
+            errors.sort(key=lambda e: e["row"])
+            return (400, errors, {}, False), []
+        return None, parsed
+
+    def _apply_lines(self, lines: list[dict[str, Any]], sign: int, now: dt.datetime) -> None:
+        for line in lines:
+            package = self._packages[line["PackageLabel"]]
+            package["Quantity"] = max(Decimal(0), package["Quantity"] - sign * line["_PackageQuantity"])
+            package["LastModified"] = now
+
+    def _receipt_record(self, lic: str, receipt_id: int, entry: dict[str, Any], now: dt.datetime,
+                        old: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        item = entry["item"]
+        when = field_ci(item, "SalesDateTime")
+        local = dt.datetime.fromisoformat(when)
+        total = sum((l["TotalAmount"] for l in entry["lines"]), Decimal(0))
+        return {
+            "Id": receipt_id, "ReceiptNumber": old["ReceiptNumber"] if old else f"{receipt_id:010d}",
+            "SalesDateTime": local.strftime("%Y-%m-%dT%H:%M:%S.") + f"{local.microsecond // 1000:03d}",
+            "SalesCustomerType": field_ci(item, "SalesCustomerType"),
+            "PatientLicenseNumber": field_ci(item, "PatientLicenseNumber"),
+            "CaregiverLicenseNumber": field_ci(item, "CaregiverLicenseNumber"),
+            "IdentificationMethod": field_ci(item, "IdentificationMethod"),
+            "PatientRegistrationLocationId": field_ci(item, "PatientRegistrationLocationId"),
+            "ExternalReceiptNumber": field_ci(item, "ExternalReceiptNumber"),
+            "TotalPackages": len({l["PackageLabel"] for l in entry["lines"]}), "TotalPrice": total,
+            "Transactions": entry["lines"], "IsFinal": False, "ArchivedDate": None,
+            "RecordedDateTime": old["RecordedDateTime"] if old else now, "RecordedByUserName": "Independent Integrator",
+            "LastModified": now, "_License": lic,
+        }
+
+    def _post_receipts(self, lic: str, body: Any, body_error: Optional[str]):
+        refusal, parsed = self._validate_receipts(lic, body, body_error, editing=False)
+        if refusal:
+            return refusal
+        now = dt.datetime.now(dt.timezone.utc)
+        ids = []
+        for entry in parsed:  # no deduplication by ExternalReceiptNumber (README: none is known)
+            receipt_id = next(self._ids)
+            self._receipts[receipt_id] = self._receipt_record(lic, receipt_id, entry, now)
+            self._apply_lines(entry["lines"], +1, now)
+            ids.append(receipt_id)
+        return 200, {"Ids": ids, "Warnings": None}, {}, True
+
+    def _put_receipts(self, lic: str, body: Any, body_error: Optional[str]):
+        refusal, parsed = self._validate_receipts(lic, body, body_error, editing=True)
+        if refusal:
+            return refusal
+        now = dt.datetime.now(dt.timezone.utc)
+        for entry in parsed:
+            old = self._receipts[entry["id"]]
+            self._apply_lines(old["Transactions"], -1, now)  # the difference goes back on the package
+            self._receipts[entry["id"]] = self._receipt_record(lic, entry["id"], entry, now, old=old)
+            self._apply_lines(entry["lines"], +1, now)
+        return 200, None, {}, True
+
+    def _finalize(self, lic: str, body: Any, body_error: Optional[str], *, final: bool):
+        if body_error is not None or not isinstance(body, list) or not body:
+            return 400, [{"row": 0, "message": "The request body must be a JSON array of {Id}."}], {}, False
+        if len(body) > self.object_limit:
+            return 413, {"Message": f"Request contains {len(body)} objects; the limit is {self.object_limit}."}, {}, False
+        errors, targets = [], []
+        for row, item in enumerate(body):
+            rid = field_ci(item, "Id")
+            receipt = self._receipts.get(rid) if isinstance(rid, int) else None
+            if receipt is None or receipt["_License"] != lic:
+                errors.append({"row": row, "message": f"Sales Receipt Id {rid} was not found."})
+            elif receipt["ArchivedDate"] is not None:
+                errors.append({"row": row, "message": f"Sales Receipt {rid} is archived."})
+            else:
+                targets.append(receipt)
+        if errors:
+            return 400, errors, {}, False
+        now = dt.datetime.now(dt.timezone.utc)
+        for receipt in targets:
+            receipt["IsFinal"] = final
+            receipt["LastModified"] = now
+        return 200, None, {}, True
+
+    def _archive(self, receipt: dict[str, Any]):
+        if receipt["IsFinal"]:
+            return 400, [{"row": 0, "message": f"Sales Receipt {receipt['Id']} is finalized and cannot be archived."}], {}, False
+        if receipt["ArchivedDate"] is not None:
+            return 400, [{"row": 0, "message": f"Sales Receipt {receipt['Id']} is already archived."}], {}, False
+        now = dt.datetime.now(dt.timezone.utc)
+        self._apply_lines(receipt["Transactions"], -1, now)
+        receipt["ArchivedDate"] = now
+        receipt["LastModified"] = now
+        return 200, None, {}, True
+
+    def _post_checkins(self, lic: str, body: Any, body_error: Optional[str]):
+        if body_error is not None or not isinstance(body, list) or not body:
+            return 400, [{"row": 0, "message": "The request body must be a JSON array of check-ins."}], {}, False
+        if len(body) > self.object_limit:
+            return 413, {"Message": f"Request contains {len(body)} objects; the limit is {self.object_limit}."}, {}, False
+        locations = {l["Id"] for l in self._checkin_locations.get(lic, [])}
+        errors = []
+        for row, item in enumerate(body):
+            if not field_ci(item, "PatientLicenseNumber"):
+                errors.append({"row": row, "message": "PatientLicenseNumber is required."})
+            if field_ci(item, "CheckInLocationId") not in locations:
+                errors.append({"row": row, "message": f"CheckInLocationId {field_ci(item, 'CheckInLocationId')} is not valid."})
+            for key in ("CheckInDate", "RegistrationStartDate", "RegistrationExpiryDate"):
+                value = field_ci(item, key)
+                if value is not None and not (isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)):
+                    errors.append({"row": row, "message": f"{key} '{value}' is not a date."})
+        if errors:
+            return 400, errors, {}, False
+        names = {l["Id"]: l["Name"] for l in self._checkin_locations.get(lic, [])}
+        for item in body:
+            cid = next(self._checkin_ids)
+            self._checkins[cid] = {
+                "Id": cid, "PatientLicenseNumber": field_ci(item, "PatientLicenseNumber"),
+                "CheckInLocationId": field_ci(item, "CheckInLocationId"),
+                "CheckInLocationName": names.get(field_ci(item, "CheckInLocationId")),
+                "RegistrationStartDate": field_ci(item, "RegistrationStartDate"),
+                "RegistrationExpiryDate": field_ci(item, "RegistrationExpiryDate"),
+                "CheckInDate": field_ci(item, "CheckInDate") or dt.datetime.now(self.tz).date().isoformat(),
+                "_License": lic,
+            }
+        return 200, None, {}, True
+
+    # ---- GET rate limits (doc: 50/s per facility, 150/s per integrator, 10 concurrent per facility)
+
+    def _admit_get(self, lic: Optional[str]) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            for key, limit in ((f"facility:{lic}" if lic else None, self.get_rate_per_facility),
+                               ("integrator", self.get_rate_per_integrator)):
+                if key is None:
+                    continue
+                times = [t for t in self._get_times.get(key, []) if now - t < 1.0]
+                self._get_times[key] = times
+                if len(times) >= limit:
+                    return False
+            if lic and self._gets_in_flight.get(lic, 0) >= self.max_concurrent_gets_per_facility:
+                return False
+            for key in ((f"facility:{lic}",) if lic else ()) + ("integrator",):
+                self._get_times.setdefault(key, []).append(now)
+            if lic:
+                self._gets_in_flight[lic] = self._gets_in_flight.get(lic, 0) + 1
+                self.max_gets_in_flight = max(self.max_gets_in_flight, self._gets_in_flight[lic])
+        return True
+
+    def _release_get(self, lic: Optional[str]) -> None:
+        if lic:
+            with self._lock:
+                self._gets_in_flight[lic] = max(0, self._gets_in_flight.get(lic, 0) - 1)
+
+    def _record(self, request: Request) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+
+# --------------------------------------------------------------------------------------------------
+# HTTP
+
+_HTML_503 = ("<!DOCTYPE html><html><head><title>503 Service Unavailable</title></head><body>"
+             "<h1>Service Unavailable</h1><p>The server is temporarily unable to service your request.</p>"
+             "</body></html>")
+_ASSEMBLY = ("Could not load file or assembly 'Metrc.Data.Repository, Version=1.0.0.0, Culture=neutral, "
+             "PublicKeyToken=null' or one of its dependencies. The system cannot find the file specified.")
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away (Till killed with SIGKILL mid-request, say) is part of the tests.
+        pass
+
+
+def _make_handler(metrc: IndependentMetrc) -> type:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as Metrc's front end does
+        server_version = "Microsoft-IIS/10.0"
+        sys_version = ""
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def _read_body(self) -> bytes:
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                chunks = []
+                while True:
+                    size_line = self.rfile.readline()
+                    size = int(size_line.split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        break
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                return b"".join(chunks)
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def _auth(self) -> Optional[tuple[str, str]]:
+            header = self.headers.get("Authorization") or ""
+            if not header.lower().startswith("basic "):
+                return None
+            try:
+                decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+            except Exception:
+                return None
+            if ":" not in decoded:
+                return None
+            vendor, user = decoded.split(":", 1)
+            return vendor, user
+
+        def _send(self, status: int, value: Any, headers: dict[str, str]) -> None:
+            if value is None:
+                payload, ctype = b"", None
+            elif isinstance(value, bytes):
+                payload, ctype = value, "application/octet-stream"
+            elif isinstance(value, str):
+                payload, ctype = value.encode("utf-8"), "text/html; charset=utf-8"
+            else:
+                if metrc.casing == "camel":
+                    value = camel(value)
+                payload, ctype = dumps(value).encode("utf-8"), "application/json; charset=utf-8"
+            self.send_response(status)
+            if ctype:
+                self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(payload)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            if payload:
+                self.wfile.write(payload)
+
+        def _drop(self) -> None:
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+        def _serve(self) -> None:
+            method = self.command
+            raw_target = self.path
+            split = urllib.parse.urlsplit(raw_target)
+            path = urllib.parse.unquote(split.path)  # '+' in a path stays '+'
+            query = urllib.parse.parse_qs(split.query, keep_blank_values=True)  # '+' → space
+            body_bytes = self._read_body()
+            body, body_error = None, None
+            if body_bytes:
+                try:
+                    body = loads(body_bytes)
+                except ValueError as error:
+                    body_error = str(error)
+            auth = self._auth()
+            lic = next((v[-1] for k, v in query.items() if k.lower() == "licensenumber"), None)
+            record = Request(at=time.time(), method=method, path=path, raw_target=raw_target, query=query,
+                             raw_query=split.query, headers={k: v for k, v in self.headers.items()},
+                             body=body_bytes, json=body, auth_ok=auth is not None and auth in metrc._access,
+                             license=lic)
+            metrc._record(record)
+
+            # GET limits first (doc: per facility and per integrator; at most 10 concurrent per facility)
+            if method == "GET" and not metrc._admit_get(lic):
+                headers = {"Retry-After": metrc.rate_limit_retry_after} if metrc.rate_limit_retry_after else {}
+                record.status = 429
+                record.fault = "rate limit"
+                self._send(429, {"Message": "Too Many Requests"}, headers)
+                return
+            try:
+                self._serve_admitted(record, method, path, query, body, body_error, auth)
+            finally:
+                if method == "GET":
+                    metrc._release_get(lic)
+
+        def _serve_admitted(self, record: Request, method: str, path: str, query: dict, body: Any,
+                            body_error: Optional[str], auth: Optional[tuple[str, str]]) -> None:
+            faults = metrc._take_faults(method, path)
+            for fault in faults:
+                if fault.kind == "latency":
+                    time.sleep(fault.seconds)
+            action = next((f for f in faults if f.kind != "latency"), None)
+            if action is not None:
+                record.fault = f"{action.kind} {action.status}" if action.kind.startswith("status") else action.kind
+            if action is not None and action.kind in ("status", "status_after_commit"):
+                if action.kind == "status_after_commit":
+                    record.applied = metrc.handle(method, path, query, body, body_error, auth)[3]
+                headers = {"Retry-After": action.retry_after} if action.retry_after is not None else {}
+                value: Any
+                if action.body == "html":
+                    value = _HTML_503.replace("503 Service Unavailable", f"{action.status} Error")
+                elif action.body == "assembly":
+                    value = {"Message": _ASSEMBLY}
+                elif action.body == "message":
+                    value = {"Message": "An error has occurred." if action.status != 429 else "Too Many Requests"}
+                else:
+                    value = None
+                record.status = action.status
+                self._send(action.status, value, headers)
+                return
+            if action is not None and action.kind == "drop_before_commit":
+                record.status = None
+                self._drop()
+                return
+            status, value, headers, applied = metrc.handle(method, path, query, body, body_error, auth)
+            record.applied = applied
+            if action is not None and action.kind == "drop_after_commit":
+                record.status = None
+                self._drop()
+                return
+            if action is not None and action.kind == "empty_200" and status == 200:
+                value = None
+            if (status == 400 and metrc.error_row_casing == "pascal" and isinstance(value, list)
+                    and metrc.casing == "pascal"):
+                value = [{"Row": v["row"], "Message": v["message"]} for v in value]
+            record.status = status
+            self._send(status, value, headers)
+            if metrc.close_after_answer:
+                self.close_connection = True  # no "Connection: close" warning, as an idle timeout would
+
+        def do_GET(self) -> None:
+            self._serve()
+
+        def do_POST(self) -> None:
+            self._serve()
+
+        def do_PUT(self) -> None:
+            self._serve()
+
+        def do_DELETE(self) -> None:
+            self._serve()
+
+    return Handler
