@@ -41,7 +41,7 @@ extension ReceiptReporter {
 
     private func recordCheckIns(_ reported: [(Int64, Int64)], found: Bool) async {
         let at = now()
-        health.succeeded(at: at)
+        metrcAnswered(at: at)
         do {
             try store.recordCheckInsReported(reported.map { (id: $0.0, metrcId: $0.1) }, at: at,
                                              audit: AuditEvent(actor: "reporter",

@@ -3,6 +3,7 @@ import Logging
 import MetrcKit
 import Metrics
 import ServiceLifecycle
+import Synchronization
 import TillDomain
 import TillStore
 
@@ -44,6 +45,9 @@ public final class ReceiptReporter: Service, Sendable {
     let logger: Logger
     let now: @Sendable () -> Date
     private let wakeSignal = WakeSignal()
+    /// Set when Metrc answers again after failures: the drain then brings every row waiting out a retry delay
+    /// forward, so that a backlog goes in full POSTs now rather than one by one as each row's backoff ends.
+    private let metrcCameBack = Atomic<Bool>(false)
     private let fresh: FreshReceipts
 
     private let reported = Counter(label: "till_receipts_reported_total")
@@ -157,7 +161,23 @@ public final class ReceiptReporter: Service, Sendable {
     /// One pass over what is due, receipts then check-ins. Returns rows handled.
     @discardableResult
     public func drainOnce() async -> Int {
-        await drainReceipts() + drainCheckIns()
+        if metrcCameBack.exchange(false, ordering: .relaxed) {
+            do {
+                let brought = try store.bringRetriesForward(now: now())
+                if brought > 0 { logger.info("Metrc answers again: retrying what waited now", metadata: ["rows": "\(brought)"]) }
+            } catch {
+                logger.error("could not bring retries forward; they keep their delays", metadata: ["error": "\(error)"])
+            }
+        }
+        return await drainReceipts() + drainCheckIns()
+    }
+
+    /// Notes a success: if it ends a run of failures, the next drain pass retries everything waiting.
+    func metrcAnswered(at: Date) {
+        if health.succeeded(at: at) {
+            metrcCameBack.store(true, ordering: .relaxed)
+            wake()
+        }
     }
 
     /// Receipts due: look up the uncertain, then post the rest in batches.
@@ -201,7 +221,7 @@ public final class ReceiptReporter: Service, Sendable {
     private func recordReported(_ receipts: [(Sale, Int64)], action: String = "metrc.receipts.posted", attempts: Int = 1,
                                 meanwhile: (_ recordedAt: Date) -> Void = { _ in }) async {
         let at = now()
-        health.succeeded(at: at)
+        metrcAnswered(at: at)
         reported.increment(by: receipts.count)
         let receiptNumbers = receipts.map { $0.0.receiptNumber }
         let audit = AuditEvent(actor: "reporter", action: action, license: metrc.licenseNumber,

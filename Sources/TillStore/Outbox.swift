@@ -88,6 +88,17 @@ extension TillStore {
         }
     }
 
+    /// Makes every row waiting out a retry delay due now; returns how many. Only rows with a failed attempt
+    /// on record wait so (`last_error`), and none of them is in flight while the reporter's drain, which alone
+    /// retries them, is between passes: a fresh sale's first attempt leases a row with no error yet.
+    public func bringRetriesForward(now: Date) throws -> Int {
+        try pool.write { db in
+            try db.run("UPDATE outbox SET next_attempt_at = ? WHERE last_error IS NOT NULL AND next_attempt_at > ?",
+                       [now.epochMilliseconds, now.epochMilliseconds])
+            return db.changesCount
+        }
+    }
+
     /// After a restart no attempt is in flight: every lease is void.
     public func releaseLeases(now: Date) throws {
         try pool.write { db in

@@ -2,6 +2,7 @@ import Foundation
 import MetrcSimulator
 import Testing
 import TillDomain
+import TillReporter
 import TillStore
 
 /// The sale path as registers feel it: over the socket, against a simulated Metrc.
@@ -257,6 +258,35 @@ import TillStore
             let receipts = await till.simulation.receipts(license: TillHarness.license)
             #expect(receipts.count == 100)
             #expect(Set(receipts.compactMap(\.externalReceiptNumber)).count == 100)
+        }
+    }
+
+    @Test func whenMetrcAnswersAgainTheSalesWaitingOutABackoffGoAtOnceInFullPOSTs() async throws {
+        // A minute's backoff: without being brought forward, nothing below would go within the test's wait.
+        let slowRetry = RetryPolicy(base: .seconds(60), cap: .seconds(60), jitter: 0)
+        try await TillHarness.run(deadline: .milliseconds(300), retry: slowRetry) { till in
+            await till.simulation.setFaults([SimFault(.status(503, body: nil, retryAfterSeconds: nil),
+                                                      method: "POST", pathPrefix: "/sales/v2/receipts")])
+            for number in 0..<12 {
+                #expect(try await till.sell("outage-\(number)", quantity: "1").status == 202)
+            }
+            try await till.waitUntil("every failed first attempt is recorded") {
+                let waiting = try till.services.store.dueReports(now: .distantFuture, limit: 100)
+                return waiting.count == 12 && waiting.allSatisfy { $0.lastError != nil }
+            }
+            await till.simulation.clearFaults()
+            await till.simulation.resetCounters()
+
+            // The next sale finds Metrc back: the twelve go now, looked up first (a 503 may have been applied).
+            #expect(try await till.sell("back-again", quantity: "1").status == 201)
+            try await till.waitUntil("the backlog drains", timeout: .seconds(10)) {
+                try till.services.store.reportingSummary().pending == 0
+            }
+            let receipts = await till.simulation.receipts(license: TillHarness.license)
+            #expect(receipts.count == 13)
+            #expect(Set(receipts.compactMap(\.externalReceiptNumber)).count == 13)
+            // The fresh sale's POST, then the backlog in one POST of 10 and one of 2.
+            #expect(await till.simulation.requestCount(method: "POST", pathPrefix: "/sales/v2/receipts") == 3)
         }
     }
 
