@@ -180,6 +180,7 @@ extension MetrcClient {
             paged: true)
         // The date filter is not in the published specification, so a Metrc that ignores it answers every
         // day's check-ins: taking another day's for this one would record a wrong Id and lose the check-in.
+        // One without a date is kept: only the filter, if applied, can vouch for it.
         return listed.filter { $0.checkInDate.map { $0.prefix(10) == date.prefix(10) } ?? true }
     }
 
