@@ -17,7 +17,6 @@ public final class MetrcHealth: Sendable {
     public init() {}
 
     /// - Returns: whether this ends a run of failures (Metrc is back), so that what waits for a retry can go now.
-    @discardableResult
     public func succeeded(at: Date) -> Bool {
         snapshot.withLock { snapshot in
             let wasFailing = snapshot.lastErrorAt.map { $0 >= (snapshot.lastSuccessAt ?? .distantPast) } ?? false

@@ -56,7 +56,7 @@ extension ReceiptReporter {
 
     private func recordCheckInRejection(_ checkIn: PatientCheckInRecord, rows: [MetrcRowError]) async {
         let at = now()
-        health.succeeded(at: at)  // Metrc answered; it just said no
+        metrcAnswered(at: at)  // it just said no
         let messages = rows.map(\.message)
         logger.warning("Metrc refused a check-in", metadata: ["checkIn": "\(checkIn.id)", "reason": "\(messages.joined(separator: "; "))"])
         do {

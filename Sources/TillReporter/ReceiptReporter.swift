@@ -172,7 +172,8 @@ public final class ReceiptReporter: Service, Sendable {
         return await drainReceipts() + drainCheckIns()
     }
 
-    /// Notes a success: if it ends a run of failures, the next drain pass retries everything waiting.
+    /// Notes that Metrc answered (a refusal is an answer too): if that ends a run of failures, the next drain
+    /// pass retries everything waiting. Every answer goes through here, so `health` is told in one place.
     func metrcAnswered(at: Date) {
         if health.succeeded(at: at) {
             metrcCameBack.store(true, ordering: .relaxed)
@@ -261,7 +262,7 @@ public final class ReceiptReporter: Service, Sendable {
 
     private func recordRejection(_ sale: Sale, rows: [MetrcRowError], restoreStock: Bool) async {
         let at = now()
-        health.succeeded(at: at)  // Metrc answered; it just said no
+        metrcAnswered(at: at)  // it just said no
         rejectedCount.increment()
         let messages = rows.map(\.message)
         logger.warning("Metrc refused a receipt", metadata: ["sale": "\(sale.id)", "receipt": "\(sale.receiptNumber)",
