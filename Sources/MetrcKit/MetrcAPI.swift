@@ -21,6 +21,9 @@ public protocol MetrcAPI: Sendable {
     /// `POST /sales/v2/receipts`, chunked; Metrc's Ids in posted order. A chunk that Metrc accepted without
     /// telling its Ids contributes nothing: look those receipts up by external number.
     func postReceipts(_ receipts: [MetrcReceiptDraft]) async throws(MetrcError) -> [Int64]
+    /// One journaled write, as it stands (no chunking: the journal batches within the object limit). Metrc's
+    /// Ids aligned with `write.objects`, each nil where Metrc did not tell it (all of them for a PUT or DELETE).
+    func send(_ write: MetrcWrite) async throws(MetrcError) -> [Int64?]
     /// `PUT /sales/v2/receipts`, chunked.
     func updateReceipts(_ receipts: [MetrcReceiptUpdate]) async throws(MetrcError)
     /// `GET /sales/v2/receipts/{id}`; nil when Metrc does not know it for this license.

@@ -296,7 +296,7 @@ extension MetrcClient {
 
     /// Metrc's Ids from `{"Ids":[...]}` (or a bare array), aligned with the chunk; all nil when Metrc did not
     /// say, or said something that cannot be aligned: the write was applied either way (2xx).
-    private func ids(in response: HTTPResponse, expected: Int, _ call: Call) -> [Int64?] {
+    func ids(in response: HTTPResponse, expected: Int, _ call: Call) -> [Int64?] {
         let unknown = [Int64?](repeating: nil, count: expected)
         guard !Self.isBlank(response.body) else { return unknown }
         let decoder = MetrcJSON.makeDecoder()

@@ -57,6 +57,8 @@ public final class MetrcClient: MetrcAPI {
         var facilityScoped = true
         /// Values (patient and caregiver numbers) to mask wherever Metrc's answer is logged.
         var sensitive: [String] = []
+        /// Also mask the patient and caregiver numbers the body carries (a journaled write's objects).
+        var personalNumbersInBody = false
 
         var isWrite: Bool { method != "GET" }
 
@@ -173,7 +175,8 @@ public final class MetrcClient: MetrcAPI {
         if let status { metadata["status"] = "\(status)" }
         if let elapsed { metadata["duration_ms"] = "\(Self.milliseconds(elapsed))" }
         if let error {
-            metadata["error"] = "\(MetrcRedaction.redact(error.description, hiding: call.sensitive))"
+            let hidden = call.sensitive + (call.personalNumbersInBody ? Self.personalNumbers(inBody: call.body) : [])
+            metadata["error"] = "\(MetrcRedaction.redact(error.description, hiding: hidden))"
             metadata["may_have_been_applied"] = "\(error.mayHaveBeenApplied)"
         }
         metadata.merge(extra) { _, new in new }

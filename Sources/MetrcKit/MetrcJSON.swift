@@ -85,8 +85,11 @@ struct MetrcIdsBody: Decodable {
 }
 
 /// The body of finalize and unfinalize: `[{"Id":n}]`.
-struct MetrcIdBody: Encodable {
-    var id: Int64
+/// `{"Id":n}`: how Metrc's finalize and unfinalize name a receipt.
+public struct MetrcIdBody: Encodable, Sendable {
+    public var id: Int64
+
+    public init(id: Int64) { self.id = id }
 
     enum CodingKeys: String, CodingKey {
         case id = "Id"

@@ -251,3 +251,37 @@ extension MetrcTransactionDraft {
         }
     }
 }
+
+// MARK: - One object, as Till's journal keeps it
+
+extension MetrcReceiptDraft {
+    /// This receipt as one element of a `POST /sales/v2/receipts` body, byte for byte as `requestBody` writes it.
+    public var jsonObject: String {
+        var json = JSONWriter(capacity: 384)
+        write(into: &json)
+        return String(decoding: json.bytes, as: UTF8.self)
+    }
+}
+
+extension MetrcWritable {
+    /// This object as one element of its write's body, as `MetrcJSON.makeEncoder()` writes it.
+    var encodedObject: String {
+        // Encoding a plain struct of strings, numbers and arrays of them cannot fail.
+        String(decoding: (try? MetrcJSON.makeEncoder().encode(self)) ?? Data("{}".utf8), as: UTF8.self)
+    }
+}
+
+extension MetrcPatientCheckInDraft {
+    /// This check-in as one element of a `POST /patient-checkins/v2/` body.
+    public var jsonObject: String { encodedObject }
+}
+
+extension MetrcReceiptUpdate {
+    /// This edit as one element of a `PUT /sales/v2/receipts` body.
+    public var jsonObject: String { encodedObject }
+}
+
+extension MetrcIdBody {
+    /// `{"Id":n}`: one element of a finalize or unfinalize body, and what an archive's journal row names.
+    public var jsonObject: String { encodedObject }
+}

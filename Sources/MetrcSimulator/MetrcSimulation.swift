@@ -243,6 +243,14 @@ public actor MetrcSimulation {
         case .latency(let delay):
             try? await Task.sleep(for: delay)
             return handle(request, path: path)
+        case .holdThenApply(let hold):
+            // An unstructured task: not cancelled when the client's connection goes, so the hold runs out and the
+            // write lands all the same.
+            let applied = Task {
+                try? await Task.sleep(for: hold)
+                return self.handle(request, path: path)
+            }
+            return await applied.value
         case .commitThenDrop:
             var response = handle(request, path: path)
             response.drop = fault.dropStyle

@@ -49,6 +49,9 @@ public struct SimFault: Sendable {
         case status(Int, body: String?, retryAfterSeconds: Int?)
         /// Wait, then act normally.
         case latency(Duration)
+        /// Hold the request, then apply it whatever became of the client (gone, timed out, killed), as a busy
+        /// Metrc server does; the answer goes to whoever is still listening.
+        case holdThenApply(Duration)
         /// Act (commit the write) and then close the connection without a complete response.
         case commitThenDrop
         /// Close the connection without acting.

@@ -5,7 +5,8 @@ import Foundation
 /// - `POST /_sim/faults` replaces every fault with a JSON list such as
 ///   `[{"status":503,"body":"<html>…","retryAfter":5,"method":"POST","pathPrefix":"/sales","times":3,"seconds":30}]`;
 ///   each entry has exactly one effect: `status` (with optional `body`, `retryAfter`), `latencyMs`,
-///   `commitThenDrop: true` or `dropBeforeCommit: true` (add `"silent": true` to close without a byte).
+///   `holdThenApplyMs` (applied after the hold even if the client has gone), `commitThenDrop: true` or
+///   `dropBeforeCommit: true` (add `"silent": true` to close without a byte).
 ///   `times` limits how often it fires, `seconds` how long it stays armed.
 /// - `DELETE /_sim/faults` clears them; `GET /_sim/faults` lists those still armed.
 /// - `GET /_sim/receipts[?licenseNumber=]` lists every receipt (archived included) as Metrc writes them, plus `License`.
@@ -75,14 +76,15 @@ extension MetrcSimulation {
         for (index, item) in items.enumerated() {
             var r = FieldReader(item)
             let status = r.int64("status"), body = r.string("body"), retryAfter = r.int64("retryAfter")
-            let latency = r.int64("latencyMs"), commitThenDrop = r.bool("commitThenDrop") ?? false
+            let latency = r.int64("latencyMs"), hold = r.int64("holdThenApplyMs")
+            let commitThenDrop = r.bool("commitThenDrop") ?? false
             let dropBeforeCommit = r.bool("dropBeforeCommit") ?? false, silent = r.bool("silent") ?? false
             let method = r.string("method"), prefix = r.string("pathPrefix"), times = r.int64("times")
             let seconds = r.decimal("seconds")
             if let first = r.errors.first { throw FaultListError(message: "Fault \(index): \(first)") }
-            let effects = [status != nil, latency != nil, commitThenDrop, dropBeforeCommit].filter { $0 }.count
+            let effects = [status != nil, latency != nil, hold != nil, commitThenDrop, dropBeforeCommit].filter { $0 }.count
             guard effects == 1 else {
-                throw FaultListError(message: "Fault \(index): give exactly one of status, latencyMs, commitThenDrop, dropBeforeCommit.")
+                throw FaultListError(message: "Fault \(index): give exactly one of status, latencyMs, holdThenApplyMs, commitThenDrop, dropBeforeCommit.")
             }
             let effect: SimFault.Effect
             if let status {
@@ -90,6 +92,8 @@ extension MetrcSimulation {
                 effect = .status(Int(status), body: body, retryAfterSeconds: retryAfter.map { Int($0) })
             } else if let latency {
                 effect = .latency(.milliseconds(latency))
+            } else if let hold {
+                effect = .holdThenApply(.milliseconds(hold))
             } else {
                 effect = commitThenDrop ? .commitThenDrop : .dropBeforeCommit
             }
@@ -100,14 +104,19 @@ extension MetrcSimulation {
         return faults
     }
 
+    private static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+
     static func faultJSON(_ fault: SimFault) -> JSON {
         var members: [(String, JSON)] = []
         switch fault.effect {
         case .status(let status, let body, let retryAfter):
             members = [("status", JSON(status)), ("body", JSON(body)), ("retryAfter", JSON(retryAfter))]
         case .latency(let delay):
-            let ms = delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000
-            members = [("latencyMs", JSON(ms))]
+            members = [("latencyMs", JSON(Self.milliseconds(delay)))]
+        case .holdThenApply(let hold):
+            members = [("holdThenApplyMs", JSON(Self.milliseconds(hold)))]
         case .commitThenDrop: members = [("commitThenDrop", .bool(true))]
         case .dropBeforeCommit: members = [("dropBeforeCommit", .bool(true))]
         }

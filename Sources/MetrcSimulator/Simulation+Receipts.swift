@@ -409,6 +409,28 @@ extension MetrcSimulation {
         return amount
     }
 
+    /// Records a copy of receipt `id` (external number included) and takes its quantities again, as a second POST
+    /// of the same receipt would: a duplicate planted behind a client's back. Nil when there is no such receipt.
+    public func duplicateReceipt(id: Int64) -> SimReceipt? {
+        guard let original = receipt(id: id), let state = facilities[original.license] else { return nil }
+        var ledger = Ledger()
+        for line in original.transactions {
+            guard let package = state.package(label: line.packageLabel), let amount = deduction(of: line, from: package) else { continue }
+            ledger.add(-amount, to: package)
+        }
+        let stamp = now()
+        commit(ledger, license: original.license, at: stamp)
+        var copy = original
+        copy.id = nextReceiptId
+        copy.isFinal = false
+        copy.recordedAt = stamp
+        copy.lastModified = stamp
+        nextReceiptId += 1
+        receiptIndex[copy.id] = receiptList.count
+        receiptList.append(copy)
+        return copy
+    }
+
     /// Writes a validated ledger back to the packages. A package given quantity back is unfinished, as Metrc does.
     func commit(_ ledger: Ledger, license: String, at stamp: Date) {
         guard var state = facilities[license] else { return }

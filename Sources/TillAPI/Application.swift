@@ -13,10 +13,11 @@ public struct TillServices: Sendable {
     public let store: TillStore
     public let metrc: any MetrcAPI
     public let health: MetrcHealth
-    public let reporter: ReceiptReporter
+    public let reporter: MetrcReporter
     public let desk: SaleDesk
     public let patients: PatientDirectory
     public let sync: InventorySync
+    public let sweep: DuplicateSweep
     public let logger: Logger
 
     public init(configuration: TillConfiguration, store: TillStore, metrc: any MetrcAPI, logger: Logger,
@@ -30,7 +31,8 @@ public struct TillServices: Sendable {
         var settings = reporterSettings ?? ReporterSettings()
         settings.deadline = reporterSettings?.deadline ?? configuration.reportDeadline
         settings.batchSize = reporterSettings?.batchSize ?? configuration.metrcObjectLimit
-        reporter = ReceiptReporter(store: store, metrc: metrc, health: health, settings: settings, logger: logger, now: now)
+        settings.inDoubtWindow = reporterSettings?.inDoubtWindow ?? configuration.inDoubtWindow
+        reporter = MetrcReporter(store: store, metrc: metrc, health: health, settings: settings, logger: logger, now: now)
         patients = PatientDirectory(
             metrc: metrc, store: store,
             settings: patientSettings ?? PatientSettings(patience: configuration.reportDeadline,
@@ -40,14 +42,19 @@ public struct TillServices: Sendable {
         desk = SaleDesk(store: store, reporter: reporter, patients: patients, license: configuration.license,
                         timeZone: configuration.timeZone, logger: logger, now: now)
         sync = InventorySync(store: store, metrc: metrc, logger: logger, interval: syncInterval)
+        sweep = DuplicateSweep(store: store, metrc: metrc, reporter: reporter, timeZone: configuration.timeZone,
+                               interval: configuration.sweepInterval, logger: logger, now: now)
     }
 }
 
 /// The Till server on its Unix socket, with the reporter and inventory sync running beside it.
 /// `till serve` and the end-to-end tests both run exactly this.
 ///
-/// - Parameter runReporter: false leaves the outbox alone (tests that build a backlog first).
-public func buildApplication(services: TillServices, runReporter: Bool = true) throws -> some ApplicationProtocol {
+/// - Parameters:
+///   - runReporter: false leaves the journal alone, and sweeps nothing (tests that build a backlog first).
+///   - runSweep: false runs no duplicate sweep (tests that count Metrc's requests).
+public func buildApplication(services: TillServices, runReporter: Bool = true,
+                             runSweep: Bool = true) throws -> some ApplicationProtocol {
     let router = Router(context: TillRequestContext.self)
     let routes = RouteTable()
     router.add(middleware: JSONErrorMiddleware(routes: routes))
@@ -66,7 +73,7 @@ public func buildApplication(services: TillServices, runReporter: Bool = true) t
         router: router,
         server: .pinnedToEventLoops(),
         configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "Till"),
-        services: runReporter ? [services.reporter, services.sync] : [services.sync],
+        services: (runReporter ? [services.reporter] : []) + [services.sync] + (runReporter && runSweep ? [services.sweep] : []),
         onServerRunning: { _ in
             // Registers and staff tools share a group with Till; nobody else may talk to it.
             chmod(socketPath, 0o660)

@@ -101,7 +101,8 @@ struct Routes: Sendable {
             clientCheckInId: body.clientCheckInId, patientLicenseNumber: number, locationId: body.checkInLocationId,
             checkInDate: body.checkInDate, today: today, registrationStartDate: body.registrationStartDate,
             registrationExpiryDate: body.registrationExpiryDate, terminalId: terminal.id,
-            actor: "terminal:\(terminal.name)", license: services.configuration.license, at: Date()) }
+            actor: "terminal:\(terminal.name)", license: services.configuration.license, at: Date(),
+            metrcBody: MetrcBodies.checkIn) }
         services.reporter.wake()
         return JSONResponse.make(CheckInView(checkIn), status: checkIn.status == .reported ? .ok : .accepted)
     }
@@ -157,9 +158,11 @@ struct Routes: Sendable {
 
     @Sendable func reporting(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal([.manager, .register])
-        let summary = try await Self.current(services.store) { try services.store.reportingSummary() }
+        let (summary, journal) = try await Self.current(services.store) {
+            (try services.store.reportingSummary(), try services.store.journalSummary())
+        }
         let health = services.health.current()
-        return JSONResponse.make(ReportingView(summary: summary, health: health))
+        return JSONResponse.make(ReportingView(summary: summary, journal: journal, health: health, now: Date()))
     }
 
     @Sendable func health(_ request: Request, context: TillRequestContext) async throws -> Response {

@@ -36,6 +36,12 @@ public struct TillConfiguration: Sendable {
     public var logLevel: Logger.Level = .info
     /// Objects per Metrc write (413 above it): receipts per POST, for fresh sales and the backlog alike.
     public var metrcObjectLimit: Int = 10
+    /// One whole Metrc request, connecting included.
+    public var metrcTimeout: Duration = .seconds(20)
+    /// How long after an attempt began Metrc may still apply it: a write in doubt is sent again only after.
+    public var inDoubtWindow: Duration = .seconds(120)
+    /// How often the duplicate sweep lists recent receipts in Metrc (also at start).
+    public var sweepInterval: Duration = .seconds(300)
 
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("till.sqlite") }
     public var usesEmbeddedSimulator: Bool { metrcBaseURL == nil }
@@ -141,6 +147,24 @@ public struct TillConfiguration: Sendable {
                 throw ConfigurationError(setting: "TILL_METRC_OBJECT_LIMIT", problem: "'\(raw)' is not a whole number from 1 to 100")
             }
             configuration.metrcObjectLimit = limit
+        }
+        func seconds(_ name: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Duration? {
+            guard let raw = value(name) else { return nil }
+            guard let seconds = Int(raw), range.contains(seconds) else {
+                throw ConfigurationError(setting: name, problem: "'\(raw)' is not a whole number of seconds from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return .seconds(seconds)
+        }
+        configuration.metrcTimeout = try seconds("TILL_METRC_TIMEOUT_S", in: 1...600) ?? configuration.metrcTimeout
+        configuration.inDoubtWindow = try seconds("TILL_METRC_IN_DOUBT_S", in: 1...86_400) ?? configuration.inDoubtWindow
+        configuration.sweepInterval = try seconds("TILL_SWEEP_INTERVAL_S", in: 1...86_400) ?? configuration.sweepInterval
+        // A fresh sale's attempt counts from its journaling and is sent within the deadline; it can land until
+        // the request times out. Re-sending before then could make a duplicate.
+        guard configuration.inDoubtWindow > configuration.metrcTimeout + configuration.reportDeadline else {
+            throw ConfigurationError(setting: "TILL_METRC_IN_DOUBT_S",
+                                     problem: "must be longer than TILL_METRC_TIMEOUT_S plus TILL_REPORT_DEADLINE_MS "
+                                         + "(\(configuration.metrcTimeout + configuration.reportDeadline)), or a request still "
+                                         + "in flight could land after its re-send")
         }
         if let raw = value("TILL_LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: raw.lowercased()) else {

@@ -156,14 +156,58 @@ struct ReportingView: Encodable {
         var lastErrorAt: Date?
         var lastSuccessAt: Date?
     }
+    /// Every write owed to Metrc, by kind; those in doubt with their age; those Metrc refused with its words.
+    struct JournalView: Encodable {
+        struct Write: Encodable {
+            var id: Int64
+            var kind: String
+            var subject: String
+            var attempts: Int
+            /// In doubt: since when its last attempt may be landing in Metrc, and for how long.
+            var attemptStartedAt: Date?
+            var ageSeconds: Int?
+            var lastError: String?
+            /// Refused: Metrc's words.
+            var messages: [String]?
+            var refusedAt: Date?
+        }
+        var pending: Int
+        var pendingByKind: [String: Int]
+        /// Owed writes held back by a refused earlier write of their subject.
+        var blocked: Int
+        var inDoubt: [Write]
+        var refused: [Write]
+        /// Duplicate receipts in Metrc that the sweep archived.
+        var duplicatesArchived: Int
+
+        init(_ summary: JournalSummary, now: Date) {
+            pending = summary.pending
+            pendingByKind = Dictionary(uniqueKeysWithValues: summary.pendingByKind.map { ($0.key.rawValue, $0.value) })
+            blocked = summary.blocked
+            inDoubt = summary.inDoubt.map { row in
+                Write(id: row.id, kind: row.kind.rawValue, subject: "\(row.subject)", attempts: row.attempts,
+                      attemptStartedAt: row.attemptStartedAt,
+                      ageSeconds: row.attemptStartedAt.map { max(0, Int(now.timeIntervalSince($0))) },
+                      lastError: row.lastError)
+            }
+            refused = summary.refused.map { row in
+                Write(id: row.id, kind: row.kind.rawValue, subject: "\(row.subject)", attempts: row.attempts,
+                      messages: row.refusal ?? [], refusedAt: row.refusedAt)
+            }
+            duplicatesArchived = summary.duplicatesArchived
+        }
+    }
+
     /// Every sale not yet confirmed in Metrc.
     var pending: Int
     var oldestPendingSoldAt: Date?
     var rejected: [Rejected]
     var lastReportedAt: Date?
     var metrc: MetrcView
+    var journal: JournalView
 
-    init(summary: ReportingSummary, health: MetrcHealth.Snapshot) {
+    init(summary: ReportingSummary, journal: JournalSummary, health: MetrcHealth.Snapshot, now: Date) {
+        self.journal = JournalView(journal, now: now)
         pending = summary.pending
         oldestPendingSoldAt = summary.oldestPendingSoldAt
         rejected = summary.rejected.map {

@@ -16,3 +16,18 @@ public enum FacilityDate {
         return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
     }
 }
+
+extension FacilityDate {
+    /// The instants a facility-local business day spans, midnight to midnight in the facility's zone: 23 or
+    /// 25 hours on the days clocks change. Nil for text that is not a `YYYY-MM-DD` date.
+    public static func window(of day: String, in timeZone: TimeZone) -> (start: Date, end: Date)? {
+        let parts = day.split(separator: "-").compactMap { Int($0) }
+        guard parts.count == 3 else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = timeZone
+        guard let start = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2])),
+              string(of: start, in: timeZone) == day,
+              let end = calendar.date(byAdding: .day, value: 1, to: start) else { return nil }
+        return (start, end)
+    }
+}

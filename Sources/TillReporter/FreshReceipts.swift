@@ -66,8 +66,14 @@ final class RegisterWait: Sendable {
 /// form; eight registers share POSTs instead of each paying for a connection and a request. A refused
 /// batch is split as the backlog's is, so one bad receipt refuses only its own sale.
 final class FreshReceipts: Sendable {
-    private struct Queued: Sendable {
+    /// A journaled sale and its receipt's journal row.
+    struct Receipt: Sendable {
         let sale: Sale
+        let row: JournalRow
+    }
+
+    private struct Queued: Sendable {
+        let receipt: Receipt
         let wait: RegisterWait
     }
 
@@ -94,13 +100,13 @@ final class FreshReceipts: Sendable {
     ///
     /// - Parameter post: posts one batch and answers each of its waits; called on a task of its own, so
     ///   that a POST outlives a register that stopped waiting.
-    func report(_ sale: Sale, post: @escaping @Sendable ([(Sale, RegisterWait)]) async -> Void,
-                handOver: @escaping @Sendable ([Sale]) -> Void) async -> Sale? {
+    func report(_ receipt: Receipt, post: @escaping @Sendable ([(Receipt, RegisterWait)]) async -> Void,
+                handOver: @escaping @Sendable ([JournalRow]) -> Void) async -> Sale? {
         let wait = RegisterWait(deadline: .now + deadline)
         return await withCheckedContinuation { continuation in
             wait.arm(continuation)
             let (startPoster, startWatcher) = state.withLock { state in
-                state.queued.append(Queued(sale: sale, wait: wait))
+                state.queued.append(Queued(receipt: receipt, wait: wait))
                 state.waits.append(wait)
                 let poster = state.posting < postsInFlight
                 if poster { state.posting += 1 }
@@ -119,12 +125,12 @@ final class FreshReceipts: Sendable {
         }
     }
 
-    private func postWhileQueued(_ post: @Sendable ([(Sale, RegisterWait)]) async -> Void,
-                                 handOver: @Sendable ([Sale]) -> Void) async {
+    private func postWhileQueued(_ post: @Sendable ([(Receipt, RegisterWait)]) async -> Void,
+                                 handOver: @Sendable ([JournalRow]) -> Void) async {
         while true {
             let (batch, late) = state.withLock { state -> ([Queued], [Queued]) in
                 // A sale whose register already heard "pending" goes to the background drain instead: its
-                // outbox lease must not run out while it still sits here.
+                // journal lease must not run out while it still sits here.
                 let now = ContinuousClock.now
                 let late = state.queued.prefix { $0.wait.deadline <= now }
                 state.queued.removeFirst(late.count)
@@ -135,10 +141,10 @@ final class FreshReceipts: Sendable {
             }
             if !late.isEmpty {
                 late.forEach { $0.wait.expire() }
-                handOver(late.map(\.sale))
+                handOver(late.map(\.receipt.row))
             }
             guard !batch.isEmpty else { return }
-            await post(batch.map { ($0.sale, $0.wait) })
+            await post(batch.map { ($0.receipt, $0.wait) })
         }
     }
 

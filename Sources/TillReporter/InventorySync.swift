@@ -70,7 +70,7 @@ public final class InventorySync: Service, Sendable {
                                   lastModified: package.lastModified, unitWeight: package.item?.unitWeight,
                                   unitWeightUnit: package.item?.unitWeightUnitOfMeasureName)
             }
-            try store.applyMetrcPackages(states, fullSync: since == nil, at: now())
+            try store.applyMetrcPackages(states, fullSync: since == nil, at: now(), readSince: started)
             try store.recordSyncRun(startedAt: started, finishedAt: now(), full: since == nil, windowStart: since,
                                     windowEnd: started, packagesSeen: states.count, error: nil)
             logger.info("inventory synced", metadata: ["full": "\(since == nil)", "packages": "\(states.count)"])

@@ -1,5 +1,6 @@
 import MetrcKit
 import TillDomain
+import TillStore
 
 extension MetrcReceiptDraft {
     /// The receipt Metrc gets for a journaled sale; `ExternalReceiptNumber` is Till's receipt number,
@@ -29,8 +30,30 @@ extension MetrcReceiptDraft {
     }
 }
 
+/// The JSON objects Till journals for Metrc: what each local change sends, written by MetrcKit.
+public enum MetrcBodies {
+    /// A sale's receipt, as `POST /sales/v2/receipts` takes it.
+    @Sendable public static func receipt(_ sale: Sale) -> String {
+        MetrcReceiptDraft(sale: sale).jsonObject
+    }
+
+    /// A check-in, as `POST /patient-checkins/v2/` takes it.
+    @Sendable public static func checkIn(_ checkIn: PatientCheckInRecord) -> String {
+        MetrcPatientCheckInDraft(patientLicenseNumber: checkIn.patientLicenseNumber,
+                                 checkInLocationId: checkIn.checkInLocationId,
+                                 registrationStartDate: checkIn.registrationStartDate,
+                                 registrationExpiryDate: checkIn.registrationExpiryDate,
+                                 checkInDate: checkIn.checkInDate).jsonObject
+    }
+
+    /// `{"Id":n}`: a receipt to archive, finalize or unfinalize.
+    public static func receiptId(_ id: Int64) -> String {
+        MetrcIdBody(id: id).jsonObject
+    }
+}
+
 extension MetrcError {
-    /// One line for the outbox, logs and `/v1/reporting`; never carries a key.
+    /// One line for the journal, logs and `/v1/reporting`; never carries a key.
     var summary: String {
         switch self {
         case .rejected(let rows): "Metrc refused: " + rows.map(\.message).joined(separator: "; ")

@@ -25,7 +25,7 @@ public enum SaleOutcome: Sendable {
 /// The unit of work for a sale: validate, journal in one transaction, report to Metrc within the deadline.
 public final class SaleDesk: Sendable {
     private let store: TillStore
-    private let reporter: ReceiptReporter
+    private let reporter: MetrcReporter
     private let patients: PatientDirectory
     private let license: String
     private let timeZone: TimeZone
@@ -33,7 +33,7 @@ public final class SaleDesk: Sendable {
     private let now: @Sendable () -> Date
     private let salesCounter = Counter(label: "till_sales_total")
 
-    public init(store: TillStore, reporter: ReceiptReporter, patients: PatientDirectory, license: String,
+    public init(store: TillStore, reporter: MetrcReporter, patients: PatientDirectory, license: String,
                 timeZone: TimeZone, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
         self.store = store
         self.reporter = reporter
@@ -85,10 +85,10 @@ public final class SaleDesk: Sendable {
         switch result {
         case .replay(let existing):
             return Self.outcome(existing)
-        case .recorded(let sale):
+        case .recorded(let sale, let row):
             salesCounter.increment()
             logger.debug("sale journaled", metadata: ["sale": "\(sale.id)", "receipt": "\(sale.receiptNumber)"])
-            return await reportWithinDeadline(sale)
+            return await reportWithinDeadline(sale, row: row)
         }
     }
 
@@ -99,7 +99,8 @@ public final class SaleDesk: Sendable {
             request: request, requestDigest: digest, validate: rules, terminalId: terminal?.id, actor: actor,
             license: license, soldAt: soldAt, salesDateTimeLocal: MetrcLocalTime.format(soldAt, in: timeZone),
             businessDate: FacilityDate.string(of: soldAt, in: timeZone),
-            firstAttemptLease: soldAt.addingTimeInterval(reporter.leaseDuration.seconds), note: note)
+            firstAttemptLease: soldAt.addingTimeInterval(reporter.leaseDuration.seconds),
+            receiptBody: MetrcBodies.receipt, note: note)
         do {
             return try await store.journal(entry)
         } catch {
@@ -109,8 +110,8 @@ public final class SaleDesk: Sendable {
 
     /// Waits for the first report attempt up to the deadline; past it the attempt goes on unobserved
     /// and the register hears `pending_report`.
-    private func reportWithinDeadline(_ sale: Sale) async -> SaleOutcome {
-        if let finished = await reporter.reportFresh(sale) { return Self.outcome(finished) }
+    private func reportWithinDeadline(_ sale: Sale, row: JournalRow) async -> SaleOutcome {
+        if let finished = await reporter.reportFresh(sale, row: row) { return Self.outcome(finished) }
         logger.info("Metrc slower than the deadline; sale pending report", metadata: ["sale": "\(sale.id)"])
         // A refusal landing after this point is kept as an exception, not undone: the sale stands.
         await store.caughtUp()

@@ -36,19 +36,25 @@ public struct MetrcPackageState: Sendable {
 }
 
 extension TillStore {
-    /// Stores packages pulled from Metrc. The local quantity is Metrc's less what sales not yet
-    /// confirmed by Metrc have taken, so a sync never hands back stock that is already sold.
+    /// Stores packages pulled from Metrc. The local quantity is Metrc's less what receipts Metrc surely has
+    /// not applied yet take, so a sync never hands back stock that is already sold, nor takes a sale twice.
+    /// A package with a write in doubt (Metrc may or may not show it), or one Metrc may have been told of
+    /// since `readSince` (when the sync began reading), keeps its local quantity as Till journaled it.
     /// A full sync also deactivates local packages Metrc no longer lists as active.
-    public func applyMetrcPackages(_ packages: [MetrcPackageState], fullSync: Bool, at: Date = Date()) throws {
+    public func applyMetrcPackages(_ packages: [MetrcPackageState], fullSync: Bool, at: Date = Date(),
+                                   readSince: Date? = nil) throws {
         try pool.write { db in
-            let pending = try Dictionary(uniqueKeysWithValues: db.rows("""
-                SELECT l.package_label, SUM(l.package_quantity_picos) AS taken
-                FROM sale_lines l JOIN sales s ON s.id = l.sale_id
-                WHERE s.status = 'pending_report' GROUP BY l.package_label
-                """).map { row in (row["package_label"] as String, row["taken"] as Int64) })
+            let pending = try Self.quantitiesOwedToMetrc(db)
+            var held = try Self.packagesWithUnsettledWrites(db)
+            if let readSince {
+                held.formUnion(try String.fetchAll(db, sql: """
+                    SELECT DISTINCT l.package_label FROM sales s JOIN sale_lines l ON l.sale_id = s.id
+                    WHERE s.reported_at >= ?
+                    """, arguments: [readSince.epochMilliseconds]))
+            }
             for package in packages {
                 let metrcPicos = Quantities.picosRoundingDown(package.quantity)
-                let local = max(0, metrcPicos - pending[package.label, default: 0])
+                let fromMetrc = max(0, metrcPicos - pending[package.label, default: 0])
                 try db.run("""
                     INSERT INTO packages (label, metrc_id, item_name, category, unit, quantity_picos, on_hold,
                                           lab_testing_state, active, metrc_quantity, metrc_last_modified, synced_at,
@@ -56,15 +62,18 @@ extension TillStore {
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (label) DO UPDATE SET
                         metrc_id = excluded.metrc_id, item_name = excluded.item_name, category = excluded.category,
-                        unit = excluded.unit, quantity_picos = excluded.quantity_picos, on_hold = excluded.on_hold,
+                        unit = excluded.unit,
+                        quantity_picos = CASE WHEN ? THEN packages.quantity_picos ELSE excluded.quantity_picos END,
+                        on_hold = excluded.on_hold,
                         lab_testing_state = excluded.lab_testing_state, active = excluded.active,
                         metrc_quantity = excluded.metrc_quantity, metrc_last_modified = excluded.metrc_last_modified,
                         synced_at = excluded.synced_at, unit_weight = excluded.unit_weight,
                         unit_weight_unit = excluded.unit_weight_unit
                     """, [package.label, package.metrcId, package.itemName, package.category, package.unit,
-                                     local, package.onHold, package.labTestingState, package.active,
+                                     fromMetrc, package.onHold, package.labTestingState, package.active,
                                      "\(package.quantity)", package.lastModified, at.epochMilliseconds,
-                                     package.unitWeight.map { "\($0)" }, package.unitWeightUnit])
+                                     package.unitWeight.map { "\($0)" }, package.unitWeightUnit,
+                                     held.contains(package.label)])
             }
             if fullSync {
                 let seen = Set(packages.map(\.label))

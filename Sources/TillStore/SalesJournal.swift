@@ -17,15 +17,19 @@ public struct JournalEntry: Sendable {
     public var soldAt: Date
     public var salesDateTimeLocal: String
     public var businessDate: String
-    /// The sale's own first report attempt holds the outbox row until then; the reporter leaves it alone.
+    /// The sale's own first report attempt holds its journal row until then; the reporter leaves it alone.
     public var firstAttemptLease: Date
+    /// The JSON object Metrc gets for the sale (`POST /sales/v2/receipts`), journaled with it.
+    public var receiptBody: @Sendable (Sale) -> String
     /// Anything the audit record must flag (e.g. a medical sale made on a stale patient status).
     public var note: String?
 
     public init(request: SaleRequest, requestDigest: String,
                 validate: @escaping @Sendable ([String: PackageSnapshot]) throws(TillError) -> [ValidatedLine],
                 terminalId: Int64?, actor: String, license: String, soldAt: Date, salesDateTimeLocal: String,
-                businessDate: String, firstAttemptLease: Date, note: String? = nil) {
+                businessDate: String, firstAttemptLease: Date, receiptBody: @escaping @Sendable (Sale) -> String,
+                note: String? = nil) {
+        self.receiptBody = receiptBody
         self.note = note
         self.request = request
         self.requestDigest = requestDigest
@@ -42,14 +46,14 @@ public struct JournalEntry: Sendable {
 
 /// What journaling did.
 public enum JournalResult: Sendable {
-    /// A new sale was recorded; its report is owed.
-    case recorded(Sale)
+    /// A new sale was recorded; its report is owed, as this journal row (leased to the sale's first attempt).
+    case recorded(Sale, JournalRow)
     /// The clientSaleId was already recorded with the same content: this is the original sale.
     case replay(Sale)
 }
 
 extension TillStore {
-    /// Records the sale, its lines, the package decrements, the outbox row and an audit event in one
+    /// Records the sale, its lines, the package decrements, its receipt's Metrc write and an audit event in one
     /// transaction, after the replay check, the terminal check and the sale's rules in that same
     /// transaction. Stock is guarded in the UPDATE itself, so concurrent registers can never oversell.
     ///
@@ -105,20 +109,13 @@ extension TillStore {
                                   "available": "\(Quantities.decimal(picos: left))"])
                 }
             }
-            // needs_lookup = 1: the first attempt is about to be sent; should the process die mid-flight,
-            // the reporter must ask Metrc before posting again.
-            try db.executeDirect("""
-                INSERT INTO outbox (kind, sale_id, created_at, attempts, next_attempt_at, needs_lookup, last_attempt_at)
-                VALUES ('receipt', ?, ?, 1, ?, 1, ?)
-                """, id, entry.soldAt.epochMilliseconds, entry.firstAttemptLease.epochMilliseconds,
-                                 entry.soldAt.epochMilliseconds)
             try Self.appendAudit(AuditEvent(actor: entry.actor, terminalId: entry.terminalId, action: "sale.journaled",
                                             license: entry.license, requestDigest: entry.requestDigest,
                                             subject: receiptNumber,
                                             detail: "total \(total)" + (entry.note.map { "; \($0)" } ?? "")),
                                  at: entry.soldAt, db)
             // Built from what was just written rather than read back: the writer is held for less time.
-            return .recorded(Sale(
+            let sale = Sale(
                 id: id, clientSaleId: request.clientSaleId, receiptNumber: receiptNumber, customerType: request.customerType,
                 patientLicenseNumber: request.patientLicenseNumber, caregiverLicenseNumber: request.caregiverLicenseNumber,
                 identificationMethod: request.identificationMethod,
@@ -131,7 +128,21 @@ extension TillStore {
                              taxes: line.request.taxes == LineTaxes() ? nil : line.request.taxes,
                              packageDecrementPicos: line.packageDecrementPicos)
                 },
-                totalAmount: total, status: .pendingReport, metrcReceiptId: nil, reportedAt: nil, rejection: nil))
+                totalAmount: total, status: .pendingReport, metrcReceiptId: nil, reportedAt: nil, rejection: nil)
+            // The receipt's POST, first of the sale's writes, in doubt from now: its first attempt is about to be
+            // sent, and should the process die mid-flight the reporter must ask Metrc before sending it again.
+            let body = entry.receiptBody(sale)
+            let soldAt = entry.soldAt.epochMilliseconds
+            try db.executeDirect("""
+                INSERT INTO metrc_journal (kind, subject_type, subject_id, seq, body, created_at, attempts, next_attempt_at,
+                                           in_doubt, attempt_started_at)
+                VALUES ('receipt.create', 'sale', ?, 1, ?, ?, 1, ?, 1, ?)
+                """, id, body, soldAt, entry.firstAttemptLease.epochMilliseconds, soldAt)
+            let row = JournalRow(id: db.lastInsertedRowID, kind: .receiptCreate, subject: .sale(id), seq: 1, body: body,
+                                 createdAt: sale.soldAt, attempts: 1,
+                                 nextAttemptAt: Date(epochMilliseconds: entry.firstAttemptLease.epochMilliseconds),
+                                 inDoubt: true, attemptStartedAt: sale.soldAt)
+            return .recorded(sale, row)
         }
     }
 

@@ -60,6 +60,7 @@ enum Startup {
         var metrc = MetrcConfiguration(baseURL: baseURL, vendorKey: configuration.vendorKey, userKey: configuration.userKey,
                                        licenseNumber: configuration.license, timeZone: configuration.timeZone)
         metrc.maxObjectsPerRequest = configuration.metrcObjectLimit
+        metrc.requestTimeout = configuration.metrcTimeout
         return MetrcClient(configuration: metrc, transport: CurlHTTPClient(), logger: logger)
     }
 
@@ -277,6 +278,7 @@ struct Status: AsyncParsableCommand {
         let configuration = try Startup.configuration()
         let store = try Startup.openStore(configuration)
         let summary = try store.reportingSummary()
+        let journal = try store.journalSummary()
         let durability = try store.durabilitySettings()
         let formatter = ISO8601DateFormatter()
         print("facility:        \(configuration.license) (\(configuration.timeZone.identifier))")
@@ -288,6 +290,23 @@ struct Status: AsyncParsableCommand {
         for sale in summary.rejected {
             print("  sale \(sale.id) receipt \(sale.receiptNumber) (\(sale.salesDateTime), \(sale.totalAmount)): \((sale.rejection ?? []).joined(separator: "; "))")
         }
-        if summary.pending > 0 || !summary.rejected.isEmpty { throw ExitCode(1) }
+        let byKind = journal.pendingByKind.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue) \($0.value)" }
+        print("Metrc writes owed: \(journal.pending)" + (byKind.isEmpty ? "" : " (\(byKind.joined(separator: ", ")))")
+            + (journal.blocked > 0 ? "; \(journal.blocked) held back by a refused write" : ""))
+        if !journal.inDoubt.isEmpty {
+            print("in doubt (sent again only once Metrc cannot apply them any more, and only if not found): \(journal.inDoubt.count)")
+            for row in journal.inDoubt {
+                let age = row.attemptStartedAt.map { " for \(Int(Date().timeIntervalSince($0))) s" } ?? ""
+                print("  \(row.kind.rawValue) \(row.subject)\(age)" + (row.lastError.map { ": \($0)" } ?? ""))
+            }
+        }
+        print("refused by Metrc: \(journal.refused.count)")
+        for row in journal.refused {
+            print("  \(row.kind.rawValue) \(row.subject): \((row.refusal ?? []).joined(separator: "; "))")
+        }
+        if journal.duplicatesArchived > 0 { print("duplicates archived by the sweep: \(journal.duplicatesArchived)") }
+        if summary.pending > 0 || !summary.rejected.isEmpty || journal.pending > 0 || !journal.refused.isEmpty {
+            throw ExitCode(1)
+        }
     }
 }

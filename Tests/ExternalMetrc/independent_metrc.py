@@ -27,9 +27,11 @@ All state is behind one lock; every accessor returns copies. Switches (attribute
 ``max_concurrent_gets_per_facility``, ``object_limit``, ``external_unknown`` (404 / 401 / empty),
 ``external_shape`` (envelope / object / array), ``customer_types_shape``, ``patient_status_shape``,
 ``caregiver_patients_shape``, ``unknown_person``, ``error_row_casing``, ``close_after_answer``,
-``checkin_list_filter``; faults via ``add_fault`` (status, status_after_commit, drop_before_commit,
-drop_after_commit, empty_200, latency); Metrc-side edits via ``set_package``, ``set_facility_type``,
-``revoke_access`` / ``restore_access``, ``set_patient_registrations``, ``seed_patients``, ``seed_checkins``.
+``checkin_list_filter``, ``external_matches``, ``edit_external_number``, ``archive_again``, ``write_answer``;
+faults via ``add_fault`` (status, status_after_commit, drop_before_commit, drop_after_commit, empty_200,
+latency, hold_then_apply); Metrc-side edits via ``set_package``, ``set_facility_type``,
+``revoke_access`` / ``restore_access``, ``set_patient_registrations``, ``seed_patients``, ``seed_checkins``,
+``plant_receipt`` / ``duplicate_receipt`` (a receipt recorded as Metrc's website or another POST would).
 Every request is kept (``requests()``, ``receipt_posts()``) with its method, path, raw query, body, whether
 its Basic auth was good, its licenseNumber, the status answered (None: dropped) and the fault met.
 """
@@ -189,7 +191,8 @@ def parse_filter_instant(text: str) -> Optional[dt.datetime]:
 # --------------------------------------------------------------------------------------------------
 # Faults and records
 
-FAULT_KINDS = ("status", "status_after_commit", "drop_before_commit", "drop_after_commit", "empty_200", "latency")
+FAULT_KINDS = ("status", "status_after_commit", "drop_before_commit", "drop_after_commit", "empty_200", "latency",
+               "hold_then_apply")
 
 
 @dataclass
@@ -205,6 +208,10 @@ class Fault:
       * ``drop_after_commit``: apply the request, then close the connection without answering.
       * ``empty_200``: apply the request; a success is answered 200 with an empty body.
       * ``latency``: wait ``seconds`` before handling (other faults still apply).
+      * ``hold_then_apply``: hold the request ``seconds`` (the whole request already read), then apply it
+        exactly as without the fault, whether or not the client is still there (gave up, timed out, was
+        killed), and only then try to send the normal answer; a client that has gone is ignored.
+        README: a timeout or dropped connection is an ambiguous outcome (the request may yet be applied).
     count: how many matching requests it affects (None: until cleared).
     """
     kind: str
@@ -242,6 +249,7 @@ class Request:
     status: Optional[int] = None  # None: dropped without an answer
     fault: Optional[str] = None
     applied: bool = False  # a write that changed Metrc's state
+    answer_error: Optional[str] = None  # the answer could not be written (the client had gone)
 
 
 @dataclass
@@ -303,6 +311,21 @@ class IndependentMetrc:
         #: timeOffset, paging; other parameters are ignored, as ASP.NET ignores unknown query parameters) or
         #: "checkin_date" (also honour checkinDateStart/checkinDateEnd, which the spec does not list).
         self.checkin_list_filter = "spec"
+        #: GET /sales/v2/receipts/external/{n} when Metrc holds that number more than once (no dedupe: README).
+        #: The docs say "Retrieves a Sales Receipt" (one) and do not say which, nor whether archived ones count:
+        #: "all" (every receipt with the number, oldest first, archived included), "oldest", "newest",
+        #: or "unarchived" (every one not archived; none left → answered as an unknown number).
+        self.external_matches = "all"
+        #: PUT /sales/v2/receipts and ExternalReceiptNumber: the spec's PutSaleReceiptsRequest has no such
+        #: field, so "keep" (the number stays as first posted, whatever the body says; ASP.NET ignores the
+        #: unknown property) or "body" (taken from the body when the body gives one, kept otherwise).
+        self.edit_external_number = "keep"
+        #: DELETE /sales/v2/receipts/{id} of a receipt already archived (undocumented): "400" (a row error)
+        #: or "200" (nothing changes, answered as a success).
+        self.archive_again = "400"
+        #: the body of a successful PUT, finalize, unfinalize or DELETE (README: "200, often with an empty
+        #: body"): "empty" or "ids" ({"Ids":[...],"Warnings":null} naming the receipts touched).
+        self.write_answer = "empty"
         #: the most GETs of one facility seen in flight at once
         self.max_gets_in_flight = 0
 
@@ -519,6 +542,44 @@ class IndependentMetrc:
 
     def receipts_by_external(self, number: str) -> list[dict[str, Any]]:
         return [r for r in self.receipts() if r.get("ExternalReceiptNumber") == number]
+
+    def receipt(self, receipt_id: int) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self._receipts[receipt_id])
+
+    def plant_receipt(self, item: dict[str, Any], *, license: Optional[str] = None,
+                      recorded_by: str = "Metrc Website User") -> int:
+        """A receipt recorded in Metrc without going through this server's HTTP front (entered on Metrc's
+        website, or posted by another client): ``item`` as a POST /sales/v2/receipts item (PascalCase),
+        validated and applied exactly as a POST would (the packages lose its quantities). Returns its Id;
+        a refusal raises ValueError with Metrc's rows."""
+        lic = license or self.license
+        with self._lock:
+            refusal, parsed = self._validate_receipts(lic, [item], None, editing=False)
+            if refusal:
+                raise ValueError(f"Metrc would refuse this receipt: {refusal[1]}")
+            now = dt.datetime.now(dt.timezone.utc)
+            receipt_id = next(self._ids)
+            record = self._receipt_record(lic, receipt_id, parsed[0], now)
+            record["RecordedByUserName"] = recorded_by
+            self._receipts[receipt_id] = record
+            self._apply_lines(parsed[0]["lines"], +1, now)
+            return receipt_id
+
+    def duplicate_receipt(self, receipt_id: int, **changes: Any) -> int:
+        """A second receipt with the content of ``receipt_id`` (same ExternalReceiptNumber, same lines, same
+        SalesDateTime unless ``changes`` say otherwise), as a second POST of the same sale would leave it;
+        stock is decremented again. Returns the new Id."""
+        with self._lock:
+            old = copy.deepcopy(self._receipts[receipt_id])
+        item = {key: old[key] for key in ("SalesDateTime", "SalesCustomerType", "PatientLicenseNumber",
+                                          "CaregiverLicenseNumber", "IdentificationMethod",
+                                          "PatientRegistrationLocationId", "ExternalReceiptNumber")
+                if old.get(key) is not None}
+        item["Transactions"] = [{k: v for k, v in line.items() if not k.startswith("_")}
+                                for line in old["Transactions"]]
+        item.update(changes)
+        return self.plant_receipt(item, license=old["_License"], recorded_by=old["RecordedByUserName"])
 
     def package(self, label: str) -> dict[str, Any]:
         with self._lock:
@@ -804,6 +865,12 @@ class IndependentMetrc:
                     licenses = {lic} if lic else accessible
                     matches = [r for r in sorted(self._receipts.values(), key=lambda r: r["Id"])
                                if r.get("ExternalReceiptNumber") == number_text and r["_License"] in licenses]
+                    if self.external_matches == "oldest":
+                        matches = matches[:1]
+                    elif self.external_matches == "newest":
+                        matches = matches[-1:]
+                    elif self.external_matches == "unarchived":
+                        matches = [r for r in matches if r["ArchivedDate"] is None]
                     if not matches:
                         if self.external_unknown == "401":
                             return 401, None, {}, False
@@ -1098,6 +1165,10 @@ class IndependentMetrc:
         for line in lines:
             package = self._packages[line["PackageLabel"]]
             package["Quantity"] = max(Decimal(0), package["Quantity"] - sign * line["_PackageQuantity"])
+            if sign < 0 and package["IsFinished"] and package["Quantity"] > 0:
+                # README: Metrc puts the difference back on the package, "unfinishing it if needed"
+                package["IsFinished"] = False
+                package["FinishedDate"] = None
             package["LastModified"] = now
 
     def _receipt_record(self, lic: str, receipt_id: int, entry: dict[str, Any], now: dt.datetime,
@@ -1114,12 +1185,24 @@ class IndependentMetrc:
             "CaregiverLicenseNumber": field_ci(item, "CaregiverLicenseNumber"),
             "IdentificationMethod": field_ci(item, "IdentificationMethod"),
             "PatientRegistrationLocationId": field_ci(item, "PatientRegistrationLocationId"),
-            "ExternalReceiptNumber": field_ci(item, "ExternalReceiptNumber"),
+            "ExternalReceiptNumber": self._external_number(item, old),
             "TotalPackages": len({l["PackageLabel"] for l in entry["lines"]}), "TotalPrice": total,
             "Transactions": entry["lines"], "IsFinal": False, "ArchivedDate": None,
             "RecordedDateTime": old["RecordedDateTime"] if old else now, "RecordedByUserName": "Independent Integrator",
             "LastModified": now, "_License": lic,
         }
+
+    def _external_number(self, item: dict[str, Any], old: Optional[dict[str, Any]]) -> Any:
+        given = field_ci(item, "ExternalReceiptNumber")
+        if old is None:
+            return given
+        if self.edit_external_number == "body" and given is not None:
+            return given
+        return old["ExternalReceiptNumber"]
+
+    def _write_answer(self, ids: list[int]) -> Any:
+        """What a successful PUT, finalize, unfinalize or DELETE carries (switch ``write_answer``)."""
+        return {"Ids": ids, "Warnings": None} if self.write_answer == "ids" else None
 
     def _post_receipts(self, lic: str, body: Any, body_error: Optional[str]):
         refusal, parsed = self._validate_receipts(lic, body, body_error, editing=False)
@@ -1144,7 +1227,7 @@ class IndependentMetrc:
             self._apply_lines(old["Transactions"], -1, now)  # the difference goes back on the package
             self._receipts[entry["id"]] = self._receipt_record(lic, entry["id"], entry, now, old=old)
             self._apply_lines(entry["lines"], +1, now)
-        return 200, None, {}, True
+        return 200, self._write_answer([entry["id"] for entry in parsed]), {}, True
 
     def _finalize(self, lic: str, body: Any, body_error: Optional[str], *, final: bool):
         if body_error is not None or not isinstance(body, list) or not body:
@@ -1167,18 +1250,20 @@ class IndependentMetrc:
         for receipt in targets:
             receipt["IsFinal"] = final
             receipt["LastModified"] = now
-        return 200, None, {}, True
+        return 200, self._write_answer([r["Id"] for r in targets]), {}, True
 
     def _archive(self, receipt: dict[str, Any]):
         if receipt["IsFinal"]:
             return 400, [{"row": 0, "message": f"Sales Receipt {receipt['Id']} is finalized and cannot be archived."}], {}, False
         if receipt["ArchivedDate"] is not None:
+            if self.archive_again == "200":
+                return 200, self._write_answer([receipt["Id"]]), {}, False
             return 400, [{"row": 0, "message": f"Sales Receipt {receipt['Id']} is already archived."}], {}, False
         now = dt.datetime.now(dt.timezone.utc)
-        self._apply_lines(receipt["Transactions"], -1, now)
+        self._apply_lines(receipt["Transactions"], -1, now)  # a full return: every quantity goes back
         receipt["ArchivedDate"] = now
         receipt["LastModified"] = now
-        return 200, None, {}, True
+        return 200, self._write_answer([receipt["Id"]]), {}, True
 
     def _post_checkins(self, lic: str, body: Any, body_error: Optional[str]):
         if body_error is not None or not isinstance(body, list) or not body:
@@ -1391,6 +1476,10 @@ def _make_handler(metrc: IndependentMetrc) -> type:
                 record.status = None
                 self._drop()
                 return
+            if action is not None and action.kind == "hold_then_apply":
+                # Nothing is read from or written to the connection while holding, so a client that gives
+                # up or dies meanwhile changes nothing here: the request is applied all the same.
+                time.sleep(action.seconds)
             status, value, headers, applied = metrc.handle(method, path, query, body, body_error, auth)
             record.applied = applied
             if action is not None and action.kind == "drop_after_commit":
@@ -1403,7 +1492,16 @@ def _make_handler(metrc: IndependentMetrc) -> type:
                     and metrc.casing == "pascal"):
                 value = [{"Row": v["row"], "Message": v["message"]} for v in value]
             record.status = status
-            self._send(status, value, headers)
+            if action is not None and action.kind == "hold_then_apply":
+                try:
+                    self._send(status, value, headers)
+                    self.wfile.flush()
+                except OSError as error:  # BrokenPipeError, ConnectionResetError: the client has gone
+                    record.answer_error = f"{type(error).__name__}: {error}"
+                    self.close_connection = True
+                    return
+            else:
+                self._send(status, value, headers)
             if metrc.close_after_answer:
                 self.close_connection = True  # no "Connection: close" warning, as an idle timeout would
 

@@ -754,6 +754,131 @@ class AmbiguousOutcomeTests(RunningTillTestCase):
         self.assert_protocol_hygiene()
 
 
+class MetrcWriteJournalTests(ExternalMetrcTestCase):
+    """Till's Metrc write journal. Settings (environment of `till serve`): TILL_METRC_IN_DOUBT_S (after an
+    attempt whose outcome is unknown, Till looks the receipt up and re-sends only once this many seconds
+    have passed since that attempt began; it must exceed TILL_METRC_TIMEOUT_S, Metrc's request timeout) and
+    TILL_SWEEP_INTERVAL_S (at start and at this interval Till lists today's and yesterday's receipts,
+    GET /sales/v2/receipts/active by salesDate windows, and archives every copy beyond the one it recorded
+    of a number it issued; it never touches a receipt whose number it did not issue).
+    README: "POST is not idempotent, and nothing shows that Metrc deduplicates on ExternalReceiptNumber"."""
+
+    IN_DOUBT_S = 6
+    TIMEOUT_S = 3
+
+    def start_journaling_till(self, *, sweep_interval_s: Optional[int] = None) -> None:
+        self.till.env["TILL_METRC_IN_DOUBT_S"] = str(self.IN_DOUBT_S)
+        self.till.env["TILL_METRC_TIMEOUT_S"] = str(self.TIMEOUT_S)
+        if sweep_interval_s is not None:
+            self.till.env["TILL_SWEEP_INTERVAL_S"] = str(sweep_interval_s)
+        self.start_till()
+
+    def reporting(self) -> dict:
+        status, body = self.till.call("GET", "/v1/reporting")
+        self.assertEqual(status, 200, body)
+        return body
+
+    def website_receipt(self, external: Optional[str], label: str, quantity: str = "0.25") -> dict:
+        """A receipt as Metrc's website (or another point of sale) records it: today, facility-local time."""
+        now = dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE))
+        item: dict[str, Any] = {
+            "SalesDateTime": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}",
+            "SalesCustomerType": "Consumer",
+            "Transactions": [{"PackageLabel": label, "Quantity": Decimal(quantity), "UnitOfMeasure": "Grams",
+                              "TotalAmount": Decimal("4.50")}]}
+        if external is not None:
+            item["ExternalReceiptNumber"] = external
+        return item
+
+    def test_post_held_by_metrc_through_a_sigkill_is_reported_once(self) -> None:
+        # Metrc holds the receipt POST 1.5 s and applies it whatever became of the client. The register hears
+        # pending_report after the deadline (0.8 s); Till is killed then, while Metrc still holds the POST,
+        # and restarted at once: a lookup made before Metrc applies the POST finds nothing, so Till must wait
+        # TILL_METRC_IN_DOUBT_S from the attempt's start before it looks and only then post again if need be.
+        self.start_journaling_till()
+        stock_before = self.metrc.package(self.metrc.FLOWER)["Quantity"]
+        hold = self.metrc.add_fault("hold_then_apply", method="POST", path="/sales/v2/receipts", count=1,
+                                    seconds=1.5)
+        status, sale = self.sale([self.line(quantity=1, amount=10)])
+        self.assertEqual(status, 202, sale)
+        self.assertEqual(sale["status"], "pending_report")
+        self.till.kill9()
+        self.assertEqual(hold.hits, 1, "the sale's POST reached Metrc")
+        number = sale["receiptNumber"]
+        self.assertEqual(self.metrc.receipts_by_external(number), [],
+                         "scenario: Till must be killed while Metrc still holds the POST")
+        held_post = next(r for r in self.metrc.receipt_posts() if r.fault == "hold_then_apply")
+        self.start_till()  # at once, while Metrc still holds the POST
+        self.wait_for(lambda: held_post.applied, 5, "Metrc to apply the held POST")
+        self.wait_for(lambda: self.reporting()["pending"] == 0, 30, "Till to report nothing pending")
+        held = self.metrc.receipts_by_external(number)  # archived or not: every copy counts
+        posts = [r for r in self.metrc.receipt_posts()
+                 if any(isinstance(item, dict) and item.get("ExternalReceiptNumber") == number for item in (r.json or []))]
+        self.assertEqual(len(held), 1, f"receipts in Metrc for {number} (Id, ArchivedDate): "
+                                       f"{[(r['Id'], r['ArchivedDate']) for r in held]}; POSTs carrying it (seconds after "
+                                       f"the first, status, fault): "
+                                       f"{[(round(r.at - posts[0].at, 2), r.status, r.fault) for r in posts]}")
+        self.assertIsNone(held[0]["ArchivedDate"], held[0])
+        done = self.till_sale(sale["id"])
+        self.assertEqual(done["status"], "reported", done)
+        self.assertEqual(done["metrcReceiptId"], held[0]["Id"], done)
+        self.assertEqual(self.metrc.package(self.metrc.FLOWER)["Quantity"], stock_before - 1, "one sale's worth")
+        self.assert_protocol_hygiene()
+
+    def test_a_planted_duplicate_is_archived_by_the_sweep_and_a_foreign_receipt_is_untouched(self) -> None:
+        # A sale reported normally; then Metrc comes to hold a second receipt with its number and its lines (as
+        # a second POST would leave it, stock decremented again), beside receipts Till never issued: twenty of
+        # the website's (so that the duplicate lies on a second page of 20) and two carrying one number
+        # of another point of sale's. The sweep archives the duplicate only (DELETE /sales/v2/receipts/{id}:
+        # a full return, quantities back on the package).
+        self.start_journaling_till(sweep_interval_s=2)
+        status, sale = self.sale([self.line(quantity=1.5, amount=15)])
+        self.assertEqual(status, 201, sale)
+        kept = self.assert_once_in_metrc(sale)
+        self.assertEqual(sale["metrcReceiptId"], kept["Id"])
+        one_sale_leaves = self.metrc.package(self.metrc.FLOWER)["Quantity"]
+        foreign = [self.metrc.plant_receipt(self.website_receipt(None if i % 2 else f"WEB-{i:04d}",
+                                                                 self.metrc.FILLERS[i % 10]))
+                   for i in range(20)]
+        foreign += [self.metrc.plant_receipt(self.website_receipt("OTHER-POS-000042", self.metrc.CONCENTRATE))
+                    for _ in range(2)]
+        duplicate = self.metrc.duplicate_receipt(kept["Id"])
+        self.assertEqual(self.metrc.package(self.metrc.FLOWER)["Quantity"], one_sale_leaves - Decimal("1.5"))
+        foreign_before = {rid: self.metrc.receipt(rid) for rid in foreign}
+        labels = set(self.metrc.FILLERS[:10]) | {self.metrc.CONCENTRATE}
+        foreign_stock = {label: self.metrc.package(label)["Quantity"] for label in labels}
+
+        self.wait_for(lambda: self.metrc.receipt(duplicate)["ArchivedDate"] is not None, 20,
+                      f"the sweep to archive the planted duplicate {duplicate} of {sale['receiptNumber']}")
+        archived_at = time.time()
+        # a later sweep (every 2 s) changes nothing more
+        self.wait_for(lambda: any(r.at > archived_at + 1 for r in self.metrc.requests("GET", "/sales/v2/receipts/active")),
+                      10, "a later sweep")
+        time.sleep(0.5)
+        self.assertIsNone(self.metrc.receipt(kept["Id"])["ArchivedDate"], "the Id Till recorded stays active")
+        self.assertEqual([r["Id"] for r in self.metrc.receipts(include_archived=False)
+                          if r["ExternalReceiptNumber"] == sale["receiptNumber"]], [kept["Id"]])
+        self.assertEqual(self.till_sale(sale["id"])["metrcReceiptId"], kept["Id"])
+        self.assertEqual(self.metrc.package(self.metrc.FLOWER)["Quantity"], one_sale_leaves,
+                         "the duplicate's quantity is back on the package")
+        for rid in foreign:
+            self.assertEqual(self.metrc.receipt(rid), foreign_before[rid], f"receipt {rid} Till did not issue")
+        for label in labels:
+            self.assertEqual(self.metrc.package(label)["Quantity"], foreign_stock[label], label)
+        deletes = self.metrc.requests("DELETE", "/sales/v2/receipts/*")
+        self.assertEqual([(r.path, r.status) for r in deletes], [(f"/sales/v2/receipts/{duplicate}", 200)])
+        for r in self.metrc.requests("PUT", "/sales/v2/receipts*"):  # no edit, finalize or unfinalize of them
+            touched = {item.get("Id") for item in (r.json or []) if isinstance(item, dict)}
+            self.assertFalse(touched & (set(foreign) | {kept["Id"]}), f"{r.method} {r.raw_target} {r.json}")
+        listings = self.metrc.requests("GET", "/sales/v2/receipts/active")
+        for r in listings:
+            self.assertEqual(r.status, 200, f"Metrc refused {r.raw_target}")
+        self.assertTrue(any("salesDateStart" in r.query and "salesDateEnd" in r.query for r in listings),
+                        "the sweep lists receipts by salesDate windows")
+        self.assertEqual(self.reporting().get("journal", {}).get("duplicatesArchived"), 1)
+        self.assert_protocol_hygiene()
+
+
 class RateLimitTests(RunningTillTestCase):
 
     def _gap_after(self, first: Request, path: str) -> float:
@@ -1078,6 +1203,110 @@ class IndependentMetrcSelfTests(unittest.TestCase):
         self.assertEqual(self.metrc.package(self.metrc.FLOWER)["Quantity"], before + Decimal(1))
         status, inactive, _ = self.call("GET", "/sales/v2/receipts/inactive")
         self.assertEqual([r["Id"] for r in inactive["Data"]], [rid])
+
+    def test_receipt_listings_by_sales_date_paged_and_by_last_modified(self) -> None:
+        # Spec: GET /sales/v2/receipts/active|inactive take salesDateStart/End or lastModifiedStart/End (not
+        # both), pageNumber and pageSize (at most 20); README: windows of at most 24 hours; SalesDateTime is the
+        # facility's local time, so Denver's 22 November is 07:00Z to 07:00Z.
+        day = [self.receipt(f"D-{i:02d}", self.metrc.FILLERS[i % 10], quantity=0.25,
+                            SalesDateTime=f"2026-11-22T{i:02d}:30:00.000") for i in range(23)]
+        for chunk in (day[:10], day[10:20], day[20:],
+                      [self.receipt("EVE", SalesDateTime="2026-11-21T23:59:59.000")]):
+            self.assertEqual(self.call("POST", "/sales/v2/receipts", chunk)[0], 200)
+        window = "salesDateStart=2026-11-22T07:00:00Z&salesDateEnd=2026-11-23T07:00:00Z"
+        status, first, _ = self.call("GET", f"/sales/v2/receipts/active?{window}&pageNumber=1&pageSize=20")
+        self.assertEqual((status, first["Total"], first["TotalPages"], first["RecordsOnPage"]), (200, 23, 2, 20))
+        status, second, _ = self.call("GET", f"/sales/v2/receipts/active?{window}&pageNumber=2&pageSize=20")
+        self.assertEqual([r["ExternalReceiptNumber"] for r in first["Data"] + second["Data"]],
+                         [f"D-{i:02d}" for i in range(23)])
+        status, offset, _ = self.call("GET", "/sales/v2/receipts/active?salesDateStart=2026-11-21T00:00:00-07:00"
+                                             "&salesDateEnd=2026-11-21T23:59:59.999-07:00")
+        self.assertEqual([r["ExternalReceiptNumber"] for r in offset["Data"]], ["EVE"])
+        status, plus, _ = self.call("GET", "/sales/v2/receipts/active?salesDateStart=2026-11-22T09:00:00%2B02:00"
+                                           "&salesDateEnd=2026-11-23T09:00:00%2B02:00")
+        self.assertEqual((status, plus["Total"]), (200, 23))
+        self.assertEqual(self.call("GET", "/sales/v2/receipts/active?salesDateStart=2026-11-22T07:00:00Z"
+                                          "&salesDateEnd=2026-11-23T07:00:01Z")[0], 400, "more than 24 h")
+        self.assertEqual(self.call("GET", f"/sales/v2/receipts/active?{window}&pageSize=21")[0], 400)
+        # archived: in /inactive, not /active; GET by Id still answers it, with its ArchivedDate
+        rid = first["Data"][0]["Id"]
+        status, _, _ = self.call("DELETE", f"/sales/v2/receipts/{rid}")
+        self.assertEqual(status, 200)
+        status, active, _ = self.call("GET", f"/sales/v2/receipts/active?{window}")
+        status, inactive, _ = self.call("GET", f"/sales/v2/receipts/inactive?{window}")
+        self.assertNotIn(rid, [r["Id"] for r in active["Data"]])
+        self.assertEqual([r["Id"] for r in inactive["Data"]], [rid])
+        status, one, _ = self.call("GET", f"/sales/v2/receipts/{rid}")
+        self.assertEqual((status, one["IsFinal"], one["ArchivedDate"] is not None), (200, False, True))
+        self.assertEqual(self.call("GET", "/sales/v2/receipts/999")[0], 404)
+        now = dt.datetime.now(dt.timezone.utc)
+        modified = (f"lastModifiedStart={(now - dt.timedelta(minutes=5)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+                    f"&lastModifiedEnd={(now + dt.timedelta(minutes=5)).strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        status, changed, _ = self.call("GET", f"/sales/v2/receipts/inactive?{modified}")
+        self.assertEqual([r["Id"] for r in changed["Data"]], [rid])
+
+    def test_finalized_receipts_edits_and_duplicates(self) -> None:
+        # README: a finalized receipt cannot be edited or archived until unfinalized; an edit puts the
+        # difference back on the package, an archive all of it.
+        before = self.metrc.package(self.metrc.FLOWER)["Quantity"]
+        status, answer, _ = self.call("POST", "/sales/v2/receipts", [self.receipt("FIN-1", quantity=2)])
+        rid = answer["Ids"][0]
+        self.assertEqual(self.call("PUT", "/sales/v2/receipts/finalize", [{"Id": rid}])[0], 200)
+        self.assertTrue(self.call("GET", f"/sales/v2/receipts/{rid}")[1]["IsFinal"])
+        status, rows, _ = self.call("PUT", "/sales/v2/receipts", [self.receipt("FIN-1", quantity=1, Id=rid)])
+        self.assertEqual(status, 400)
+        self.assertIn("finalized", rows[0]["message"])
+        self.assertEqual(self.call("DELETE", f"/sales/v2/receipts/{rid}")[0], 400)
+        self.assertEqual(self.call("PUT", "/sales/v2/receipts/unfinalize", [{"Id": rid}])[0], 200)
+        # the spec's PutSaleReceiptsRequest has no ExternalReceiptNumber: kept by default
+        edit = self.receipt("RENAMED", quantity=0.5, Id=rid)
+        self.assertEqual(self.call("PUT", "/sales/v2/receipts", [edit])[0], 200)
+        self.assertEqual(self.metrc.receipt(rid)["ExternalReceiptNumber"], "FIN-1")
+        self.assertEqual(self.metrc.package(self.metrc.FLOWER)["Quantity"], before - Decimal("0.5"))
+        self.metrc.edit_external_number = "body"
+        self.assertEqual(self.call("PUT", "/sales/v2/receipts", [edit])[0], 200)
+        self.assertEqual(self.metrc.receipt(rid)["ExternalReceiptNumber"], "RENAMED")
+        self.metrc.write_answer = "ids"
+        status, body, _ = self.call("DELETE", f"/sales/v2/receipts/{rid}")
+        self.assertEqual((status, body), (200, {"Ids": [rid], "Warnings": None}))
+        self.assertEqual(self.metrc.package(self.metrc.FLOWER)["Quantity"], before)
+        self.assertEqual(self.call("DELETE", f"/sales/v2/receipts/{rid}")[0], 400, "already archived")
+        self.metrc.archive_again = "200"
+        self.assertEqual(self.call("DELETE", f"/sales/v2/receipts/{rid}")[0], 200)
+        self.assertEqual(self.metrc.package(self.metrc.FLOWER)["Quantity"], before, "archived once only")
+        # a number held twice, the second archived: the lookup in each switch position
+        status, answer, _ = self.call("POST", "/sales/v2/receipts", [self.receipt("TWICE")])
+        first = answer["Ids"][0]
+        second = self.metrc.duplicate_receipt(first)
+        self.assertEqual(self.metrc.package(self.metrc.FLOWER)["Quantity"], before - 2)
+        self.assertEqual(self.call("DELETE", f"/sales/v2/receipts/{second}")[0], 200)
+        for matches, expected in (("all", [first, second]), ("oldest", [first]), ("newest", [second]),
+                                  ("unarchived", [first])):
+            with self.subTest(external_matches=matches):
+                self.metrc.external_matches = matches
+                status, found, _ = self.call("GET", "/sales/v2/receipts/external/TWICE")
+                self.assertEqual([r["Id"] for r in found["Data"]], expected)
+
+    def test_hold_then_apply_applies_after_the_client_gave_up(self) -> None:
+        hold = self.metrc.add_fault("hold_then_apply", method="POST", path="/sales/v2/receipts", count=1,
+                                    seconds=0.6)
+        connection = http.client.HTTPConnection("127.0.0.1", self.metrc.port, timeout=0.2)
+        import base64
+        with self.assertRaises(socket.timeout):
+            connection.request("POST", f"/sales/v2/receipts?licenseNumber={LICENSE}",
+                               body=json.dumps([self.receipt("HELD")]),
+                               headers={"Authorization": "Basic " + base64.b64encode(
+                                   f"{VENDOR_KEY}:{USER_KEY}".encode()).decode(), "Content-Type": "application/json"})
+            connection.getresponse()
+        connection.close()
+        self.assertEqual(self.metrc.receipts_by_external("HELD"), [], "still held")
+        deadline = time.monotonic() + 5
+        while not self.metrc.receipts_by_external("HELD") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(len(self.metrc.receipts_by_external("HELD")), 1)
+        self.assertEqual((hold.hits, self.metrc.receipt_posts()[-1].fault), (1, "hold_then_apply"))
+        status, answer, _ = self.call("POST", "/sales/v2/receipts", [self.receipt("HELD")])
+        self.assertEqual(status, 200, "the fault fired once only")
 
     def test_faults_and_casing(self) -> None:
         self.metrc.add_fault("status", status=503, count=1)

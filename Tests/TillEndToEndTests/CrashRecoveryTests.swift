@@ -4,6 +4,7 @@ import Logging
 import MetrcSimulator
 import Testing
 import TillAPI
+import TillStore
 
 /// `till serve` as a real process, killed with SIGKILL and started again over the same data folder.
 @Suite struct CrashRecoveryTests {
@@ -29,22 +30,63 @@ import TillAPI
         }
     }
 
-    @Test func saleWhosePostWasInFlightWhenTillWasKilledIsReportedExactlyOnce() async throws {
+    /// Metrc holds the POST, as a busy server does, and applies it after Till is gone and back: the restarted
+    /// Till's lookup comes before the POST lands, and it must not post again while that POST can still land.
+    @Test func aPostMetrcHoldsThroughASIGKILLAndAnImmediateRestartLeavesOneReceipt() async throws {
         try await TillProcessWorld.run { world in
-            // Metrc takes 1.5 s to commit the first receipt; Till is killed while it waits.
-            await world.simulation.setFaults([SimFault(.latency(.milliseconds(1500)), method: "POST",
+            await world.simulation.setFaults([SimFault(.holdThenApply(.milliseconds(1500)), method: "POST",
                                                        pathPrefix: "/sales/v2/receipts", times: 1)])
             var till = try await world.launch()
-            let answer = try await world.sell("crash-inflight-1")
+            let answer = try await world.sell("crash-held-1")
             #expect(answer.status == 202)
             let receiptNumber = try #require(answer.json["receiptNumber"] as? String)
+            let saleId = try #require(answer.json["id"] as? Int)
             till.kill9()
-            try await Task.sleep(for: .milliseconds(1800))  // let the simulated Metrc finish (or abandon) that request
+            till = try await world.launch()  // at once: Metrc still holds the first POST
+            defer { till.kill9() }
+            try await world.waitUntilReported(receiptNumber)
+
+            let receipts = await world.simulation.receipts(license: TillHarness.license, externalNumber: receiptNumber)
+            #expect(receipts.count == 1)
+            let sale = try await world.get("/v1/sales/\(saleId)")
+            #expect((sale["metrcReceiptId"] as? Int).map(Int64.init) == receipts.first?.id)
+            #expect(await world.simulation.requestCount(method: "POST", pathPrefix: "/sales/v2/receipts") == 1)
+        }
+    }
+
+    /// A sale's writes reach Metrc in their order across a restart: its finalize, journaled after its POST while
+    /// Metrc was down, goes only once the POST has landed, and names the receipt by the Id the POST got.
+    @Test func aSubjectsOrderIsKeptAcrossARestart() async throws {
+        try await TillProcessWorld.run { world in
+            await world.simulation.setFaults([SimFault(.status(503, body: nil, retryAfterSeconds: nil), method: "POST",
+                                                       pathPrefix: "/sales/v2/receipts")])
+            var till = try await world.launch()
+            let answer = try await world.sell("ordered-1")
+            #expect(answer.status == 202)
+            let saleId = Int64(try #require(answer.json["id"] as? Int))
+            let receiptNumber = try #require(answer.json["receiptNumber"] as? String)
+            till.kill9()
+            // Journaled from another process while Till is down, as a day close would journal it.
+            try TillStore(path: world.directory + "/till.sqlite").appendJournal(
+                [(kind: .receiptFinalize, subject: .sale(saleId), body: #"{"Id":null}"#)], at: Date(),
+                audit: AuditEvent(actor: "test", action: "test.finalize"))
+            await world.simulation.clearFaults()
+            await world.simulation.resetCounters()
 
             till = try await world.launch()
             defer { till.kill9() }
             try await world.waitUntilReported(receiptNumber)
-            #expect(await world.simulation.receipts(license: TillHarness.license, externalNumber: receiptNumber).count == 1)
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(20)
+            while await world.simulation.receipts(license: TillHarness.license).first?.isFinal != true, clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            let receipts = await world.simulation.receipts(license: TillHarness.license, externalNumber: receiptNumber)
+            #expect(receipts.count == 1)
+            #expect(receipts.first?.isFinal == true)
+            // Once each, in order: a finalize sent first would have named no receipt and been refused.
+            #expect(await world.simulation.requestCount(method: "POST", pathPrefix: "/sales/v2/receipts") == 1)
+            #expect(await world.simulation.requestCount(method: "PUT", pathPrefix: "/sales/v2/receipts/finalize") == 1)
         }
     }
 }
@@ -85,6 +127,8 @@ struct TillProcessWorld: Sendable {
             "TILL_METRC_BASE_URL": simulator.baseURL, "TILL_LICENSE": TillHarness.license,
             "TILL_TIMEZONE": TillConfiguration.demoTimeZone, "TILL_METRC_VENDOR_KEY": configuration.vendorKey,
             "TILL_METRC_USER_KEY": configuration.userKey, "TILL_REPORT_DEADLINE_MS": "300", "TILL_LOG_LEVEL": "error",
+            // Short, so that a write in doubt is re-sent within a test's patience; longer than a request can take.
+            "TILL_METRC_TIMEOUT_S": "1", "TILL_METRC_IN_DOUBT_S": "3",
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
         let output = try command(["terminals", "add", "register-1", "--role", "register"], environment: environment).output
@@ -126,6 +170,13 @@ struct TillProcessWorld: Sendable {
             headers: [(name: "Authorization", value: "Bearer \(token)"), (name: "Content-Type", value: "application/json")],
             body: Data(body.utf8)))
         return (response.status, (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:])
+    }
+
+    /// A GET from the register, as JSON.
+    func get(_ path: String) async throws -> [String: Any] {
+        let response = try await client.send(HTTPRequest(method: "GET", url: "http://till" + path,
+                                                         headers: [(name: "Authorization", value: "Bearer \(token)")]))
+        return (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
     }
 
     func waitUntilReported(_ receiptNumber: String) async throws {

@@ -72,16 +72,20 @@ final class TillHarness: Sendable {
                     runReporter: Bool = true, patientCache: Duration = .seconds(60),
                     stalePolicy: StalePatientPolicy = .refuse,
                     metrcTransport: any HTTPTransport = CurlHTTPClient(),
+                    metrcTimeout: Duration = .seconds(20), inDoubt: Duration = .zero,
+                    sweep: Bool = false,
                     _ body: (TillHarness) async throws -> Void) async throws {
         let till = try await start(deadline: deadline, retry: retry, simulator: simulatorConfiguration,
                                    runReporter: runReporter, patientCache: patientCache, stalePolicy: stalePolicy,
-                                   metrcTransport: metrcTransport)
+                                   metrcTransport: metrcTransport, metrcTimeout: metrcTimeout, inDoubt: inDoubt,
+                                   sweep: sweep)
         try await using(till, body, then: { await $0.stop() })
     }
 
     private static func start(deadline: Duration, retry: RetryPolicy, simulator simulatorConfiguration: SimulatorConfiguration,
                               runReporter: Bool, patientCache: Duration, stalePolicy: StalePatientPolicy,
-                              metrcTransport: any HTTPTransport) async throws -> TillHarness {
+                              metrcTransport: any HTTPTransport, metrcTimeout: Duration, inDoubt: Duration,
+                              sweep: Bool) async throws -> TillHarness {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("till-e2e-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -95,14 +99,14 @@ final class TillHarness: Sendable {
             timeZone: TimeZone(identifier: TillConfiguration.demoTimeZone)!, metrcBaseURL: simulator.baseURL,
             vendorKey: simulatorConfiguration.vendorKey, userKey: simulatorConfiguration.userKey, reportDeadline: deadline)
         let store = try TillStore(path: configuration.databasePath)
-        let metrc = MetrcClient(configuration: MetrcConfiguration(baseURL: simulator.baseURL,
-                                                                  vendorKey: configuration.vendorKey,
-                                                                  userKey: configuration.userKey,
-                                                                  licenseNumber: license, timeZone: configuration.timeZone),
-                                transport: metrcTransport, logger: logger)
+        var metrcConfiguration = MetrcConfiguration(baseURL: simulator.baseURL, vendorKey: configuration.vendorKey,
+                                                    userKey: configuration.userKey, licenseNumber: license,
+                                                    timeZone: configuration.timeZone)
+        metrcConfiguration.requestTimeout = metrcTimeout
+        let metrc = MetrcClient(configuration: metrcConfiguration, transport: metrcTransport, logger: logger)
         let services = TillServices(configuration: configuration, store: store, metrc: metrc, logger: logger,
                                     reporterSettings: ReporterSettings(deadline: deadline, retry: retry,
-                                                                       idlePoll: .milliseconds(50)),
+                                                                       idlePoll: .milliseconds(50), inDoubtWindow: inDoubt),
                                     patientSettings: PatientSettings(cacheFor: patientCache, patience: .seconds(2),
                                                                      stalePolicy: stalePolicy),
                                     syncInterval: .seconds(3600))
@@ -112,7 +116,7 @@ final class TillHarness: Sendable {
         let manager = try store.addTerminal(name: "manager-1", role: .manager).token
         let pharmacist = try store.addTerminal(name: "pharmacist-1", role: .pharmacist).token
 
-        let app = try buildApplication(services: services, runReporter: runReporter)
+        let app = try buildApplication(services: services, runReporter: runReporter, runSweep: sweep)
         // Stopped gracefully, never by cancelling: see RunningSimulator.stop.
         let group = ServiceGroup(services: [app], logger: logger)
         let server = Task { try await group.run() }

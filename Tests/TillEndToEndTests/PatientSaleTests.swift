@@ -216,7 +216,7 @@ import TillDomain
             #expect((refused["rejection"] as? [String])?.first?.contains("location 999 was not found") == true)
             let reporting = try await till.request("GET", "/v1/reporting", token: till.managerToken)
             #expect((reporting["metrc"] as? [String: Any])?["reachable"] as? Bool == true)
-            #expect(try till.services.store.auditLog(action: "metrc.checkin.rejected").count == 1)
+            #expect(try till.services.store.auditLog(action: "metrc.checkin.create.refused").count == 1)
         }
     }
 }

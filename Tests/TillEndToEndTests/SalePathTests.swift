@@ -209,7 +209,7 @@ import TillStore
             let receiptNumber = try #require(answer["receiptNumber"] as? String)
             #expect(await till.receiptsInMetrc(for: receiptNumber).count == 1)
             #expect(await till.simulation.requestCount(method: "POST", pathPrefix: "/sales/v2/receipts") == 1)
-            #expect(try till.services.store.auditLog(action: "metrc.receipt.found").count == 1)
+            #expect(try till.services.store.auditLog(action: "metrc.receipt.create.found").count == 1)
         }
     }
 
@@ -271,7 +271,7 @@ import TillStore
                 #expect(try await till.sell("outage-\(number)", quantity: "1").status == 202)
             }
             try await till.waitUntil("every failed first attempt is recorded") {
-                let waiting = try till.services.store.dueReports(now: .distantFuture, limit: 100)
+                let waiting = try till.services.store.dueJournal(now: .distantFuture, limit: 100)
                 return waiting.count == 12 && waiting.allSatisfy { $0.lastError != nil }
             }
             await till.simulation.clearFaults()

@@ -37,7 +37,12 @@ import TillDomain
                             },
                             terminalId: terminal, actor: "test", license: "LIC", soldAt: Date(),
                             salesDateTimeLocal: "2026-11-23T10:00:00.000", businessDate: "2026-11-23",
-                            firstAttemptLease: Date().addingTimeInterval(60))
+                            firstAttemptLease: Date().addingTimeInterval(60), receiptBody: Self.receiptBody)
+    }
+
+    /// What the journal holds for a sale's receipt in these tests (the reporter journals MetrcKit's JSON).
+    @Sendable static func receiptBody(_ sale: Sale) -> String {
+        #"{"ExternalReceiptNumber":"\#(sale.receiptNumber)"}"#
     }
 
     @Test func databaseIsWALWithFullSynchronousAndMigrated() async throws {
@@ -45,13 +50,14 @@ import TillDomain
         let settings = try store.durabilitySettings()
         #expect(settings.journalMode == "wal")
         #expect(settings.synchronous == 2)  // FULL
-        #expect(try TillStore.migrate(path: directory + "/till.sqlite") == ["0001_core", "0002_patients", "0003_patient_sales_any_case"])
+        #expect(try TillStore.migrate(path: directory + "/till.sqlite")
+                == ["0001_core", "0002_patients", "0003_patient_sales_any_case", "0004_metrc_journal"])
         #expect(store.receiptPrefix.count == 6)
     }
 
     @Test func journalingTakesStockAndOwesAReport() async throws {
         let store = try openStore()
-        guard case .recorded(let sale) = try await store.journal(entry("a", quantity: Decimal(string: "2.5")!)) else {
+        guard case .recorded(let sale, let row) = try await store.journal(entry("a", quantity: Decimal(string: "2.5")!)) else {
             Issue.record("expected a new sale")
             return
         }
@@ -59,8 +65,12 @@ import TillDomain
         #expect(sale.receiptNumber == "\(store.receiptPrefix)-000001")
         #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == Decimal(string: "7.5"))
         #expect(try store.reportingSummary().pending == 1)
-        #expect(try store.dueReports(now: Date(), limit: 10).isEmpty)  // leased to its first attempt
-        #expect(try store.dueReports(now: Date().addingTimeInterval(120), limit: 10).map(\.sale.id) == [sale.id])
+        // Its receipt's POST, journaled with it: the body as given, in doubt from now (about to be sent).
+        #expect(row.kind == .receiptCreate && row.subject == .sale(sale.id) && row.seq == 1 && row.inDoubt)
+        #expect(row.body == Self.receiptBody(sale))
+        #expect(try store.journalRows(subject: .sale(sale.id)) == [row])
+        #expect(try store.dueJournal(now: Date(), limit: 10).isEmpty)  // leased to its first attempt
+        #expect(try store.dueJournal(now: Date().addingTimeInterval(120), limit: 10).map(\.id) == [row.id])
         #expect(try store.auditLog(action: "sale.journaled").count == 1)
     }
 
@@ -120,23 +130,24 @@ import TillDomain
 
     @Test func metrcsAnswerIsRecordedWithoutLoweringTheWritersDurability() async throws {
         let store = try openStore()
-        guard case .recorded(let sale) = try await store.journal(entry("a")) else {
+        guard case .recorded(let sale, let row) = try await store.journal(entry("a")) else {
             Issue.record("expected a new sale")
             return
         }
         let outcome = Mutex<Result<Void, any Error>?>(nil)
-        await store.recordReported([(saleId: sale.id, metrcReceiptId: 42)], at: Date(),
-                                   audit: AuditEvent(actor: "test", action: "metrc.receipts.posted"),
-                                   meanwhile: { _ in }, completion: { result in outcome.withLock { $0 = result } })
+        await store.recordApplied([(row: row, metrcId: 42)], at: Date(),
+                                  audit: AuditEvent(actor: "test", action: "metrc.receipt.create.sent"),
+                                  meanwhile: { _ in }, completion: { result in outcome.withLock { $0 = result } })
         await store.caughtUp()
         try #require(outcome.withLock { $0 }).get()
         #expect(try store.sale(id: sale.id)?.metrcReceiptId == 42)
+        #expect(try store.journalRows(subject: .sale(sale.id)).isEmpty)  // nothing more owed
         #expect(try store.durabilitySettings().synchronous == 2)  // FULL again for every other write
     }
 
     @Test func anAnswerRecordedWithoutWaitingIsSeenByAReadThatCatchesUp() async throws {
         let store = try openStore()
-        guard case .recorded(let sale) = try await store.journal(entry("a")) else {
+        guard case .recorded(let sale, let row) = try await store.journal(entry("a")) else {
             Issue.record("expected a new sale")
             return
         }
@@ -154,9 +165,9 @@ import TillDomain
             DispatchQueue.global().async { committing.wait(); continuation.resume() }
         }
         var heardAt: Date?
-        await store.recordReported([(saleId: sale.id, metrcReceiptId: 42)], at: Date(),
-                                   audit: AuditEvent(actor: "test", action: "metrc.receipts.posted"),
-                                   meanwhile: { heardAt = $0 }, completion: { _ in })
+        await store.recordApplied([(row: row, metrcId: 42)], at: Date(),
+                                  audit: AuditEvent(actor: "test", action: "metrc.receipt.create.sent"),
+                                  meanwhile: { heardAt = $0 }, completion: { _ in })
         #expect(heardAt != nil)  // told before the commit…
         #expect(try store.sale(id: sale.id)?.status == .pendingReport)  // …which a plain read does not see yet
 
@@ -172,24 +183,59 @@ import TillDomain
 
     @Test func aRejectionToldToTheRegisterRestoresStock() async throws {
         let store = try openStore()
-        guard case .recorded(let sale) = try await store.journal(entry("a", quantity: 4)) else { return }
-        try store.recordRejected(saleId: sale.id, messages: ["Package is empty"], restoreStock: true, at: Date(),
-                                 audit: AuditEvent(actor: "test", action: "metrc.receipt.rejected"))
+        guard case .recorded(let sale, let row) = try await store.journal(entry("a", quantity: 4)) else { return }
+        try store.recordRefused(row, messages: ["Package is empty"], restoreStock: true, at: Date(),
+                                audit: AuditEvent(actor: "test", action: "metrc.receipt.create.refused"))
         #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 10)
         let summary = try store.reportingSummary()
         #expect(summary.pending == 0)
         #expect(summary.rejected.map(\.rejection) == [["Package is empty"]])
+        // The refused write stays, with Metrc's words, for a person to see.
+        let refused = try store.journalSummary().refused
+        #expect(refused.map(\.id) == [row.id])
+        #expect(refused.first?.refusal == ["Package is empty"])
     }
 
-    @Test func syncSubtractsWhatUnreportedSalesTook() async throws {
+    @Test func syncSubtractsWhatReceiptsNotYetSentTake() async throws {
         let store = try openStore()
-        _ = try await store.journal(entry("a", quantity: 3))
-        // Metrc still says 10: the sale has not reached it yet.
-        try store.applyMetrcPackages([
-            MetrcPackageState(label: "PKG-1", metrcId: 1, itemName: "Flower", category: "Buds", unit: "Grams", quantity: 10,
-                              onHold: false, labTestingState: "TestPassed", active: true, lastModified: nil),
-        ], fullSync: true)
+        guard case .recorded(_, let row) = try await store.journal(entry("a", quantity: 3)) else { return }
+        // Never sent (handed over unsent): Metrc surely does not show it.
+        try store.recordJournalFailure([row.id], message: "not sent", inDoubt: false, nextAttemptAt: Date(), at: Date())
+        try store.applyMetrcPackages([Self.metrcSays(10)], fullSync: true)
         #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 7)
+    }
+
+    @Test func aSyncLeavesAPackageWithAWriteInDoubtAsJournaled() async throws {
+        let store = try openStore()
+        _ = try await store.journal(entry("a", quantity: 3))  // in doubt: its POST may or may not have landed
+        try store.applyMetrcPackages([Self.metrcSays(10)], fullSync: true)  // not landed (yet)
+        #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 7)
+        try store.applyMetrcPackages([Self.metrcSays(7)], fullSync: true)  // landed
+        #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 7)
+        try store.applyMetrcPackages([Self.metrcSays(4)], fullSync: true)  // landed twice: a duplicate, not the truth
+        #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 7)
+    }
+
+    @Test func aSyncNeverTakesTwiceWhatMetrcAlreadyHolds() async throws {
+        let store = try openStore()
+        guard case .recorded(_, let row) = try await store.journal(entry("a", quantity: 3)) else { return }
+        let syncBegan = Date()
+        await store.recordApplied([(row: row, metrcId: 42)], at: Date(), audit: AuditEvent(actor: "test", action: "x"),
+                                  meanwhile: { _ in }, completion: { _ in })
+        await store.caughtUp()
+        // Reported while the sync was reading: Metrc's figure may or may not show it, so it is left alone.
+        try store.applyMetrcPackages([Self.metrcSays(10)], fullSync: true, readSince: syncBegan)
+        #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 7)
+        // A later sync reads Metrc after the receipt landed: Metrc's figure is the truth, nothing subtracted.
+        try store.applyMetrcPackages([Self.metrcSays(7)], fullSync: true, readSince: Date())
+        #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 7)
+        try store.applyMetrcPackages([Self.metrcSays(8)], fullSync: true, readSince: Date())  // adjusted on the website
+        #expect(try store.packages(labels: ["PKG-1"])["PKG-1"]?.quantity == 8)
+    }
+
+    static func metrcSays(_ quantity: Decimal) -> MetrcPackageState {
+        MetrcPackageState(label: "PKG-1", metrcId: 1, itemName: "Flower", category: "Buds", unit: "Grams", quantity: quantity,
+                          onHold: false, labTestingState: "TestPassed", active: true, lastModified: nil)
     }
 
     @Test func theAuditLogIsAppendOnly() async throws {
@@ -222,7 +268,7 @@ import TillDomain
             request: request, requestDigest: "d",
             validate: { packages throws(TillError) in try SaleRules.validate(request, packages: packages) },
             terminalId: nil, actor: "test", license: "LIC", soldAt: Date(), salesDateTimeLocal: "2026-11-23T10:00:00.000",
-            businessDate: "2026-11-23", firstAttemptLease: Date().addingTimeInterval(60)))
+            businessDate: "2026-11-23", firstAttemptLease: Date().addingTimeInterval(60), receiptBody: Self.receiptBody))
         let bought = try store.patientPurchases(patientLicenseNumber: "PT-LOW-0004", since: Date().addingTimeInterval(-60))
         #expect(bought.map(\.line.quantity) == [2])
         #expect(bought.first?.package.label == "PKG-1")
@@ -239,7 +285,7 @@ import TillDomain
         func record(_ date: String?, today: String) throws -> PatientCheckInRecord {
             try store.recordCheckIn(clientCheckInId: "front-9", patientLicenseNumber: "PT-1", locationId: 1, checkInDate: date,
                                     today: today, registrationStartDate: nil, registrationExpiryDate: nil, terminalId: nil,
-                                    actor: "test", license: "LIC", at: Date())
+                                    actor: "test", license: "LIC", at: Date(), metrcBody: { _ in "{}" })
         }
         let first = try record(nil, today: "2026-11-23")
         #expect(first.checkInDate == "2026-11-23")

@@ -1,0 +1,48 @@
+import Foundation
+
+/// Every kind of write Till owes Metrc, as its journal names them.
+public enum JournalKind: String, Sendable, CaseIterable, Codable {
+    /// `POST /sales/v2/receipts`: a sale's receipt.
+    case receiptCreate = "receipt.create"
+    /// `PUT /sales/v2/receipts`: a receipt's new full content (a partial return, a repair).
+    case receiptUpdate = "receipt.update"
+    /// `DELETE /sales/v2/receipts/{id}`: a full return, or a duplicate found by the sweep.
+    case receiptArchive = "receipt.archive"
+    /// `PUT /sales/v2/receipts/finalize`.
+    case receiptFinalize = "receipt.finalize"
+    /// `PUT /sales/v2/receipts/unfinalize`.
+    case receiptUnfinalize = "receipt.unfinalize"
+    /// `POST /patient-checkins/v2/`.
+    case checkInCreate = "checkin.create"
+}
+
+/// What a journaled write is about. Writes of one subject reach Metrc in the order they were journaled;
+/// a refused one holds back the later ones of its subject only.
+public enum JournalSubject: Hashable, Sendable, CustomStringConvertible {
+    case sale(Int64)
+    case checkIn(Int64)
+
+    public var type: String {
+        switch self {
+        case .sale: "sale"
+        case .checkIn: "checkin"
+        }
+    }
+
+    public var id: Int64 {
+        switch self {
+        case .sale(let id), .checkIn(let id): id
+        }
+    }
+
+    public init?(type: String, id: Int64) {
+        switch type {
+        case "sale": self = .sale(id)
+        case "checkin": self = .checkIn(id)
+        default: return nil
+        }
+    }
+
+    /// `sale:12`: how logs, the audit log and `/v1/reporting` name it.
+    public var description: String { "\(type):\(id)" }
+}
