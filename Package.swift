@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "till", targets: ["till"]),
         .executable(name: "till-bench", targets: ["TillBench"]),
+        .executable(name: "till-chaos", targets: ["TillChaos"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -68,9 +69,18 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
-        .executableTarget(name: "TillBench", dependencies: [
-            "CurlHTTP", "MetrcKit", "MetrcSimulator",
+        // What the bench and the chaos run share: the simulator in their process, `till serve` as a child, registers.
+        .target(name: "TillLoad", dependencies: [
+            "CurlHTTP", "MetrcSimulator",
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "TillBench", dependencies: [
+            "CurlHTTP", "MetrcKit", "MetrcSimulator", "TillLoad",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "TillChaos", dependencies: [
+            "CurlHTTP", "MetrcSimulator", "TillLoad",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .testTarget(name: "MetrcKitTests", dependencies: ["MetrcKit", "MetrcSimulator", "CurlHTTP"]),

@@ -2,6 +2,7 @@ import CurlHTTP
 import Foundation
 import MetrcKit
 import MetrcSimulator
+import TillLoad
 
 /// One receipt POSTed straight to the simulator, with the libcurl client and the encoder Till uses for
 /// Metrc: the bare call Till's overhead is measured against.

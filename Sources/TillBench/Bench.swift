@@ -3,6 +3,7 @@ import Foundation
 import MetrcKit
 import MetrcSimulator
 import Synchronization
+import TillLoad
 
 /// One bench run: a simulator in this process, `till serve` as a child, the measurements, the teardown.
 struct Bench: Sendable {
@@ -73,7 +74,7 @@ struct Bench: Sendable {
         let output = try await till.run(["terminals", "add", "bench-register", "--role", "register"])
         guard let token = output.split(separator: "\n").last.map({ $0.trimmingCharacters(in: .whitespaces) }),
               !token.isEmpty else {
-            throw BenchFailure("till terminals add printed no token")
+            throw LoadFailure("till terminals add printed no token")
         }
         let manager = RegisterClient(socketPath: socketPath, token: token)
         var server = try await till.serve(register: manager)

@@ -1,4 +1,5 @@
 import Foundation
+import TillLoad
 
 /// What one bench run does, read from the command line.
 struct BenchOptions: Sendable {

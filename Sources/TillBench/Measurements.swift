@@ -1,4 +1,5 @@
 import Foundation
+import TillLoad
 
 /// Latency percentiles of one run, by nearest rank.
 struct Latencies: Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import TillLoad
 
 /// The plain-text report: the measurements, then each target as met or not met.
 struct Report {

@@ -6,19 +6,24 @@ import Synchronization
 ///
 /// The normal path stops children and removes the folder itself; this registry is for the other paths
 /// (Ctrl-C, SIGTERM, the watchdog), which run on threads of their own and then exit the process.
-final class Leftovers: Sendable {
+public final class Leftovers: Sendable {
     private struct State: Sendable {
         var pids: Set<pid_t> = []
         var directory: String?
         var keepDirectory = false
+        /// Names the program in what it prints when it gives up.
+        var program = "till-load"
     }
+
+    /// The executable's name, for what it prints when it gives up.
+    public func name(_ program: String) { state.withLock { $0.program = program } }
 
     private let state = Mutex(State())
 
-    func track(_ pid: pid_t) { state.withLock { _ = $0.pids.insert(pid) } }
-    func untrack(_ pid: pid_t) { state.withLock { _ = $0.pids.remove(pid) } }
+    public func track(_ pid: pid_t) { state.withLock { _ = $0.pids.insert(pid) } }
+    public func untrack(_ pid: pid_t) { state.withLock { _ = $0.pids.remove(pid) } }
 
-    func track(directory: String, keep: Bool) {
+    public func track(directory: String, keep: Bool) {
         state.withLock {
             $0.directory = directory
             $0.keepDirectory = keep
@@ -26,7 +31,7 @@ final class Leftovers: Sendable {
     }
 
     /// SIGKILLs every tracked child and removes the folder (unless asked to keep it).
-    func removeAll() {
+    public func removeAll() {
         let (pids, directory) = state.withLock { state in
             defer { state.pids.removeAll() }
             return (state.pids, state.keepDirectory ? nil : state.directory)
@@ -36,15 +41,15 @@ final class Leftovers: Sendable {
     }
 
     /// Cleans up and exits at once; for signals and the watchdog, when the async code may be stuck.
-    func abandon(_ message: String, status: Int32) -> Never {
-        FileHandle.standardError.write(Data("till-bench: \(message)\n".utf8))
+    public func abandon(_ message: String, status: Int32) -> Never {
+        FileHandle.standardError.write(Data("\(state.withLock { $0.program }): \(message)\n".utf8))
         removeAll()
         exit(status)
     }
 
     /// Ctrl-C or SIGTERM: kill the children before going, so no `till serve` is left holding its socket.
     /// The caller keeps the sources for the life of the process: a released source stops delivering.
-    func installSignalHandlers() -> [any DispatchSourceSignal] {
+    public func installSignalHandlers() -> [any DispatchSourceSignal] {
         [SIGINT, SIGTERM].map { signalNumber in
             signal(signalNumber, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
@@ -57,26 +62,27 @@ final class Leftovers: Sendable {
     }
 
     /// The last resort against a hang anywhere: past `limit`, kill the children and exit non-zero.
-    func startWatchdog(after limit: Duration) {
+    public func startWatchdog(after limit: Duration) {
         let seconds = Double(limit.components.seconds)
         Thread.detachNewThread { [self] in
             Thread.sleep(forTimeInterval: seconds)
-            abandon("watchdog: the bench did not finish within \(Int(seconds)) s; children killed", status: 3)
+            abandon("watchdog: the run did not finish within \(Int(seconds)) s; children killed", status: 3)
         }
     }
 }
 
-let leftovers = Leftovers()
+/// The children and folder of this process's run.
+public let leftovers = Leftovers()
 
 /// Raised when something the bench waits for does not happen in time.
-struct TimedOut: Error, CustomStringConvertible {
-    var what: String
-    var description: String { "timed out: \(what)" }
+public struct TimedOut: Error, CustomStringConvertible {
+    public var what: String
+    public var description: String { "timed out: \(what)" }
 }
 
 /// The operation's value, or `TimedOut` once `limit` has passed. The operation is cancelled then, but not
 /// awaited: a task group would wait for an operation that ignores cancellation, which is what this guards against.
-func withTimeout<T: Sendable>(_ limit: Duration, _ what: String,
+public func withTimeout<T: Sendable>(_ limit: Duration, _ what: String,
                               _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
     let (answers, answer) = AsyncStream.makeStream(of: Result<T, any Error>.self)
     let work = Task {

@@ -1,14 +1,20 @@
 import Foundation
 
 /// The `till` executable run as child processes: `till serve`, and one-shot commands beside it.
-struct TillExecutable: Sendable {
-    let path: String
-    let environment: [String: String]
+public struct TillExecutable: Sendable {
+    public let path: String
+    public let environment: [String: String]
     /// Where each child's standard error goes, appended, to show when something fails.
-    let stderrPath: String
+    public let stderrPath: String
+
+    public init(path: String, environment: [String: String], stderrPath: String) {
+        self.path = path
+        self.environment = environment
+        self.stderrPath = stderrPath
+    }
 
     /// Runs a one-shot command (`terminals add …`) and returns its standard output.
-    func run(_ arguments: [String], within limit: Duration = .seconds(30)) async throws -> String {
+    public func run(_ arguments: [String], within limit: Duration = .seconds(30)) async throws -> String {
         let outputPath = stderrPath + ".stdout"
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
@@ -17,13 +23,13 @@ struct TillExecutable: Sendable {
         let status = try await waitForExit(child, within: limit, what: "till \(arguments.joined(separator: " "))")
         let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
         guard status == 0 else {
-            throw BenchFailure("till \(arguments.joined(separator: " ")) exited with status \(status)\n\(stderrTail())")
+            throw LoadFailure("till \(arguments.joined(separator: " ")) exited with status \(status)\n\(stderrTail())")
         }
         return output
     }
 
     /// Starts `till serve` and returns once it answers GET /v1/health on its socket.
-    func serve(register: RegisterClient, within limit: Duration = .seconds(30)) async throws -> TillServer {
+    public func serve(register: RegisterClient, within limit: Duration = .seconds(30)) async throws -> TillServer {
         let launched = ContinuousClock.now
         let process = try launch(["serve"], stdoutPath: nil)
         while ContinuousClock.now - launched < limit {
@@ -32,18 +38,18 @@ struct TillExecutable: Sendable {
             }
             guard process.isRunning else {
                 leftovers.untrack(process.processIdentifier)
-                throw BenchFailure("till serve exited with status \(process.terminationStatus) before answering\n\(stderrTail())")
+                throw LoadFailure("till serve exited with status \(process.terminationStatus) before answering\n\(stderrTail())")
             }
             try await Task.sleep(for: .milliseconds(20))
         }
         kill(process.processIdentifier, SIGKILL)
         _ = try? await waitForExit(process, within: .seconds(5), what: "till serve to exit after SIGKILL")
         leftovers.untrack(process.processIdentifier)
-        throw BenchFailure("till serve did not answer GET /v1/health within \(limit)\n\(stderrTail())")
+        throw LoadFailure("till serve did not answer GET /v1/health within \(limit)\n\(stderrTail())")
     }
 
     /// The last lines Till wrote to standard error, indented, for an error message.
-    func stderrTail(lines: Int = 15) -> String {
+    public func stderrTail(lines: Int = 15) -> String {
         guard let text = try? String(contentsOfFile: stderrPath, encoding: .utf8), !text.isEmpty else {
             return "  (till wrote nothing to stderr)"
         }
@@ -55,7 +61,7 @@ struct TillExecutable: Sendable {
             _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         }
         guard let stderr = FileHandle(forWritingAtPath: stderrPath) else {
-            throw BenchFailure("cannot write \(stderrPath)")
+            throw LoadFailure("cannot write \(stderrPath)")
         }
         stderr.seekToEndOfFile()
         let process = Process()
@@ -83,12 +89,12 @@ struct TillExecutable: Sendable {
 }
 
 /// A running `till serve`.
-final class TillServer: Sendable {
-    let process: Process
-    let pid: pid_t
+public final class TillServer: Sendable {
+    public let process: Process
+    public let pid: pid_t
     /// When the process was started, and when it first answered on its socket.
-    let launchedAt: ContinuousClock.Instant
-    let answeredAt: ContinuousClock.Instant
+    public let launchedAt: ContinuousClock.Instant
+    public let answeredAt: ContinuousClock.Instant
 
     init(process: Process, launchedAt: ContinuousClock.Instant, answeredAt: ContinuousClock.Instant) {
         self.process = process
@@ -98,7 +104,7 @@ final class TillServer: Sendable {
     }
 
     /// The process's peak resident set (VmHWM in /proc/PID/status), in bytes; nil once it has exited.
-    func peakResidentBytes() -> Int? {
+    public func peakResidentBytes() -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
               let kilobytes = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap({ Int($0) })
@@ -108,7 +114,7 @@ final class TillServer: Sendable {
 
     /// SIGTERM (graceful shutdown), then SIGKILL if it has not exited within `grace`. Returns how it ended.
     @discardableResult
-    func stop(grace: Duration = .seconds(15)) async -> String {
+    public func stop(grace: Duration = .seconds(15)) async -> String {
         defer { leftovers.untrack(pid) }
         guard process.isRunning else { return "had already exited with status \(process.terminationStatus)" }
         kill(pid, SIGTERM)
@@ -122,7 +128,7 @@ final class TillServer: Sendable {
 }
 
 /// Polls until the child exits; its exit status, or `TimedOut` (the child is left running).
-func waitForExit(_ process: Process, within limit: Duration, what: String) async throws -> Int32 {
+public func waitForExit(_ process: Process, within limit: Duration, what: String) async throws -> Int32 {
     let started = ContinuousClock.now
     while process.isRunning {
         guard ContinuousClock.now - started < limit else { throw TimedOut(what: what) }
@@ -131,8 +137,8 @@ func waitForExit(_ process: Process, within limit: Duration, what: String) async
     return process.terminationStatus
 }
 
-/// Something went wrong that stops the bench from measuring anything further.
-struct BenchFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+/// Something went wrong that stops a run (the bench, the chaos run) from going further.
+public struct LoadFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

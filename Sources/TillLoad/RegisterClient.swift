@@ -2,17 +2,17 @@ import CurlHTTP
 import Foundation
 
 /// One register: its own libcurl client (so its own kept-alive connection) on Till's Unix socket.
-struct RegisterClient: Sendable {
-    let http: CurlHTTPClient
-    let token: String
+public struct RegisterClient: Sendable {
+    public let http: CurlHTTPClient
+    public let token: String
 
-    init(socketPath: String, token: String) {
+    public init(socketPath: String, token: String) {
         http = CurlHTTPClient(unixSocketPath: socketPath)
         self.token = token
     }
 
     /// Sells one unit of `label` and times the answer as the register sees it.
-    func sell(clientSaleId: String, label: String) async -> SaleSample {
+    public func sell(clientSaleId: String, label: String) async -> SaleSample {
         let request = saleRequest(clientSaleId: clientSaleId, label: label)
         let started = ContinuousClock.now
         do {
@@ -25,7 +25,7 @@ struct RegisterClient: Sendable {
 
     /// `sell` for a register with a thread of its own: blocks it, and costs this process fewer thread
     /// wake-ups (which the measured runs would otherwise take from Till on the same cores).
-    func sellBlocking(clientSaleId: String, label: String) -> SaleSample {
+    public func sellBlocking(clientSaleId: String, label: String) -> SaleSample {
         let request = saleRequest(clientSaleId: clientSaleId, label: label)
         let started = ContinuousClock.now
         do {
@@ -48,7 +48,7 @@ struct RegisterClient: Sendable {
     }
 
     /// Sales Till has not yet had confirmed by Metrc (GET /v1/reporting).
-    func pendingReports() async throws -> Int {
+    public func pendingReports() async throws -> Int {
         let response = try await http.send(HTTPRequest(
             method: "GET", url: "http://till/v1/reporting",
             headers: [(name: "Authorization", value: "Bearer \(token)")], timeout: .seconds(10)))
@@ -56,32 +56,32 @@ struct RegisterClient: Sendable {
               let json = try? JSONSerialization.jsonObject(with: response.body) as? [String: Any],
               let pending = json["pending"] as? Int
         else {
-            throw BenchFailure("GET /v1/reporting answered \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+            throw LoadFailure("GET /v1/reporting answered \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
         }
         return pending
     }
 
-    func isHealthy() async -> Bool {
+    public func isHealthy() async -> Bool {
         let response = try? await http.send(HTTPRequest(method: "GET", url: "http://till/v1/health", timeout: .seconds(2)))
         return response?.status == 200
     }
 }
 
 /// One register request: how long it took and what came back (status 0: no answer; the body says why).
-struct SaleSample: Sendable {
-    var latency: Duration
-    var status: Int
-    var body: Data
+public struct SaleSample: Sendable {
+    public var latency: Duration
+    public var status: Int
+    public var body: Data
 
     /// The receipt number Till gave the sale, read from its answer.
-    var receiptNumber: String? {
+    public var receiptNumber: String? {
         guard (200..<300).contains(status),
               let json = try? JSONSerialization.jsonObject(with: body) as? [String: Any] else { return nil }
         return json["receiptNumber"] as? String
     }
 
     /// Status and the start of the body, for a report of what went wrong.
-    var summary: String {
+    public var summary: String {
         "\(status == 0 ? "no answer" : "HTTP \(status)"): \(String(decoding: body.prefix(300), as: UTF8.self))"
     }
 }
