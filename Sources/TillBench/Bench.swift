@@ -27,29 +27,11 @@ struct Bench: Sendable {
 
     /// Runs everything and prints the report; the process's exit status.
     func run() async -> Int32 {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("till-bench-\(runId)").path
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            FileHandle.standardError.write(Data("till-bench: cannot create \(directory): \(error)\n".utf8))
-            return 2
-        }
-        leftovers.track(directory: directory, keep: options.keepData)
-        let host = SimulatorHost(simulation: MetrcSimulation(configuration: SimulatorConfiguration()))
-
-        let status: Int32
-        do {
+        await withRunFolder("till-bench", keep: options.keepData) { host, directory in
             let results = try await measure(host: host, directory: directory)
             print(Report(results: results).text)
-            status = results.failures.isEmpty ? 0 : 1
-        } catch {
-            FileHandle.standardError.write(Data("till-bench: \(error)\n".utf8))
-            status = 2
+            return results.failures.isEmpty ? 0 : 1
         }
-        try? await host.stop()
-        leftovers.removeAll()  // any `till serve` still running (only after an error), and the folder
-        if options.keepData { progress("data kept in \(directory)") }
-        return status
     }
 
     // MARK: - The phases

@@ -27,33 +27,17 @@ struct Chaos: Sendable {
     let seed: UInt64
     let inDoubtSeconds: Int
     let keepData: Bool
+    /// Distinguishes this run's clientSaleIds from any other's.
     let runId = String(UUID().uuidString.prefix(8)).lowercased()
     let started = ContinuousClock.now
 
     /// Runs everything, prints the report; the exit status.
     func run() async -> Int32 {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("till-chaos-\(runId)").path
-        do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        } catch {
-            FileHandle.standardError.write(Data("till-chaos: cannot create \(directory): \(error)\n".utf8))
-            return 2
-        }
-        leftovers.track(directory: directory, keep: keepData)
-        let host = SimulatorHost(simulation: MetrcSimulation(configuration: SimulatorConfiguration()))
-        let status: Int32
-        do {
+        await withRunFolder("till-chaos", keep: keepData) { host, directory in
             let outcome = try await fire(host: host, directory: directory)
             print(outcome.report)
-            status = outcome.failures.isEmpty ? 0 : 1
-        } catch {
-            FileHandle.standardError.write(Data("till-chaos: \(error)\n".utf8))
-            status = 2
+            return outcome.failures.isEmpty ? 0 : 1
         }
-        try? await host.stop()
-        leftovers.removeAll()
-        if keepData { progress("data kept in \(directory)") }
-        return status
     }
 
     // MARK: - Under fire

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import MetrcSimulator
 import Synchronization
 
 /// What must not outlive the bench, however it ends: child processes and the temporary data folder.
@@ -99,4 +100,32 @@ public func withTimeout<T: Sendable>(_ limit: Duration, _ what: String,
     }
     for await first in answers { return try first.get() }
     throw CancellationError()
+}
+
+/// One run (the bench's, the chaos run's) in a temporary folder of its own beside a simulator in this process:
+/// `body` gets both and returns the exit status (2 when it throws); then the simulator stops, and whatever
+/// `till serve` is left is killed and the folder removed (unless `keep`).
+public func withRunFolder(_ program: String, keep: Bool,
+                          _ body: (SimulatorHost, _ directory: String) async throws -> Int32) async -> Int32 {
+    let runId = String(UUID().uuidString.prefix(8)).lowercased()
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(program)-\(runId)").path
+    do {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    } catch {
+        FileHandle.standardError.write(Data("\(program): cannot create \(directory): \(error)\n".utf8))
+        return 2
+    }
+    leftovers.track(directory: directory, keep: keep)
+    let host = SimulatorHost(simulation: MetrcSimulation(configuration: SimulatorConfiguration()))
+    let status: Int32
+    do {
+        status = try await body(host, directory)
+    } catch {
+        FileHandle.standardError.write(Data("\(program): \(error)\n".utf8))
+        status = 2
+    }
+    try? await host.stop()
+    leftovers.removeAll()  // any `till serve` still running (only after an error), and the folder
+    if keep { FileHandle.standardError.write(Data("\(program): data kept in \(directory)\n".utf8)) }
+    return status
 }

@@ -108,6 +108,25 @@ extension SimulatorOverHTTP {
             }
         }
 
+        @Test func aHeldRequestLandsAfterItsClientHasGoneNotBefore() async throws {
+            try await Harness.run { sim async throws in
+                await sim.simulation.addFault(SimFault(.holdThenApply(.milliseconds(800)), method: "POST", times: 1))
+                let sent = ContinuousClock.now
+                await #expect(throws: HTTPTransportError.self) {
+                    _ = try await sim.send("POST", "/sales/v2/receipts?\(Harness.lic)",
+                                           json: array([receipt([(101, "1", "Grams")], external: "HELD-1")]),
+                                           timeout: .milliseconds(100))
+                }
+                // The client is gone and Metrc still holds the request: a lookup now finds nothing.
+                #expect(await sim.simulation.receipts(license: Harness.license, externalNumber: "HELD-1").isEmpty)
+                #expect(try await sim.get("/sales/v2/receipts/external/HELD-1?\(Harness.lic)").status == 404)
+                try await eventually { await sim.quantity(101) == 447 }
+                #expect(ContinuousClock.now - sent >= .milliseconds(800))
+                #expect(await sim.simulation.receipts(license: Harness.license, externalNumber: "HELD-1").count == 1)
+                #expect(await sim.simulation.activeFaults().isEmpty)  // once
+            }
+        }
+
         @Test func commitThenDropLeavesTheClientWithoutAnAnswerButTheSaleRecorded() async throws {
             try await Harness.run { sim async throws in
                 // Warm the connection so the dropped request travels on a reused one, the dangerous case.
@@ -208,11 +227,16 @@ extension SimulatorOverHTTP {
 
         @Test func theAdminEndpointsSteerFaultsAndReport() async throws {
             try await Harness.run { sim async throws in
-                let faults = #"[{"status":503,"body":"<html>down</html>","method":"GET","pathPrefix":"/facilities","times":1},{"latencyMs":5,"method":"POST"}]"#
+                let faults = #"[{"status":503,"body":"<html>down</html>","method":"GET","pathPrefix":"/facilities","times":1},{"latencyMs":5,"method":"POST"},{"holdThenApplyMs":5,"method":"PUT"}]"#
                 let set = try await sim.client.send(HTTPRequest(method: "POST", url: sim.running.baseURL + "/_sim/faults",
                                                                 body: Data(faults.utf8)))
                 #expect(set.status == 200)
-                #expect(await sim.simulation.activeFaults().count == 2)
+                #expect(await sim.simulation.activeFaults().count == 3)
+                guard case .holdThenApply(let hold) = await sim.simulation.activeFaults()[2].effect else {
+                    Issue.record("holdThenApplyMs is a hold-then-apply fault")
+                    return
+                }
+                #expect(hold == .milliseconds(5))
                 #expect(try await sim.get("/facilities/v2").status == 503)
                 #expect(try await sim.get("/facilities/v2").status == 200)
 
