@@ -42,7 +42,7 @@ extension MetrcSimulation {
         let chosen = checkInList.filter { checkIn in
             checkIn.license == license && !checkIn.archived && (days?.contains(checkIn.checkInDate) ?? true)
         }
-        return .json(200, paging.page(chosen.map(checkInJSON)))
+        return .json(200, paging.page(chosen, checkInJSON))
     }
 
     private func parseDays(_ query: [String: String], in zone: TimeZone) throws(EarlyAnswer) -> ClosedRange<String>? {

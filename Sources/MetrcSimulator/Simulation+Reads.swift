@@ -47,7 +47,7 @@ extension MetrcSimulation {
             }
             .filter { package in window.map { $0.contains(package.lastModified!) } ?? true }
             .sorted { $0.id < $1.id }
-        return .json(200, paging.page(chosen.map { Self.packageJSON($0, facility: state.facility) }))
+        return .json(200, paging.page(chosen) { Self.packageJSON($0, facility: state.facility) })
     }
 
     func packageLookup(_ scoped: ScopedRequest, where matches: (SimPackage) -> Bool) -> SimHTTPResponse {
@@ -87,7 +87,7 @@ extension MetrcSimulation {
             }
             return window.contains(receipt.lastModified)
         }
-        return .json(200, paging.page(chosen.map(receiptJSON)))
+        return .json(200, paging.page(chosen, receiptJSON))
     }
 
     func receiptLookup(id: Int64, _ scoped: ScopedRequest) -> SimHTTPResponse {
@@ -108,7 +108,7 @@ extension MetrcSimulation {
             return status == 401 ? .unauthorized
                 : .message(status, "No sales receipt with external number \(number) was found.")
         }
-        return .json(200, paging.page(matches.map(receiptJSON)))
+        return .json(200, paging.page(matches, receiptJSON))
     }
 
     // MARK: Paging and filters
@@ -118,12 +118,14 @@ extension MetrcSimulation {
         var number: Int?
         var size: Int?
 
-        func page(_ items: [JSON]) -> JSON {
+        /// The page asked for, each item written as JSON: only the page's items are written, so paging through
+        /// a long list costs each request its page, not the whole list.
+        func page<Item>(_ items: [Item], _ json: (Item) -> JSON) -> JSON {
             guard let number, let size else {
-                return MetrcSimulation.envelope(items, page: 1, pageSize: items.count, total: items.count)
+                return MetrcSimulation.envelope(items.map(json), page: 1, pageSize: items.count, total: items.count)
             }
             let start = min(items.count, (number - 1) * size)
-            let slice = Array(items[start..<min(items.count, start + size)])
+            let slice = items[start..<min(items.count, start + size)].map(json)
             return MetrcSimulation.envelope(slice, page: number, pageSize: size, total: items.count)
         }
     }
