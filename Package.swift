@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "MetrcKitTests", dependencies: ["MetrcKit", "MetrcSimulator", "CurlHTTP"]),
         .testTarget(name: "MetrcSimulatorTests", dependencies: ["MetrcSimulator", "CurlHTTP"]),
         .testTarget(name: "TillDomainTests", dependencies: ["TillDomain"]),
-        .testTarget(name: "TillStoreTests", dependencies: ["TillStore", "TillDomain"]),
+        .testTarget(name: "TillStoreTests", dependencies: ["TillStore", "TillDomain", "TillMigrations"]),
         .testTarget(name: "TillPatientsTests", dependencies: ["TillPatients", "TillStore", "TillDomain", "MetrcKit"]),
         .testTarget(name: "TillAPITests", dependencies: [
             "TillAPI", "TillDomain", "TillReporter", "JSONWriting",

@@ -44,6 +44,10 @@ public protocol MetrcAPI: Sendable {
     func patientStatuses(patientLicenseNumber: String) async throws(MetrcError) -> [MetrcPatientStatus]
     /// `GET /caregivers/v2/status/{n}`; nil when Metrc does not know the caregiver.
     func caregiverStatus(caregiverLicenseNumber: String) async throws(MetrcError) -> MetrcCaregiverStatus?
+    /// `GET /packages/v2/adjust/reasons`: the reasons a package adjustment may give, and which need a note.
+    func packageAdjustReasons() async throws(MetrcError) -> [MetrcAdjustReason]
+    /// `GET /packages/v2/adjustments`, all pages: how an adjustment in doubt is found again.
+    func packageAdjustments() async throws(MetrcError) -> [MetrcPackageAdjustment]
     /// `POST /patient-checkins/v2/`, chunked.
     func postPatientCheckIns(_ checkIns: [MetrcPatientCheckInDraft]) async throws(MetrcError) -> [Int64]
     /// GET /patient-checkins/v2?checkinDateStart=&checkinDateEnd= (one facility-local day, paged; only that

@@ -218,7 +218,7 @@ extension MetrcClient {
 
     /// A list endpoint's whole content. Paged: pageNumber 1, 2, … until the envelope's TotalPages (or, without
     /// it, a short page); a bare array is the whole list.
-    private func list<T: Decodable>(_ call: Call, paged: Bool) async throws(MetrcError) -> [T] {
+    func list<T: Decodable>(_ call: Call, paged: Bool) async throws(MetrcError) -> [T] {
         guard paged else {
             let response = try await perform(call)
             return Self.isBlank(response.body) ? [] : try decode(MetrcList<T>.self, from: response, call).items

@@ -85,11 +85,17 @@ struct MetrcIdsBody: Decodable {
 }
 
 /// The body of finalize and unfinalize: `[{"Id":n}]`.
-/// `{"Id":n}`: how Metrc's finalize and unfinalize name a receipt.
+/// `{"Id":n}`: how Metrc's finalize and unfinalize name a receipt; nil is sent as null (a journaled write whose
+/// receipt's Id is filled in once Metrc gives it).
 public struct MetrcIdBody: Encodable, Sendable {
-    public var id: Int64
+    public var id: Int64?
 
-    public init(id: Int64) { self.id = id }
+    public init(id: Int64?) { self.id = id }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+    }
 
     enum CodingKeys: String, CodingKey {
         case id = "Id"

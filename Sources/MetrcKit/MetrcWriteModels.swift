@@ -137,12 +137,12 @@ public struct MetrcReceiptDraft: Sendable, Equatable, Encodable {
 
 /// The new full content of a receipt already in Metrc (`PUT /sales/v2/receipts`): edits and partial returns.
 public struct MetrcReceiptUpdate: Sendable, Equatable, Encodable {
-    /// Metrc's receipt Id.
-    public var id: Int64
+    /// Metrc's receipt Id; nil is sent as null (a journaled edit whose receipt's Id is filled in once known).
+    public var id: Int64?
     /// Encoded flat, beside "Id", as Metrc expects.
     public var receipt: MetrcReceiptDraft
 
-    public init(id: Int64, receipt: MetrcReceiptDraft) {
+    public init(id: Int64?, receipt: MetrcReceiptDraft) {
         self.id = id
         self.receipt = receipt
     }

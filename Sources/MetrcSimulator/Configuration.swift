@@ -40,6 +40,8 @@ public struct SimulatorConfiguration: Sendable {
     /// How many grams one millilitre counts as against an allowance, for items measured by volume (a bulk
     /// tincture, or a count-based item with only `unitVolume`); nil = such items count nothing.
     public var allowanceGramsPerMilliliter: Decimal? = nil
+    /// What `GET /packages/v2/adjust/reasons` lists and `POST /packages/v2/adjust` accepts.
+    public var adjustReasons: [SimAdjustReason] = SimAdjustReason.standard
     /// The facilities the user key can reach; any other `licenseNumber` is answered 401.
     public var facilities: [SimFacility] = [.demo]
 

@@ -46,6 +46,9 @@ public actor MetrcSimulation {
     /// Every check-in ever recorded, archived included, in Id order.
     var checkInList: [SimCheckIn] = []
     var nextCheckInId: Int64 = 3_000_001
+    /// Every package adjustment recorded, in order.
+    var adjustmentList: [SimAdjustment] = []
+    var nextAdjustmentId: Int64 = 7_000_001
     /// Patient and caregiver status answers, each served unchanged for `statusCacheSeconds`.
     var statusCache: [StatusKey: CachedStatus] = [:]
 

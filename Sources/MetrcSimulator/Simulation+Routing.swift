@@ -22,6 +22,9 @@ enum MetrcRoute {
     case postCheckIns
     case putCheckIns
     case archiveCheckIn(Int64)
+    case adjustReasons
+    case postAdjustments
+    case adjustments
 
     enum PackageList { case active, onHold, inactive }
 
@@ -100,6 +103,9 @@ extension MetrcSimulation {
         case .putReceipts: return putReceipts(scoped)
         case .finalizeReceipts(let finalize): return finalizeReceipts(finalize, scoped)
         case .archiveReceipt(let id): return archiveReceipt(id: id, scoped)
+        case .adjustReasons: return adjustReasonList()
+        case .postAdjustments: return postAdjustments(scoped)
+        case .adjustments: return listAdjustments(scoped)
         case .patientStatus(let patient): return patientStatus(patient, scoped)
         case .caregiverStatus(let caregiver): return caregiverStatus(caregiver, scoped)
         case .checkInLocations: return checkInLocationList(scoped)
@@ -140,6 +146,8 @@ extension MetrcSimulation {
             case "active": allowed = ["GET": .packages(.active)]
             case "onhold": allowed = ["GET": .packages(.onHold)]
             case "inactive": allowed = ["GET": .packages(.inactive)]
+            case "adjust": allowed = ["POST": .postAdjustments]
+            case "adjustments": allowed = ["GET": .adjustments]
             default:
                 if let id = Int64(parts[2]) {
                     allowed = ["GET": .packageByID(id)]
@@ -147,6 +155,8 @@ extension MetrcSimulation {
                     allowed = ["GET": .packageByLabel(parts[2])]
                 }
             }
+        case 4 where lower == ["packages", "v2", "adjust", "reasons"]:
+            allowed = ["GET": .adjustReasons]
         case 3 where lower == ["sales", "v2", "receipts"]:
             allowed = ["POST": .postReceipts, "PUT": .putReceipts]
         case 4 where lower[0] == "sales" && lower[1] == "v2" && lower[2] == "receipts":

@@ -18,6 +18,7 @@ public struct TillServices: Sendable {
     public let patients: PatientDirectory
     public let sync: InventorySync
     public let sweep: DuplicateSweep
+    public let returns: ReturnDesk
     public let logger: Logger
 
     public init(configuration: TillConfiguration, store: TillStore, metrc: any MetrcAPI, logger: Logger,
@@ -44,6 +45,8 @@ public struct TillServices: Sendable {
         sync = InventorySync(store: store, metrc: metrc, logger: logger, interval: syncInterval)
         sweep = DuplicateSweep(store: store, metrc: metrc, reporter: reporter, timeZone: configuration.timeZone,
                                interval: configuration.sweepInterval, logger: logger, now: now)
+        returns = ReturnDesk(store: store, reporter: reporter, metrc: metrc, settings: configuration.returns,
+                             license: configuration.license, timeZone: configuration.timeZone, logger: logger, now: now)
     }
 }
 

@@ -53,6 +53,49 @@ enum RequestDecoding {
         }
     }
 
+    /// A return as a manager (or a register, where allowed) sends it.
+    struct ReturnBody: Decodable {
+        var clientReturnId: String
+        var lines: [ReturnLineRequest]?
+        var all: Bool?
+        var reason: String
+        var disposition: String?
+        var note: String?
+    }
+
+    static let returnFields: Set<String> = ["clientReturnId", "lines", "all", "reason", "disposition", "note"]
+    static let returnLineFields: Set<String> = ["packageLabel", "quantity", "unit"]
+
+    static func decodeReturn(_ body: Data) throws(TillError) -> ReturnRequest {
+        let decoded = try decode(ReturnBody.self, from: body, noun: "return") { object in
+            try refuseUnknownFields(object, allowed: returnFields, at: "")
+            guard var lines = try? object.nestedUnkeyedContainer(forKey: AnyKey("lines")) else { return }
+            while !lines.isAtEnd {
+                let index = lines.currentIndex
+                guard let line = try? lines.nestedContainer(keyedBy: AnyKey.self) else {
+                    _ = try lines.decode(Skipped.self)
+                    continue
+                }
+                try refuseUnknownFields(line, allowed: returnLineFields, at: "lines[\(index)]")
+            }
+        }
+        var disposition: ReturnDisposition?
+        if let given = decoded.disposition {
+            guard let known = ReturnDisposition(rawValue: given.lowercased()) else {
+                throw .invalid("invalid_disposition", "disposition must be restock, quarantine or waste.", details: ["field": "disposition"])
+            }
+            disposition = known
+        }
+        return ReturnRequest(clientReturnId: decoded.clientReturnId, lines: decoded.lines ?? [], all: decoded.all ?? false,
+                             reason: decoded.reason, disposition: disposition,
+                             note: decoded.note.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 })
+    }
+
+    /// The return's content in one spelling: its digest tells a retry from a different return with the same id.
+    static func canonical(_ request: ReturnRequest) -> Data {
+        (try? JSONResponse.encoder.encode(request)) ?? Data()
+    }
+
     /// Reads a JSON object into `T`, parsing the body once. Empty, malformed and non-object bodies are
     /// refused first, then any field `checkFields` does not know: a misspelt field (say `discountAmmount`)
     /// would otherwise vanish silently and the sale be reported without it.

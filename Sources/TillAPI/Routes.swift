@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import JSONWriting
 import TillDomain
 import TillPatients
 import TillReporter
@@ -14,6 +15,8 @@ struct Routes: Sendable {
         v1.post("sales", use: postSale)
         v1.get("sales", use: listSales)
         v1.get("sales/:id", use: getSale)
+        v1.post("sales/:id/returns", use: postReturn)
+        v1.get("quarantine", use: quarantine)
         v1.get("packages", use: listPackages)
         v1.get("reporting", use: reporting)
         v1.get("patients/:license/status", use: patientStatus)
@@ -49,10 +52,13 @@ struct Routes: Sendable {
     @Sendable func getSale(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal(Set(TerminalRole.allCases))
         let id = try Self.idParameter(context, code: "invalid_sale_id", noun: "sale")
-        guard let sale = try await Self.current(services.store, { try services.store.sale(id: id) }) else {
+        let found = try await Self.current(services.store) {
+            (try services.store.sale(id: id), try services.store.returns(saleId: id))
+        }
+        guard let sale = found.0 else {
             throw TillError(.notFound, code: "sale_not_found", "No sale with id \(id).")
         }
-        return JSONResponse.make(SaleView(sale))
+        return JSONResponse.make(SaleView(sale, returns: found.1))
     }
 
     @Sendable func listSales(_ request: Request, context: TillRequestContext) async throws -> Response {
@@ -62,10 +68,42 @@ struct Routes: Sendable {
         guard Self.isCalendarDate(date) else {
             throw TillError.invalid("invalid_date", "date must be YYYY-MM-DD (the facility's local date).")
         }
-        let sales = try await Self.current(services.store) { try services.store.sales(businessDate: date) }
-        let total = sales.filter { !($0.status == .rejected && $0.saleUndone) }.reduce(Money.zero) { $0 + $1.totalAmount }
-        return JSONResponse.make(SalesListView(date: date, count: sales.count, totalAmount: total,
-                                               sales: sales.map(SaleView.init)))
+        let (sales, returns) = try await Self.current(services.store) {
+            (try services.store.sales(businessDate: date), try services.store.returns(ofSalesOn: date))
+        }
+        let gross = sales.filter { !($0.status == .rejected && $0.saleUndone) }.reduce(Money.zero) { $0 + $1.totalAmount }
+        let returned = returns.reduce(Money.zero) { $0 + $1.totalAmount }
+        let bySale = Dictionary(grouping: returns, by: \.saleId)
+        return JSONResponse.make(SalesListView(date: date, count: sales.count, grossAmount: gross, returnedAmount: returned,
+                                               sales: sales.map { SaleView($0, returns: bySale[$0.id] ?? []) }))
+    }
+
+    // MARK: Returns
+
+    @Sendable func postReturn(_ request: Request, context: TillRequestContext) async throws -> Response {
+        let terminal = try context.requireTerminal([.manager, .register])
+        guard terminal.role == .manager || services.configuration.registerReturns else {
+            throw TillError(.forbidden, code: "forbidden",
+                            "A register terminal cannot take returns here (TILL_REGISTER_RETURNS is off); a manager can.")
+        }
+        let saleId = try Self.idParameter(context, code: "invalid_sale_id", noun: "sale")
+        let body = try RequestDecoding.decodeReturn(try await Self.readBody(request, context: context))
+        let digest = sha256Hex(RequestDecoding.canonical(body))
+        let (saleReturn, _) = try await services.returns.takeBack(saleId: saleId, body, requestDigest: digest, terminal: terminal)
+        var json = JSONWriter()
+        ReturnView(saleReturn).write(into: &json)
+        let status: HTTPResponse.Status = switch saleReturn.status {
+        case .reported: .created
+        case .pendingReport: .accepted
+        case .rejected, .voided: .ok
+        }
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: json.bytes)))
+    }
+
+    @Sendable func quarantine(_ request: Request, context: TillRequestContext) async throws -> Response {
+        _ = try context.requireTerminal([.manager, .pharmacist])
+        return JSONResponse.make(HeldStockView(try Self.stored { try services.store.heldStock() }))
     }
 
     // MARK: Patients and caregivers
@@ -158,11 +196,11 @@ struct Routes: Sendable {
 
     @Sendable func reporting(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal([.manager, .register])
-        let (summary, journal) = try await Self.current(services.store) {
-            (try services.store.reportingSummary(), try services.store.journalSummary())
+        let (summary, journal, returns) = try await Self.current(services.store) {
+            (try services.store.reportingSummary(), try services.store.journalSummary(), try services.store.returnCounts())
         }
         let health = services.health.current()
-        return JSONResponse.make(ReportingView(summary: summary, journal: journal, health: health, now: Date()))
+        return JSONResponse.make(ReportingView(summary: summary, journal: journal, returns: returns, health: health, now: Date()))
     }
 
     @Sendable func health(_ request: Request, context: TillRequestContext) async throws -> Response {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TillDomain
 import TillPatients
+import TillReporter
 
 /// A setting that is missing or wrong; its description is the one line printed before Till refuses to start.
 public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
@@ -42,6 +43,10 @@ public struct TillConfiguration: Sendable {
     public var inDoubtWindow: Duration = .seconds(120)
     /// How often the duplicate sweep lists recent receipts in Metrc (also at start).
     public var sweepInterval: Duration = .seconds(300)
+    /// Whether a register may take returns (managers always may).
+    public var registerReturns = false
+    /// Reasons, default disposition and waste adjustment reason for returns.
+    public var returns = ReturnSettings()
 
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("till.sqlite") }
     public var usesEmbeddedSimulator: Bool { metrcBaseURL == nil }
@@ -165,6 +170,29 @@ public struct TillConfiguration: Sendable {
                                      problem: "must be longer than TILL_METRC_TIMEOUT_S plus TILL_REPORT_DEADLINE_MS "
                                          + "(\(configuration.metrcTimeout + configuration.reportDeadline)), or a request still "
                                          + "in flight could land after its re-send")
+        }
+        if let raw = value("TILL_REGISTER_RETURNS") {
+            switch raw.lowercased() {
+            case "1", "true", "yes": configuration.registerReturns = true
+            case "0", "false", "no": configuration.registerReturns = false
+            default: throw ConfigurationError(setting: "TILL_REGISTER_RETURNS", problem: "'\(raw)' is not true or false")
+            }
+        }
+        if let raw = value("TILL_RETURN_DISPOSITION") {
+            guard let disposition = ReturnDisposition(rawValue: raw.lowercased()) else {
+                throw ConfigurationError(setting: "TILL_RETURN_DISPOSITION", problem: "'\(raw)' is not restock, quarantine or waste")
+            }
+            configuration.returns.defaultDisposition = disposition
+        }
+        if let raw = value("TILL_RETURN_REASONS") {
+            let reasons = raw.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !reasons.isEmpty, reasons.allSatisfy({ $0.count <= 100 }) else {
+                throw ConfigurationError(setting: "TILL_RETURN_REASONS", problem: "'\(raw)' is not a list of reasons separated by ';'")
+            }
+            configuration.returns.reasons = reasons
+        }
+        if let raw = value("TILL_WASTE_ADJUST_REASON") {
+            configuration.returns.wasteAdjustReason = raw
         }
         if let raw = value("TILL_LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: raw.lowercased()) else {

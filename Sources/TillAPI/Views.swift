@@ -23,6 +23,8 @@ struct SaleView {
     var rejection: [String]?
     /// Only for rejected sales: true when the refusal undid the sale, false when it stands as an exception.
     var saleUndone: Bool?
+    /// The sale's returns, where they are asked for (a sale's own page; not the answer to a new sale).
+    var returns: [SaleReturn]?
 
     struct LineView {
         var packageLabel: String
@@ -44,7 +46,8 @@ struct SaleView {
         }
     }
 
-    init(_ sale: Sale) {
+    init(_ sale: Sale, returns: [SaleReturn]? = nil) {
+        self.returns = returns
         id = sale.id
         clientSaleId = sale.clientSaleId
         receiptNumber = sale.receiptNumber
@@ -78,6 +81,9 @@ struct SaleView {
             json.field("receiptNumber", receiptNumber)
             json.field("rejection", rejection)
             json.field("reportedAt", reportedAt)
+            if let returns {
+                json.field("returns") { json in json.array(returns) { json, r in ReturnView(r).write(into: &json) } }
+            }
             json.field("saleUndone", saleUndone)
             json.field("salesDateTime", salesDateTime)
             json.field("status", status)
@@ -89,14 +95,20 @@ struct SaleView {
 struct SalesListView {
     var date: String
     var count: Int
-    /// Sum over sales that stand (those undone by a refusal excluded).
-    var totalAmount: Money
+    /// Sum over sales that stand (those undone by a refusal excluded), before returns.
+    var grossAmount: Money
+    /// What returns of these sales gave back.
+    var returnedAmount: Money
+    /// The day net of returns: gross less returned.
+    var totalAmount: Money { Money(cents: grossAmount.cents - returnedAmount.cents) }
     var sales: [SaleView]
 
     func write(into json: inout JSONWriter) {
         json.object { json in
             json.field("count", Int64(count))
             json.field("date", date)
+            json.field("grossAmount", grossAmount)
+            json.field("returnedAmount", returnedAmount)
             json.field("sales") { json in json.array(sales) { json, sale in sale.write(into: &json) } }
             json.field("totalAmount", totalAmount)
         }
@@ -205,9 +217,18 @@ struct ReportingView: Encodable {
     var lastReportedAt: Date?
     var metrc: MetrcView
     var journal: JournalView
+    /// Returns whose writes Metrc still owes, and returns Metrc refused (each also in `journal.refused`).
+    var returns: ReturnCounts
 
-    init(summary: ReportingSummary, journal: JournalSummary, health: MetrcHealth.Snapshot, now: Date) {
+    struct ReturnCounts: Encodable {
+        var pending: Int
+        var rejected: Int
+    }
+
+    init(summary: ReportingSummary, journal: JournalSummary, returns: (pending: Int, rejected: Int),
+         health: MetrcHealth.Snapshot, now: Date) {
         self.journal = JournalView(journal, now: now)
+        self.returns = ReturnCounts(pending: returns.pending, rejected: returns.rejected)
         pending = summary.pending
         oldestPendingSoldAt = summary.oldestPendingSoldAt
         rejected = summary.rejected.map {
@@ -227,4 +248,70 @@ struct HealthView: Encodable {
     var journalMode: String
     var synchronous: String
     var pendingReports: Int
+}
+
+/// A return as managers and registers see it; written by `JSONWriter` like the sale it belongs to, keys sorted.
+struct ReturnView {
+    let saleReturn: SaleReturn
+
+    init(_ saleReturn: SaleReturn) {
+        self.saleReturn = saleReturn
+    }
+
+    func write(into json: inout JSONWriter) {
+        let r = saleReturn
+        json.object { json in
+            json.field("businessDate", r.businessDate)
+            json.field("clientReturnId", r.clientReturnId)
+            json.field("disposition", r.disposition.rawValue)
+            json.field("id", r.id)
+            json.field("lines") { json in
+                json.array(r.lines) { json, line in
+                    SaleView.LineView(packageLabel: line.packageLabel, quantity: line.quantity, unit: line.unit,
+                                      totalAmount: line.totalAmount, discountAmount: line.discountAmount, taxes: line.taxes)
+                        .write(into: &json)
+                }
+            }
+            json.field("metrcAction", r.metrcAction.rawValue)
+            json.field("note", r.note)
+            json.field("reason", r.reason)
+            json.field("rejection", r.rejection)
+            json.field("returnedAt", r.returnedAt)
+            json.field("returnedBy", r.actor)
+            json.field("saleId", r.saleId)
+            json.field("status", r.status.rawValue)
+            json.field("totalAmount", r.totalAmount)
+        }
+    }
+}
+
+/// Returned goods held off the shelf (`GET /v1/quarantine`).
+struct HeldStockView: Encodable {
+    struct Item: Encodable {
+        var returnId: Int64
+        var saleId: Int64
+        var packageLabel: String
+        var disposition: String
+        var quantity: Decimal
+        var unit: String
+        var heldAt: Date
+    }
+    struct Package: Encodable {
+        var packageLabel: String
+        var quantity: Decimal
+        var unit: String
+    }
+    var items: [Item]
+    /// Held per package, all returns together: never sellable, whatever Metrc's count says.
+    var packages: [Package]
+
+    init(_ held: [HeldStock]) {
+        items = held.map {
+            Item(returnId: $0.returnId, saleId: $0.saleId, packageLabel: $0.packageLabel, disposition: $0.disposition.rawValue,
+                 quantity: $0.quantity, unit: $0.unit, heldAt: $0.heldAt)
+        }
+        packages = Dictionary(grouping: held, by: \.packageLabel).map { label, entries in
+            Package(packageLabel: label, quantity: entries.reduce(Decimal(0)) { $0 + $1.quantity }, unit: entries[0].unit)
+        }.sorted { $0.packageLabel < $1.packageLabel }
+    }
 }

@@ -14,6 +14,8 @@ public enum JournalKind: String, Sendable, CaseIterable, Codable {
     case receiptUnfinalize = "receipt.unfinalize"
     /// `POST /patient-checkins/v2/`.
     case checkInCreate = "checkin.create"
+    /// `POST /packages/v2/adjust`: returned goods wasted, taken off the package's count.
+    case packageAdjust = "package.adjust"
 }
 
 /// What a journaled write is about. Writes of one subject reach Metrc in the order they were journaled;

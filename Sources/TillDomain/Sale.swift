@@ -19,6 +19,8 @@ public enum SaleStatus: String, Sendable, Codable {
     case reported
     /// Metrc refused the receipt; the reason is kept and shown to managers.
     case rejected
+    /// Returned in full before its receipt ever left for Metrc: nothing is owed, and Metrc never hears of it.
+    case voided
 }
 
 /// Optional per-line taxes, passed to Metrc as it names them.

@@ -82,6 +82,20 @@ extension JournalKindHandler {
                     let wanted = kind == .receiptFinalize
                     return receipt.map { ($0.isFinal ?? false) == wanted } == true ? .applied(metrcId: nil) : .notApplied
                 })
+        case .packageAdjust:
+            JournalKindHandler(
+                endpoint: "POST /packages/v2/adjust", batches: true, answersIds: false,
+                request: { MetrcWrite(method: "POST", path: "/packages/v2/adjust", objects: $0.map(\.body)) },
+                probe: { row throws(MetrcError) in
+                    // Till's note names the return: an adjustment of that package with that note is this one.
+                    let body = try JournalBody(row)
+                    let label = try JournalBody.required(body.label, "Label", row)
+                    let note = try JournalBody.required(body.reasonNote, "ReasonNote", row)
+                    let found = try await metrc.packageAdjustments().contains {
+                        $0.label?.uppercased() == label.uppercased() && $0.note == note
+                    }
+                    return found ? .applied(metrcId: nil) : .notApplied
+                })
         case .checkInCreate:
             JournalKindHandler(
                 endpoint: "POST /patient-checkins/v2/", batches: true, answersIds: true,
@@ -116,11 +130,13 @@ struct JournalBody: Decodable {
     var patientLicenseNumber: String?
     var checkInLocationId: Int64?
     var checkInDate: String?
+    var label: String?
+    var reasonNote: String?
 
     enum CodingKeys: String, CodingKey {
         case id = "Id", externalReceiptNumber = "ExternalReceiptNumber", transactions = "Transactions"
         case patientLicenseNumber = "PatientLicenseNumber", checkInLocationId = "CheckInLocationId"
-        case checkInDate = "CheckInDate"
+        case checkInDate = "CheckInDate", label = "Label", reasonNote = "ReasonNote"
     }
 
     init(_ row: JournalRow) throws(MetrcError) {

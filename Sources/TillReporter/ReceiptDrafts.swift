@@ -46,8 +46,8 @@ public enum MetrcBodies {
                                  checkInDate: checkIn.checkInDate).jsonObject
     }
 
-    /// `{"Id":n}`: a receipt to archive, finalize or unfinalize.
-    public static func receiptId(_ id: Int64) -> String {
+    /// `{"Id":n}`: a receipt to archive, finalize or unfinalize (`null` until Metrc has given its Id).
+    @Sendable public static func receiptId(_ id: Int64?) -> String {
         MetrcIdBody(id: id).jsonObject
     }
 }

@@ -123,6 +123,9 @@ public final class SaleDesk: Sendable {
         switch sale.status {
         case .reported: .reported(sale)
         case .pendingReport: .pendingReport(sale)
+        // Returned in full before it left for Metrc: the register first heard it pending; its retry hears that,
+        // with the sale as it is now.
+        case .voided: .pendingReport(sale)
         // A refusal that came after the register was told `pending_report` leaves the sale standing:
         // a retry hears what it heard first, with the sale as it is now.
         case .rejected: sale.saleUndone ? .rejected(sale) : .pendingReport(sale)

@@ -86,21 +86,24 @@ extension TillStore {
 
     /// Appends a write after every earlier write of its subject, in the caller's transaction.
     ///
-    /// - Parameter firstAttempt: the write is about to be sent by its caller (a fresh sale): it is in doubt
-    ///   from now, and the reporter leaves it alone until `leaseUntil`.
+    /// - Parameters:
+    ///   - firstAttempt: the write is about to be sent by its caller (a fresh sale): it is in doubt from now,
+    ///     and the reporter leaves it alone until `leaseUntil`.
+    ///   - origin: the local record the write comes from, beyond its subject (a return), whose status it makes.
     @discardableResult
     static func appendJournal(_ kind: JournalKind, subject: JournalSubject, body: String, at: Date,
-                              firstAttempt leaseUntil: Date? = nil, _ db: Database) throws -> Int64 {
+                              firstAttempt leaseUntil: Date? = nil, origin: (type: String, id: Int64)? = nil,
+                              _ db: Database) throws -> Int64 {
         let seq = try db.firstDirect("""
             SELECT COALESCE(MAX(seq), 0) + 1 FROM metrc_journal WHERE subject_type = ? AND subject_id = ?
             """, subject.type, subject.id) { $0.int64(0) } ?? 1
         try db.executeDirect("""
             INSERT INTO metrc_journal (kind, subject_type, subject_id, seq, body, created_at, attempts, next_attempt_at,
-                                       in_doubt, attempt_started_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                       in_doubt, attempt_started_at, origin_type, origin_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, kind.rawValue, subject.type, subject.id, seq, body, at.epochMilliseconds, leaseUntil == nil ? 0 : 1,
                              (leaseUntil ?? at).epochMilliseconds, leaseUntil == nil ? 0 : 1,
-                             leaseUntil == nil ? nil : at.epochMilliseconds)
+                             leaseUntil == nil ? nil : at.epochMilliseconds, origin?.type, origin?.id)
         return db.lastInsertedRowID
     }
 
@@ -255,6 +258,14 @@ extension TillStore {
                 UPDATE metrc_duplicates SET archived_at = ?
                 WHERE metrc_receipt_id = (SELECT json_extract(body, '$.Id') FROM metrc_journal WHERE id = ?)
                 """, at.epochMilliseconds, write.rowId)
+        case (.receiptFinalize, .sale(let saleId)), (.receiptUnfinalize, .sale(let saleId)):
+            try db.executeDirect("UPDATE sales SET metrc_final = ? WHERE id = ?", write.kind == .receiptFinalize ? 1 : 0, saleId)
+        case (.packageAdjust, _):
+            // Wasted goods Metrc no longer counts: nothing to take off its count at the next sync.
+            try db.executeDirect("""
+                DELETE FROM held_stock WHERE disposition = 'waste' AND (return_id, package_label) =
+                    (SELECT origin_id, json_extract(body, '$.Label') FROM metrc_journal WHERE id = ? AND origin_type = 'return')
+                """, write.rowId)
         default:
             break  // the local change was recorded when the write was journaled
         }
@@ -350,10 +361,13 @@ extension TillStore {
     }
 
     /// What receipts Metrc has surely not applied yet take from each package: their first POST is owed and
-    /// not in doubt.
+    /// not in doubt; it carries the sale's lines less what returns folded into it took back.
     static func quantitiesOwedToMetrc(_ db: Database) throws -> [String: Int64] {
         Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: """
-            SELECT l.package_label, SUM(l.package_quantity_picos) AS taken
+            SELECT l.package_label,
+                   SUM(l.package_quantity_picos - COALESCE((SELECT SUM(rl.package_quantity_picos) FROM return_lines rl
+                                                            WHERE rl.sale_id = l.sale_id AND rl.line_number = l.line_number), 0))
+                       AS taken
             FROM metrc_journal j JOIN sale_lines l ON l.sale_id = j.subject_id
             WHERE j.subject_type = 'sale' AND j.kind = 'receipt.create' AND j.state = 'pending' AND j.in_doubt = 0
             GROUP BY l.package_label

@@ -37,7 +37,8 @@ public struct MetrcPackageState: Sendable {
 
 extension TillStore {
     /// Stores packages pulled from Metrc. The local quantity is Metrc's less what receipts Metrc surely has
-    /// not applied yet take, so a sync never hands back stock that is already sold, nor takes a sale twice.
+    /// not applied yet take and what returns hold off the shelf (quarantined, or wasted until Metrc's package
+    /// is adjusted), so a sync never hands back stock that is sold or held, nor takes a sale twice.
     /// A package with a write in doubt (Metrc may or may not show it), or one Metrc may have been told of
     /// since `readSince` (when the sync began reading), keeps its local quantity as Till journaled it.
     /// A full sync also deactivates local packages Metrc no longer lists as active.
@@ -45,6 +46,7 @@ extension TillStore {
                                    readSince: Date? = nil) throws {
         try pool.write { db in
             let pending = try Self.quantitiesOwedToMetrc(db)
+            let offTheShelf = try Self.heldPicos(db)
             var held = try Self.packagesWithUnsettledWrites(db)
             if let readSince {
                 held.formUnion(try String.fetchAll(db, sql: """
@@ -54,7 +56,7 @@ extension TillStore {
             }
             for package in packages {
                 let metrcPicos = Quantities.picosRoundingDown(package.quantity)
-                let fromMetrc = max(0, metrcPicos - pending[package.label, default: 0])
+                let fromMetrc = max(0, metrcPicos - pending[package.label, default: 0] - offTheShelf[package.label, default: 0])
                 try db.run("""
                     INSERT INTO packages (label, metrc_id, item_name, category, unit, quantity_picos, on_hold,
                                           lab_testing_state, active, metrc_quantity, metrc_last_modified, synced_at,

@@ -32,12 +32,26 @@ extension TillStore {
         """
 
     /// Lines of this patient's sales since `since` that stand (pending, reported, or refused later but
-    /// kept), each with its package: what Metrc's cached figures may not show yet.
+    /// kept), each with its package: what Metrc's cached figures may not show yet. A line counts less what
+    /// returns took back once Metrc holds them (the patient is credited then, as Metrc credits it).
     public func patientPurchases(patientLicenseNumber: String, since: Date) throws -> [(line: SaleLine, package: PackageSnapshot)] {
         try pool.read { db in
             let sales = try Self.sales(from: db.rows(Self.patientSalesSQL, [patientLicenseNumber, since.epochMilliseconds]), db)
             let byLabel = try Self.packages(labels: sales.flatMap { $0.lines.map(\.packageLabel) }, db)
-            return sales.flatMap { sale in sale.lines.compactMap { line in byLabel[line.packageLabel].map { (line, $0) } } }
+            var credited: [Int64: [Int: Decimal]] = [:]
+            if !sales.isEmpty {
+                let returns = try Self.saleReturns(where: "r.sale_id IN (\(databaseQuestionMarks(count: sales.count)))",
+                                                   StatementArguments(sales.map(\.id)), db)
+                for saleReturn in returns where saleReturn.status == .reported {
+                    for line in saleReturn.lines { credited[saleReturn.saleId, default: [:]][line.lineNumber, default: 0] += line.quantity }
+                }
+            }
+            return sales.flatMap { sale in
+                sale.lines.enumerated().compactMap { number, line in
+                    guard let kept = ReturnRules.remaining(of: line, returned: credited[sale.id]?[number] ?? 0) else { return nil }
+                    return byLabel[line.packageLabel].map { (kept, $0) }
+                }
+            }
         }
     }
 }

@@ -279,6 +279,7 @@ struct Status: AsyncParsableCommand {
         let store = try Startup.openStore(configuration)
         let summary = try store.reportingSummary()
         let journal = try store.journalSummary()
+        let returns = try store.returnCounts()
         let durability = try store.durabilitySettings()
         let formatter = ISO8601DateFormatter()
         print("facility:        \(configuration.license) (\(configuration.timeZone.identifier))")
@@ -305,6 +306,7 @@ struct Status: AsyncParsableCommand {
             print("  \(row.kind.rawValue) \(row.subject): \((row.refusal ?? []).joined(separator: "; "))")
         }
         if journal.duplicatesArchived > 0 { print("duplicates archived by the sweep: \(journal.duplicatesArchived)") }
+        print("returns owed to Metrc: \(returns.pending); refused by Metrc: \(returns.rejected)")
         if summary.pending > 0 || !summary.rejected.isEmpty || journal.pending > 0 || !journal.refused.isEmpty {
             throw ExitCode(1)
         }

@@ -43,6 +43,8 @@ final class FakeMetrc: MetrcAPI {
     func package(label: String) async throws(MetrcError) -> MetrcPackage? { nil }
     func postReceipts(_ receipts: [MetrcReceiptDraft]) async throws(MetrcError) -> [Int64] { [] }
     func send(_ write: MetrcWrite) async throws(MetrcError) -> [Int64?] { [] }
+    func packageAdjustReasons() async throws(MetrcError) -> [MetrcAdjustReason] { [] }
+    func packageAdjustments() async throws(MetrcError) -> [MetrcPackageAdjustment] { [] }
     func updateReceipts(_ receipts: [MetrcReceiptUpdate]) async throws(MetrcError) {}
     func receipt(id: Int64) async throws(MetrcError) -> MetrcReceipt? { nil }
     func receipt(externalNumber: String) async throws(MetrcError) -> MetrcReceipt? { nil }
