@@ -33,12 +33,20 @@ public struct SimTransaction: Sendable, Equatable {
     /// The unit name as Metrc spells it (the posted name is normalised to Metrc's casing).
     public var unitOfMeasure: String
     public var totalAmount: Decimal
+    /// As posted; Metrc keeps them although its receipt listings do not show them.
+    public var discountAmount: Decimal?
+    public var salesTax: Decimal?
+    public var exciseTax: Decimal?
 
-    public init(packageLabel: String, quantity: Decimal, unitOfMeasure: String, totalAmount: Decimal) {
+    public init(packageLabel: String, quantity: Decimal, unitOfMeasure: String, totalAmount: Decimal,
+                discountAmount: Decimal? = nil, salesTax: Decimal? = nil, exciseTax: Decimal? = nil) {
         self.packageLabel = packageLabel
         self.quantity = quantity
         self.unitOfMeasure = unitOfMeasure
         self.totalAmount = totalAmount
+        self.discountAmount = discountAmount
+        self.salesTax = salesTax
+        self.exciseTax = exciseTax
     }
 }
 

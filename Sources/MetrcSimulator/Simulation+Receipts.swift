@@ -397,7 +397,8 @@ extension MetrcSimulation {
         guard !failed, let totalAmount else { return nil }
         ledger.add(-amount, to: package)
         return SimTransaction(packageLabel: package.label, quantity: quantity, unitOfMeasure: unit.name,
-                              totalAmount: totalAmount)
+                              totalAmount: totalAmount, discountAmount: reader.decimal("DiscountAmount"),
+                              salesTax: reader.decimal("SalesTax"), exciseTax: reader.decimal("ExciseTax"))
     }
 
     /// How much of `package`, in its own unit, a line took. Exact because it was checked when the line was taken.

@@ -173,28 +173,23 @@ public final class MetrcReporter: Service, Sendable {
             }
         }
         let due: [JournalRow]
+        let leased: TillStore.LeasedRows
         let handlers: [JournalKind: JournalKindHandler]
         do {
             due = try store.dueJournal(now: now(), limit: settings.batchSize * 5)
             guard !due.isEmpty else { return 0 }
-            try store.leaseJournal(due.map(\.id), until: now().addingTimeInterval(settings.lease.seconds),
-                                   attempting: due.filter { !$0.inDoubt }.map(\.id), at: now())
-            let checkInDates = Set(due.filter { $0.kind == .checkInCreate && $0.inDoubt }.compactMap { try? JournalBody($0).checkInDate })
+            leased = try store.leaseJournal(due.map(\.id), until: now().addingTimeInterval(settings.lease.seconds), at: now())
+            let checkInDates = Set(leased.toProbe.filter { $0.kind == .checkInCreate }.compactMap { try? JournalBody($0).checkInDate })
             handlers = JournalKindHandler.all(metrc: metrc, heldCheckIns: try store.metrcCheckInIds(on: checkInDates))
         } catch {
             logger.error("journal unreadable", metadata: ["error": "\(error)"])
             return 0
         }
         for kind in JournalKind.allCases {
-            let rows = due.filter { $0.kind == kind }
-            guard !rows.isEmpty, let handler = handlers[kind] else { continue }
+            guard let handler = handlers[kind] else { continue }
             // Rows not in doubt began their attempt with the lease; the others only once a probe clears them.
-            var toSend = rows.filter { !$0.inDoubt }.map { row in
-                var row = row
-                row.attempts += 1
-                return row
-            }
-            toSend += await settleDoubts(rows.filter(\.inDoubt), handler)
+            var toSend = leased.toSend.filter { $0.kind == kind }
+            toSend += await settleDoubts(leased.toProbe.filter { $0.kind == kind }, handler)
             let size = handler.batches ? max(1, settings.batchSize) : 1
             for start in stride(from: 0, to: toSend.count, by: size) {
                 await send(Array(toSend[start..<min(start + size, toSend.count)]), handler)

@@ -148,14 +148,30 @@ extension TillStore {
         }
     }
 
-    /// Takes rows for a pass: nobody else picks them up until `until`. Those in `attempting` are about to be
-    /// sent: their attempt begins now and is in doubt from now, durably, before anything leaves.
-    public func leaseJournal(_ ids: [Int64], until: Date, attempting: [Int64], at: Date) throws {
-        guard !ids.isEmpty else { return }
-        try pool.write { db in
-            try db.execute(sql: "UPDATE metrc_journal SET next_attempt_at = ? WHERE id IN (\(databaseQuestionMarks(count: ids.count)))",
+    /// Rows a drain pass took: to send now, or to probe first (their last attempt may have reached Metrc).
+    public struct LeasedRows: Sendable {
+        /// Their attempt began with the lease: in doubt from now, on disk before they go.
+        public var toSend: [JournalRow]
+        public var toProbe: [JournalRow]
+    }
+
+    /// Takes rows for a pass: nobody else picks them up until `until`. Rows are read again in this transaction,
+    /// so what is sent is what is on disk now (a return may have rewritten or dropped a receipt that had not
+    /// left since the pass first read it).
+    public func leaseJournal(_ ids: [Int64], until: Date, at: Date) throws -> LeasedRows {
+        guard !ids.isEmpty else { return LeasedRows(toSend: [], toProbe: []) }
+        return try pool.write { db in
+            let marks = databaseQuestionMarks(count: ids.count)
+            let current = try JournalRow.fetchAll(db, sql: "SELECT * FROM metrc_journal WHERE state = 'pending' AND id IN (\(marks)) ORDER BY id",
+                                                  arguments: StatementArguments(ids))
+            let sending = current.filter { !$0.inDoubt }.map(\.id)
+            try db.execute(sql: "UPDATE metrc_journal SET next_attempt_at = ? WHERE id IN (\(marks))",
                            arguments: StatementArguments([until.epochMilliseconds] + ids))
-            try Self.beginAttempts(attempting, at: at, db)
+            try Self.beginAttempts(sending, at: at, db)
+            let toSend = try JournalRow.fetchAll(db, sql: """
+                SELECT * FROM metrc_journal WHERE id IN (\(databaseQuestionMarks(count: sending.count))) ORDER BY id
+                """, arguments: StatementArguments(sending))
+            return LeasedRows(toSend: toSend, toProbe: current.filter(\.inDoubt))
         }
     }
 

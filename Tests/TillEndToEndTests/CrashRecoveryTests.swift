@@ -91,6 +91,52 @@ import TillStore
     }
 }
 
+extension CrashRecoveryTests {
+    /// A line returned from a finalized receipt is one chain: unfinalize, edit, finalize. `till serve` is killed
+    /// while Metrc holds each step (and applies it after Till is gone), and started again at once: each step
+    /// reaches Metrc exactly once, in order, and the chain goes on where it stopped.
+    @Test func aReturnOnAFinalizedReceiptUnfinalizesEditsAndFinalizesOnceEachThroughSIGKILLs() async throws {
+        try await TillProcessWorld.run { world in
+            var till = try await world.launch()
+            defer { till.kill9() }
+            let answer = try await world.sell("finalized-1", quantity: "3")
+            #expect(answer.status == 201)
+            let saleId = try #require(answer.json["id"] as? Int)
+            let receiptId = Int64(try #require(answer.json["metrcReceiptId"] as? Int))
+            // The day was closed: the receipt is finalized in Metrc (a write journaled beside the running Till).
+            try TillStore(path: world.directory + "/till.sqlite").appendJournal(
+                [(kind: .receiptFinalize, subject: .sale(Int64(saleId)), body: #"{"Id":\#(receiptId)}"#)], at: Date(),
+                audit: AuditEvent(actor: "test", action: "test.finalize"))
+            try await world.waitUntil("the receipt is finalized") { await world.simulation.receipt(id: receiptId)?.isFinal == true }
+
+            let steps = ["/sales/v2/receipts/unfinalize", "/sales/v2/receipts", "/sales/v2/receipts/finalize"]
+            await world.simulation.resetCounters()
+            // Most specific first: a fault matches by path prefix.
+            await world.simulation.setFaults([steps[0], steps[2], steps[1]].map { path in
+                SimFault(.holdThenApply(.milliseconds(1500)), method: "PUT", pathPrefix: path, times: 1)
+            })
+            let returned = try await world.post("/v1/sales/\(saleId)/returns", body: """
+                {"clientReturnId":"r-finalized-1","lines":[{"packageLabel":"\(Labels.flower)","quantity":1,"unit":"Grams"}],
+                 "reason":"Defective","disposition":"restock"}
+                """)
+            #expect(returned["metrcAction"] as? String == "update")
+            for step in steps.indices {
+                try await world.waitUntil("step \(step) is sent") { await world.puts(steps)[step] >= 1 }
+                till.kill9()  // while Metrc holds it
+                till = try await world.launch()
+            }
+            try await world.waitUntil("the return is reported", timeout: .seconds(30)) {
+                let sale = try await world.get("/v1/sales/\(saleId)")
+                return (sale["returns"] as? [[String: Any]])?.first?["status"] as? String == "reported"
+            }
+            #expect(await world.puts(steps) == [1, 1, 1])
+            let receipt = try #require(await world.simulation.receipt(id: receiptId))
+            #expect(receipt.isFinal && !receipt.archived)
+            #expect(receipt.transactions.map(\.quantity) == [2])
+        }
+    }
+}
+
 /// A simulator in this process and a data folder that successive `till serve` processes share.
 struct TillProcessWorld: Sendable {
     let simulation: MetrcSimulation
@@ -128,7 +174,7 @@ struct TillProcessWorld: Sendable {
             "TILL_TIMEZONE": TillConfiguration.demoTimeZone, "TILL_METRC_VENDOR_KEY": configuration.vendorKey,
             "TILL_METRC_USER_KEY": configuration.userKey, "TILL_REPORT_DEADLINE_MS": "300", "TILL_LOG_LEVEL": "error",
             // Short, so that a write in doubt is re-sent within a test's patience; longer than a request can take.
-            "TILL_METRC_TIMEOUT_S": "1", "TILL_METRC_IN_DOUBT_S": "3",
+            "TILL_METRC_TIMEOUT_S": "1", "TILL_METRC_IN_DOUBT_S": "3", "TILL_REGISTER_RETURNS": "true",
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
         let output = try command(["terminals", "add", "register-1", "--role", "register"], environment: environment).output
@@ -160,16 +206,50 @@ struct TillProcessWorld: Sendable {
         throw CancellationError()
     }
 
-    func sell(_ clientSaleId: String) async throws -> (status: Int, json: [String: Any]) {
+    func sell(_ clientSaleId: String, quantity: String = "1") async throws -> (status: Int, json: [String: Any]) {
         let body = """
             {"clientSaleId":"\(clientSaleId)","customerType":"Consumer",
-             "lines":[{"packageLabel":"\(Labels.flower)","quantity":1,"unit":"Grams","totalAmount":10.00}]}
+             "lines":[{"packageLabel":"\(Labels.flower)","quantity":\(quantity),"unit":"Grams","totalAmount":10.00}]}
             """
         let response = try await client.send(HTTPRequest(
             method: "POST", url: "http://till/v1/sales",
             headers: [(name: "Authorization", value: "Bearer \(token)"), (name: "Content-Type", value: "application/json")],
             body: Data(body.utf8)))
         return (response.status, (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:])
+    }
+
+    /// A POST from the register, as JSON.
+    func post(_ path: String, body: String) async throws -> [String: Any] {
+        let response = try await client.send(HTTPRequest(
+            method: "POST", url: "http://till" + path,
+            headers: [(name: "Authorization", value: "Bearer \(token)"), (name: "Content-Type", value: "application/json")],
+            body: Data(body.utf8)))
+        return (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
+    }
+
+    /// How many PUTs Metrc saw on each of these paths exactly (a path's count less its longer siblings').
+    func puts(_ paths: [String]) async -> [Int] {
+        var counts: [Int] = []
+        for path in paths {
+            let under = await simulation.requestCount(method: "PUT", pathPrefix: path)
+            var longer = 0
+            for other in paths where other != path && other.hasPrefix(path) {
+                longer += await simulation.requestCount(method: "PUT", pathPrefix: other)
+            }
+            counts.append(under - longer)
+        }
+        return counts
+    }
+
+    func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("timed out waiting until \(what)")
+        throw CancellationError()
     }
 
     /// A GET from the register, as JSON.

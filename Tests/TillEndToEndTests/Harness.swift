@@ -73,19 +73,19 @@ final class TillHarness: Sendable {
                     stalePolicy: StalePatientPolicy = .refuse,
                     metrcTransport: any HTTPTransport = CurlHTTPClient(),
                     metrcTimeout: Duration = .seconds(20), inDoubt: Duration = .zero,
-                    sweep: Bool = false,
+                    sweep: Bool = false, configure: @Sendable (inout TillConfiguration) -> Void = { _ in },
                     _ body: (TillHarness) async throws -> Void) async throws {
         let till = try await start(deadline: deadline, retry: retry, simulator: simulatorConfiguration,
                                    runReporter: runReporter, patientCache: patientCache, stalePolicy: stalePolicy,
                                    metrcTransport: metrcTransport, metrcTimeout: metrcTimeout, inDoubt: inDoubt,
-                                   sweep: sweep)
+                                   sweep: sweep, configure: configure)
         try await using(till, body, then: { await $0.stop() })
     }
 
     private static func start(deadline: Duration, retry: RetryPolicy, simulator simulatorConfiguration: SimulatorConfiguration,
                               runReporter: Bool, patientCache: Duration, stalePolicy: StalePatientPolicy,
                               metrcTransport: any HTTPTransport, metrcTimeout: Duration, inDoubt: Duration,
-                              sweep: Bool) async throws -> TillHarness {
+                              sweep: Bool, configure: (inout TillConfiguration) -> Void) async throws -> TillHarness {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("till-e2e-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -94,10 +94,11 @@ final class TillHarness: Sendable {
 
         let simulation = MetrcSimulation(configuration: simulatorConfiguration)
         let simulator = try await MetrcSimulatorServer.start(simulation: simulation, logger: logger)
-        let configuration = TillConfiguration(
+        var configuration = TillConfiguration(
             dataDirectory: directory, socketPath: directory + "/till.sock", license: license,
             timeZone: TimeZone(identifier: TillConfiguration.demoTimeZone)!, metrcBaseURL: simulator.baseURL,
             vendorKey: simulatorConfiguration.vendorKey, userKey: simulatorConfiguration.userKey, reportDeadline: deadline)
+        configure(&configuration)
         let store = try TillStore(path: configuration.databasePath)
         var metrcConfiguration = MetrcConfiguration(baseURL: simulator.baseURL, vendorKey: configuration.vendorKey,
                                                     userKey: configuration.userKey, licenseNumber: license,
@@ -163,6 +164,11 @@ final class TillHarness: Sendable {
                                                          body: body.map { Data($0.utf8) }, timeout: .seconds(30)))
         let json = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
         return Answer(status: response.status, json: json, body: response.body, headers: response.headers)
+    }
+
+    /// Asks for a return of sale `saleId` (as a manager unless told otherwise).
+    func returnSale(_ saleId: Int, _ body: String, token: String? = nil) async throws -> Answer {
+        try await request("POST", "/v1/sales/\(saleId)/returns", body: body, token: token ?? managerToken)
     }
 
     /// Posts a one-line consumer sale from a register.

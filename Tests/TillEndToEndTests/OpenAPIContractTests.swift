@@ -133,6 +133,34 @@ import TillDomain
             _ = try await check("GET", "/v1/sales/\(id)", template: "/v1/sales/{id}", token: register, status: 200)
             _ = try await check("POST", "/v1/sales", body: saleBody("contract-1"), token: register, status: 201)  // a replay
 
+            // Returns: a new one (owed to Metrc), its replay, and what is refused.
+            let returns = "/v1/sales/{id}/returns", manager = till.managerToken
+            let returnBody = #"{"clientReturnId":"contract-r1","lines":[{"packageLabel":"\#(Labels.flower)","quantity":1,"unit":"Grams"}],"reason":"Defective"}"#
+            _ = try await check("POST", "/v1/sales/\(id)/returns", template: returns, body: returnBody, token: manager, status: 202)
+            try await till.waitUntil("the return is reported") {
+                try till.services.store.returns(saleId: Int64(id)).first?.status == .reported
+            }
+            _ = try await check("POST", "/v1/sales/\(id)/returns", template: returns, body: returnBody, token: manager, status: 201)
+            _ = try await check("POST", "/v1/sales/\(id)/returns", template: returns,
+                                body: returnBody.replacingOccurrences(of: "Defective", with: "Wrong item"), token: manager,
+                                status: 409, code: "client_return_id_reused")
+            _ = try await check("POST", "/v1/sales/\(id)/returns", template: returns,
+                                body: #"{"clientReturnId":"contract-r2","lines":[{"packageLabel":"\#(Labels.flower)","quantity":9,"unit":"Grams"}],"reason":"Defective"}"#,
+                                token: manager, status: 422, code: "return_exceeds_sale")
+            _ = try await check("POST", "/v1/sales/\(id)/returns", template: returns,
+                                body: #"{"clientReturnId":"contract-r3","all":true,"reason":"whim"}"#, token: manager, status: 400,
+                                code: "unknown_return_reason")
+            _ = try await check("POST", "/v1/sales/\(id)/returns", template: returns, body: returnBody, token: register, status: 403,
+                                code: "forbidden")
+            _ = try await check("POST", "/v1/sales/999999/returns", template: returns,
+                                body: #"{"clientReturnId":"contract-r4","all":true,"reason":"Defective"}"#, token: manager,
+                                status: 404, code: "sale_not_found")
+            let withReturns = try await check("GET", "/v1/sales/\(id)", template: "/v1/sales/{id}", token: register, status: 200)
+            #expect(withReturns["returns"]?.arrayValue?.count == 1)
+            let held = try await check("GET", "/v1/quarantine", token: manager, status: 200)
+            #expect(held["packages"]?.arrayValue?.count == 1)
+            _ = try await check("GET", "/v1/quarantine", token: register, status: 403, code: "forbidden")
+
             // Metrc knows less of this package than Till does: it refuses the receipt while the register waits.
             await till.simulation.setPackageQuantity(license: TillHarness.license, label: Labels.tenEach, quantity: 0)
             let refused = try await check("POST", "/v1/sales", body: saleBody("contract-refused", label: Labels.tenEach, quantity: "1",
