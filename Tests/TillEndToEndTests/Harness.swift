@@ -108,7 +108,9 @@ final class TillHarness: Sendable {
         let services = TillServices(configuration: configuration, store: store, metrc: metrc, logger: logger,
                                     reporterSettings: ReporterSettings(deadline: deadline, retry: retry,
                                                                        idlePoll: .milliseconds(50), inDoubtWindow: inDoubt),
-                                    patientSettings: PatientSettings(cacheFor: patientCache, patience: .seconds(2),
+                                    // Long: a loaded machine must not turn a slow lookup into a stale one (staleness is
+                                    // tested with faults, which answer at once).
+                                    patientSettings: PatientSettings(cacheFor: patientCache, patience: .seconds(10),
                                                                      stalePolicy: stalePolicy),
                                     syncInterval: .seconds(3600))
         await services.patients.refreshFacility()
