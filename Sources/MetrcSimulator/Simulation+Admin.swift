@@ -13,6 +13,10 @@ import Foundation
 /// - `GET /_sim/stats` gives request counts by method and path.
 /// - `GET /_sim/patients[?licenseNumber=]` lists every registered patient with `License`, the status fields
 ///   counted live (never the cached answer a client gets) and `StatusRequests`.
+/// - `POST|PUT|DELETE /_sim/website/{Metrc path}[?licenseNumber=]` changes Metrc's records as a person on Metrc's
+///   website would, behind a client's back: `/_sim/website/sales/v2/receipts` creates or edits receipts (the
+///   API's bodies), `DELETE /_sim/website/sales/v2/receipts/{id}` archives one. The API's rules apply; faults,
+///   rate limits and request counts do not.
 struct FaultListError: Error {
     var message: String
 }
@@ -63,9 +67,22 @@ extension MetrcSimulation {
                 }
             }
             return .json(200, .array(items))
+        case (_, let lowered) where lowered.hasPrefix("/_sim/website/"):
+            let license = Self.parseQuery(request.query)["licensenumber"] ?? facilityOrder.first ?? ""
+            return onWebsite(request.method, String(path.dropFirst("/_sim/website".count)), license: license,
+                             body: String(decoding: request.body, as: UTF8.self))
         default:
             return .message(404, "Unknown simulator endpoint \(request.method) \(path).")
         }
+    }
+
+    /// Changes Metrc's records as a person on Metrc's website would, behind a client's back (for tests and demos):
+    /// the API's rules, without faults, rate limits or request counts.
+    public func onWebsite(_ method: String, _ path: String, license: String, body: String = "") -> SimHTTPResponse {
+        let credentials = Data("\(configuration.vendorKey):\(configuration.userKey)".utf8).base64EncodedString()
+        let request = SimHTTPRequest(method: method, path: path, query: "licenseNumber=\(license)",
+                                     headers: ["Authorization": "Basic \(credentials)"], body: Data(body.utf8))
+        return handle(request, path: Self.normalize(path), limited: false)
     }
 
     static func parseFaults(_ body: Data, now: Date) throws(FaultListError) -> [SimFault] {

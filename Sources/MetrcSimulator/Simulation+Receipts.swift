@@ -410,6 +410,23 @@ extension MetrcSimulation {
         return amount
     }
 
+    /// Forgets receipt `id` as if Metrc had never recorded it (a lost write, a restored database): for tests of a
+    /// receipt Till believes reported and Metrc lacks. Its quantities go back on the packages.
+    public func loseReceipt(id: Int64) {
+        guard let index = receiptIndex[id], let state = facilities[receiptList[index].license] else { return }
+        let receipt = receiptList[index]
+        if !receipt.archived {
+            var ledger = Ledger()
+            for line in receipt.transactions {
+                guard let package = state.package(label: line.packageLabel), let amount = deduction(of: line, from: package) else { continue }
+                ledger.add(amount, to: package)
+            }
+            commit(ledger, license: receipt.license, at: now())
+        }
+        receiptList.remove(at: index)
+        receiptIndex = Dictionary(uniqueKeysWithValues: receiptList.enumerated().map { ($0.element.id, $0.offset) })
+    }
+
     /// Records a copy of receipt `id` (external number included) and takes its quantities again, as a second POST
     /// of the same receipt would: a duplicate planted behind a client's back. Nil when there is no such receipt.
     public func duplicateReceipt(id: Int64) -> SimReceipt? {

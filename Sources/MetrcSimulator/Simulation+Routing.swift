@@ -61,7 +61,8 @@ struct ScopedRequest {
 extension MetrcSimulation {
     /// Routes, authenticates, scopes and rate-limits one Metrc request, then acts on it. Synchronous on
     /// purpose: nothing else runs on the simulation while a request is being applied.
-    func handle(_ request: SimHTTPRequest, path: String) -> SimHTTPResponse {
+    /// - Parameter limited: false for a change made on Metrc's website (`onWebsite`): no rate limit applies.
+    func handle(_ request: SimHTTPRequest, path: String, limited: Bool = true) -> SimHTTPResponse {
         let route: MetrcRoute
         do { route = try Self.route(method: request.method, path: path) } catch { return error.response }
 
@@ -83,7 +84,7 @@ extension MetrcSimulation {
 
         let isRead = request.method == "GET"
         let bucket = (isRead ? "GET " : "WRITE ") + (license ?? "key:\(configuration.vendorKey)")
-        guard admit(bucket: bucket, limit: isRead ? configuration.getRequestsPerSecond : configuration.writeRequestsPerSecond)
+        guard !limited || admit(bucket: bucket, limit: isRead ? configuration.getRequestsPerSecond : configuration.writeRequestsPerSecond)
         else {
             return .json(429, .message("Too Many Requests"), headers: [("Retry-After", "1")])
         }

@@ -19,6 +19,7 @@ public struct TillServices: Sendable {
     public let sync: InventorySync
     public let sweep: DuplicateSweep
     public let returns: ReturnDesk
+    public let days: DayDesk
     public let logger: Logger
 
     public init(configuration: TillConfiguration, store: TillStore, metrc: any MetrcAPI, logger: Logger,
@@ -47,6 +48,8 @@ public struct TillServices: Sendable {
                                interval: configuration.sweepInterval, logger: logger, now: now)
         returns = ReturnDesk(store: store, reporter: reporter, metrc: metrc, settings: configuration.returns,
                              license: configuration.license, timeZone: configuration.timeZone, logger: logger, now: now)
+        days = DayDesk(store: store, metrc: metrc, reporter: reporter, sweep: sweep, timeZone: configuration.timeZone,
+                       finalizeLagDays: configuration.finalizeLagDays, license: configuration.license, logger: logger, now: now)
     }
 }
 

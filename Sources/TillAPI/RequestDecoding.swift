@@ -91,6 +91,18 @@ enum RequestDecoding {
                              note: decoded.note.flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 })
     }
 
+    /// A repair: `{"dryRun": true}` lists what would be sent and sends nothing; an empty body is a real repair.
+    struct RepairBody: Decodable {
+        var dryRun: Bool?
+    }
+
+    static func decodeRepair(_ body: Data) throws(TillError) -> RepairBody {
+        guard !body.isEmpty else { return RepairBody(dryRun: nil) }
+        return try decode(RepairBody.self, from: body, noun: "repair") { object in
+            try refuseUnknownFields(object, allowed: ["dryRun"], at: "")
+        }
+    }
+
     /// The return's content in one spelling: its digest tells a retry from a different return with the same id.
     static func canonical(_ request: ReturnRequest) -> Data {
         (try? JSONResponse.encoder.encode(request)) ?? Data()

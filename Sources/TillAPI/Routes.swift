@@ -17,6 +17,10 @@ struct Routes: Sendable {
         v1.get("sales/:id", use: getSale)
         v1.post("sales/:id/returns", use: postReturn)
         v1.get("quarantine", use: quarantine)
+        v1.get("days/:date", use: dayView)
+        v1.post("days/:date/repair", use: dayRepair)
+        v1.post("days/:date/close", use: dayClose)
+        v1.get("days/:date/report", use: dayReport)
         v1.get("packages", use: listPackages)
         v1.get("reporting", use: reporting)
         v1.get("patients/:license/status", use: patientStatus)
@@ -99,6 +103,71 @@ struct Routes: Sendable {
         }
         return Response(status: status, headers: [.contentType: "application/json; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(bytes: json.bytes)))
+    }
+
+    // MARK: The manager's day
+
+    @Sendable func dayView(_ request: Request, context: TillRequestContext) async throws -> Response {
+        _ = try context.requireTerminal([.manager])
+        let view = DayJSON(try await services.days.view(try Self.dateParameter(context)))
+        return try Self.formatted(request, json: view, csv: { view.csv }, html: nil)
+    }
+
+    @Sendable func dayRepair(_ request: Request, context: TillRequestContext) async throws -> Response {
+        let terminal = try context.requireTerminal([.manager])
+        let date = try Self.dateParameter(context)
+        let body = try await Self.readBody(request, context: context)
+        let dryRun = try RequestDecoding.decodeRepair(body).dryRun ?? false
+        let (view, actions) = try await services.days.repair(date, dryRun: dryRun, by: "terminal:\(terminal.name)")
+        return JSONResponse.make(RepairJSON(dryRun: dryRun, actions: actions, day: DayJSON(view)))
+    }
+
+    @Sendable func dayClose(_ request: Request, context: TillRequestContext) async throws -> Response {
+        let terminal = try context.requireTerminal([.manager])
+        let date = try Self.dateParameter(context)
+        switch try await services.days.close(date, by: "terminal:\(terminal.name)") {
+        case .blocked(let blockers):
+            throw TillError(.conflict, code: "day_close_blocked",
+                            "The day \(date) cannot close yet: \(blockers.count) thing(s) still to settle with Metrc.",
+                            details: ["count": "\(blockers.count)",
+                                      "blockers": blockers.map { "\($0.kind) \($0.subject): \($0.message)" }.joined(separator: "\n")])
+        case .closing(let close):
+            let view = DayJSON.Close(close)
+            return JSONResponse.make(view, status: view.status == "closed" ? .ok : .accepted)
+        }
+    }
+
+    @Sendable func dayReport(_ request: Request, context: TillRequestContext) async throws -> Response {
+        _ = try context.requireTerminal([.manager])
+        let date = try Self.dateParameter(context)
+        let view = try await services.days.view(date)
+        let (sales, returns) = try Self.stored { (try services.store.sales(businessDate: date), try services.store.returns(ofSalesOn: date)) }
+        let report = DayReportJSON(view, sales: sales, returns: returns)
+        return try Self.formatted(request, json: report, csv: { report.csv }, html: { report.html })
+    }
+
+    /// `?format=json` (the default), `csv`, or `html` where the answer has a page.
+    static func formatted(_ request: Request, json: some Encodable, csv: () -> String,
+                          html: (() -> String)?) throws -> Response {
+        switch request.uri.queryParameters.get("format")?.lowercased() ?? "json" {
+        case "json": return JSONResponse.make(json)
+        case "csv": return text(csv(), type: "text/csv; charset=utf-8")
+        case "html" where html != nil: return text(html!(), type: "text/html; charset=utf-8")
+        default:
+            throw TillError.invalid("invalid_format", "format must be json or csv" + (html == nil ? "." : ", or html."))
+        }
+    }
+
+    static func text(_ body: String, type: String) -> Response {
+        Response(status: .ok, headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+
+    /// The `{date}` path parameter: a real facility-local date.
+    static func dateParameter(_ context: TillRequestContext) throws(TillError) -> String {
+        guard let date = context.parameters.get("date"), isCalendarDate(date) else {
+            throw .invalid("invalid_date", "date must be YYYY-MM-DD (the facility's local date).")
+        }
+        return date
     }
 
     @Sendable func quarantine(_ request: Request, context: TillRequestContext) async throws -> Response {
@@ -196,11 +265,30 @@ struct Routes: Sendable {
 
     @Sendable func reporting(_ request: Request, context: TillRequestContext) async throws -> Response {
         _ = try context.requireTerminal([.manager, .register])
-        let (summary, journal, returns) = try await Self.current(services.store) {
-            (try services.store.reportingSummary(), try services.store.journalSummary(), try services.store.returnCounts())
+        let (summary, journal, returns, days) = try await Self.current(services.store) {
+            (try services.store.reportingSummary(), try services.store.journalSummary(), try services.store.returnCounts(),
+             try services.store.pendingSalesByDay())
         }
         let health = services.health.current()
-        return JSONResponse.make(ReportingView(summary: summary, journal: journal, returns: returns, health: health, now: Date()))
+        var view = ReportingView(summary: summary, journal: journal, returns: returns, health: health, now: Date())
+        view.alerts = Self.deadlineAlerts(days, deadline: services.configuration.reportingDeadline,
+                                          timeZone: services.configuration.timeZone, now: Date())
+        return JSONResponse.make(view)
+    }
+
+    /// A day whose oldest unreported sale nears the state's reporting deadline (or is past it).
+    static func deadlineAlerts(_ days: [(businessDate: String, count: Int, oldestSoldAt: Date)], deadline rule: ReportingDeadline,
+                               timeZone: TimeZone, now: Date) -> [ReportingView.DeadlineAlert] {
+        days.compactMap { day in
+            let deadline = rule.deadline(soldAt: day.oldestSoldAt, businessDate: day.businessDate, in: timeZone)
+            guard now >= rule.alertAt(deadline: deadline) else { return nil }
+            let overdue = now > deadline
+            return ReportingView.DeadlineAlert(
+                date: day.businessDate, pending: day.count, deadline: deadline, overdue: overdue,
+                message: "\(day.count) sale(s) of \(day.businessDate) not yet in Metrc; "
+                    + (rule == .realTime ? "this state expects sales reported at once (TILL_REPORTING_DEADLINE=now)"
+                       : overdue ? "the deadline (\(rule)) has passed" : "the deadline (\(rule)) is near"))
+        }
     }
 
     @Sendable func health(_ request: Request, context: TillRequestContext) async throws -> Response {

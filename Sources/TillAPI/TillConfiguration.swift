@@ -47,6 +47,12 @@ public struct TillConfiguration: Sendable {
     public var registerReturns = false
     /// Reasons, default disposition and waste adjustment reason for returns.
     public var returns = ReturnSettings()
+    /// Days after a day's close that its receipts are finalized in Metrc (stores that expect returns wait).
+    public var finalizeLagDays = 0
+    /// When the state wants a day's sales reported by: an alert in `/v1/reporting` as that nears.
+    public var reportingDeadline: ReportingDeadline = .realTime
+    /// The manager's console: a loopback TCP listener (a browser cannot speak to a Unix socket); nil: none.
+    public var consoleAddress: (host: String, port: Int)? = ("127.0.0.1", 8088)
 
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("till.sqlite") }
     public var usesEmbeddedSimulator: Bool { metrcBaseURL == nil }
@@ -193,6 +199,33 @@ public struct TillConfiguration: Sendable {
         }
         if let raw = value("TILL_WASTE_ADJUST_REASON") {
             configuration.returns.wasteAdjustReason = raw
+        }
+        if let raw = value("TILL_FINALIZE_LAG_DAYS") {
+            guard let days = Int(raw), (0...30).contains(days) else {
+                throw ConfigurationError(setting: "TILL_FINALIZE_LAG_DAYS", problem: "'\(raw)' is not a whole number of days from 0 to 30")
+            }
+            configuration.finalizeLagDays = days
+        }
+        configuration.reportingDeadline = ReportingDeadline.forState(value("TILL_METRC_STATE"))
+        if let raw = value("TILL_REPORTING_DEADLINE") {
+            guard let deadline = ReportingDeadline(raw) else {
+                throw ConfigurationError(setting: "TILL_REPORTING_DEADLINE",
+                                         problem: "'\(raw)' is not now, a number of hours (24h) or next-day-HH:MM (next-day-08:00)")
+            }
+            configuration.reportingDeadline = deadline
+        }
+        if let raw = value("TILL_CONSOLE_ADDR") {
+            if raw.lowercased() == "off" {
+                configuration.consoleAddress = nil
+            } else {
+                let parts = raw.split(separator: ":", omittingEmptySubsequences: false)
+                guard parts.count == 2, let port = Int(parts[1]), (0...65_535).contains(port),
+                      ["127.0.0.1", "localhost", "::1"].contains(String(parts[0])) else {
+                    throw ConfigurationError(setting: "TILL_CONSOLE_ADDR",
+                                             problem: "'\(raw)' is not a loopback HOST:PORT (127.0.0.1:8088), or off")
+                }
+                configuration.consoleAddress = (String(parts[0]) == "localhost" ? "127.0.0.1" : String(parts[0]), port)
+            }
         }
         if let raw = value("TILL_LOG_LEVEL") {
             guard let level = Logger.Level(rawValue: raw.lowercased()) else {

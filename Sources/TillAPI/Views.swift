@@ -219,6 +219,16 @@ struct ReportingView: Encodable {
     var journal: JournalView
     /// Returns whose writes Metrc still owes, and returns Metrc refused (each also in `journal.refused`).
     var returns: ReturnCounts
+    /// Days whose sales are still unreported as the state's deadline nears (or has passed).
+    var alerts: [DeadlineAlert] = []
+
+    struct DeadlineAlert: Encodable {
+        var date: String
+        var pending: Int
+        var deadline: Date
+        var overdue: Bool
+        var message: String
+    }
 
     struct ReturnCounts: Encodable {
         var pending: Int

@@ -44,7 +44,10 @@ extension JournalKindHandler {
                 request: { MetrcWrite(method: "POST", path: "/sales/v2/receipts", objects: $0.map(\.body)) },
                 probe: { row throws(MetrcError) in
                     let number = try JournalBody.required(JournalBody(row).externalReceiptNumber, "ExternalReceiptNumber", row)
-                    return try await metrc.receipt(externalNumber: number).map { .applied(metrcId: $0.id) } ?? .notApplied
+                    guard let receipt = try await metrc.receipt(externalNumber: number) else { return .notApplied }
+                    // A receipt posted again by a repair replaces one archived in Metrc: only an active one is its own.
+                    if row.seq > 1 && receipt.archivedDate != nil { return .notApplied }
+                    return .applied(metrcId: receipt.id)
                 })
         case .receiptUpdate:
             JournalKindHandler(

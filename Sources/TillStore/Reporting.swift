@@ -12,6 +12,16 @@ public struct ReportingSummary: Sendable {
 }
 
 extension TillStore {
+    /// Sales Metrc has not confirmed yet, per business day, with the oldest one's time.
+    public func pendingSalesByDay() throws -> [(businessDate: String, count: Int, oldestSoldAt: Date)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT business_date_local, COUNT(*) AS n, MIN(sold_at) AS oldest FROM sales
+                WHERE status = 'pending_report' GROUP BY business_date_local ORDER BY business_date_local
+                """).map { ($0["business_date_local"], $0["n"], Date(epochMilliseconds: $0["oldest"])) }
+        }
+    }
+
     /// How many sales Metrc has not confirmed yet.
     public func pendingReportCount() throws -> Int {
         try pool.read { db in try Int.fetchOne(db.cachedStatement(sql: "SELECT COUNT(*) FROM sales WHERE status = 'pending_report'")) ?? 0 }

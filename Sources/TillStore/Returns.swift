@@ -201,13 +201,23 @@ extension TillStore {
 
     /// A sale's lines with what earlier returns took back from each.
     static func returnableLines(of sale: Sale, _ db: Database) throws -> [ReturnableLine] {
-        var returned: [Int: Decimal] = [:]
-        for row in try Row.fetchAll(db, sql: "SELECT line_number, quantity FROM return_lines WHERE sale_id = ?", arguments: [sale.id]) {
-            returned[row["line_number"], default: 0] += Decimal(string: row["quantity"]) ?? 0
-        }
+        let returned = try returnedQuantities(saleId: sale.id, db)
         return sale.lines.enumerated().map { number, line in
             ReturnableLine(lineNumber: number, line: line, returned: returned[number] ?? 0)
         }
+    }
+
+    /// What returns took back from each line of a sale so far, in the unit sold.
+    public func returnedQuantities(saleId: Int64) throws -> [Int: Decimal] {
+        try pool.read { db in try Self.returnedQuantities(saleId: saleId, db) }
+    }
+
+    static func returnedQuantities(saleId: Int64, _ db: Database) throws -> [Int: Decimal] {
+        var returned: [Int: Decimal] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT line_number, quantity FROM return_lines WHERE sale_id = ?", arguments: [saleId]) {
+            returned[row["line_number"], default: 0] += Decimal(string: row["quantity"]) ?? 0
+        }
+        return returned
     }
 
     public func returns(saleId: Int64) throws -> [SaleReturn] {

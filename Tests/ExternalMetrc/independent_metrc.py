@@ -27,11 +27,15 @@ All state is behind one lock; every accessor returns copies. Switches (attribute
 ``max_concurrent_gets_per_facility``, ``object_limit``, ``external_unknown`` (404 / 401 / empty),
 ``external_shape`` (envelope / object / array), ``customer_types_shape``, ``patient_status_shape``,
 ``caregiver_patients_shape``, ``unknown_person``, ``error_row_casing``, ``close_after_answer``,
-``checkin_list_filter``, ``external_matches``, ``edit_external_number``, ``archive_again``, ``write_answer``;
+``checkin_list_filter``, ``external_matches``, ``edit_external_number``, ``archive_again``, ``write_answer``,
+``adjustments_spelling``, ``adjust_date_format``;
 faults via ``add_fault`` (status, status_after_commit, drop_before_commit, drop_after_commit, empty_200,
 latency, hold_then_apply); Metrc-side edits via ``set_package``, ``set_facility_type``,
 ``revoke_access`` / ``restore_access``, ``set_patient_registrations``, ``seed_patients``, ``seed_checkins``,
-``plant_receipt`` / ``duplicate_receipt`` (a receipt recorded as Metrc's website or another POST would).
+``plant_receipt`` / ``duplicate_receipt`` (a receipt recorded as Metrc's website or another POST would),
+``set_receipt`` (e.g. finalized on the website), ``set_adjust_reasons``, ``plant_adjustment``.
+Package adjustments: GET /packages/v2/adjust/reasons, POST /packages/v2/adjust, GET /packages/v2/adjustments
+(``adjustments()``, ``adjust_posts()``).
 Every request is kept (``requests()``, ``receipt_posts()``) with its method, path, raw query, body, whether
 its Basic auth was good, its licenseNumber, the status answered (None: dropped) and the fault met.
 """
@@ -326,6 +330,14 @@ class IndependentMetrc:
         #: the body of a successful PUT, finalize, unfinalize or DELETE (README: "200, often with an empty
         #: body"): "empty" or "ids" ({"Ids":[...],"Warnings":null} naming the receipts touched).
         self.write_answer = "empty"
+        #: GET /packages/v2/adjustments: the field names of each adjustment, which our spec subset does not give:
+        #: "adjustment" (PackageLabel, AdjustmentQuantity, AdjustmentUnitOfMeasureName, AdjustmentReasonName,
+        #: AdjustmentNote, AdjustmentDate) or "request" (the names of the POST that recorded it: Label, Quantity,
+        #: UnitOfMeasure, AdjustmentReason, ReasonNote, AdjustmentDate).
+        self.adjustments_spelling = "adjustment"
+        #: POST /packages/v2/adjust AdjustmentDate: "date" (the spec's format: date, yyyy-mm-dd only) or "lenient"
+        #: (also a local date and time without zone, as ASP.NET would bind it to a DateTime).
+        self.adjust_date_format = "date"
         #: the most GETs of one facility seen in flight at once
         self.max_gets_in_flight = 0
 
@@ -335,6 +347,7 @@ class IndependentMetrc:
         self._ids = itertools.count(5_000_001)
         self._package_ids = itertools.count(880_001)
         self._checkin_ids = itertools.count(31_001)
+        self._adjustment_ids = itertools.count(61_001)
         self._facilities: dict[str, Facility] = {
             license: Facility(license, "Independent Test Dispensary", timezone, sells=True),
             SECOND_LICENSE: Facility(SECOND_LICENSE, "Independent Test Cultivation", timezone, sells=False),
@@ -347,6 +360,11 @@ class IndependentMetrc:
         self._checkins: dict[int, dict[str, Any]] = {}
         self._checkin_locations = {license: [{"Id": 7001, "Name": "Front Counter"}, {"Id": 7002, "Name": "Drive-Up"}]}
         self._patients: dict[str, list[dict[str, Any]]] = {}
+        #: GET /packages/v2/adjust/reasons (spec: PackageAdjustReason); a facility's list is Metrc's to set
+        self._adjust_reasons: list[dict[str, Any]] = [
+            self._reason("Waste", False), self._reason("Damage", True), self._reason("Theft", True),
+            self._reason("Entry Error", False), self._reason("Drying", False)]
+        self._adjustments: dict[int, dict[str, Any]] = {}  # id → adjustment (internal record)
         self._caregivers: dict[str, dict[str, Any]] = {}
         self._facility_overrides: dict[str, Any] = {}
         self._get_times: dict[str, list[float]] = {}
@@ -430,6 +448,11 @@ class IndependentMetrc:
         self._caregivers = {
             "CG-INDEP-0001": {"Active": True, "CaregiverLicenseNumber": "CG-INDEP-0001", "Patients": ["PT-INDEP-0001"]},
         }
+
+    @staticmethod
+    def _reason(name: str, requires_note: bool) -> dict[str, Any]:
+        return {"Name": name, "RequiresNote": requires_note, "RequiresWasteWeight": False,
+                "RequiresImmatureWasteWeight": False, "RequiresMatureWasteWeight": False}
 
     def _patient(self, number: str, today: dt.date, *, active: bool, flower: str, purchased: str) -> dict[str, Any]:
         allowed, bought = Decimal(flower), Decimal(purchased)
@@ -653,6 +676,45 @@ class IndependentMetrc:
         with self._lock:
             return [copy.deepcopy(c) for c in self._checkins.values()]
 
+    def set_receipt(self, receipt_id: int, **changes: Any) -> None:
+        """An edit of a receipt made on Metrc's website, e.g. ``IsFinal=True`` (finalized there, not through
+        PUT /sales/v2/receipts/finalize): no request is recorded, only the receipt changes."""
+        with self._lock:
+            receipt = self._receipts[receipt_id]
+            receipt.update(changes)
+            receipt["LastModified"] = dt.datetime.now(dt.timezone.utc)
+
+    def adjust_reasons(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._adjust_reasons)
+
+    def set_adjust_reasons(self, reasons: list[tuple[str, bool]]) -> None:
+        """The facility's adjustment reasons as Metrc lists them: (Name, RequiresNote) pairs."""
+        with self._lock:
+            self._adjust_reasons = [self._reason(name, note) for name, note in reasons]
+
+    def adjustments(self) -> list[dict[str, Any]]:
+        """Every package adjustment Metrc holds, oldest first (internal record: PackageLabel, Quantity and
+        UnitOfMeasure as posted, PackageQuantity in the package's unit, AdjustmentReason, ReasonNote,
+        AdjustmentDate, RecordedDateTime, License)."""
+        with self._lock:
+            return [{k.lstrip("_"): copy.deepcopy(v) for k, v in a.items()}
+                    for a in sorted(self._adjustments.values(), key=lambda a: a["Id"])]
+
+    def adjust_posts(self) -> list[Request]:
+        return self.requests("POST", "/packages/v2/adjust")
+
+    def plant_adjustment(self, item: dict[str, Any], *, license: Optional[str] = None) -> int:
+        """An adjustment recorded without going through this server's HTTP front (Metrc's website, another
+        client): ``item`` as a POST /packages/v2/adjust item, validated and applied as a POST would. Returns
+        its Id; a refusal raises ValueError with Metrc's rows."""
+        lic = license or self.license
+        with self._lock:
+            refusal, parsed = self._validate_adjustments(lic, [item], None)
+            if refusal:
+                raise ValueError(f"Metrc would refuse this adjustment: {refusal[1]}")
+            return self._apply_adjustments(lic, parsed)[0]
+
     # ------------------------------------------------------------------------------------ answers
 
     def _out(self, value: Any) -> Any:
@@ -756,6 +818,35 @@ class IndependentMetrc:
                 units = [] if lower[2] == "inactive" else [
                     {"QuantityType": kind, "Name": name, "Abbreviation": abbr} for name, (kind, abbr, _) in UNITS.items()]
                 return 200, self._envelope(units, None, None), {}, False
+
+            # ---- package adjustments
+            if lower == ["packages", "v2", "adjust", "reasons"]:
+                if method != "GET":
+                    return 405, None, {"Allow": "GET"}, False
+                if (bad := need_license()):
+                    return bad
+                number, size, bad = paging()
+                if bad:
+                    return bad
+                return 200, self._envelope(copy.deepcopy(self._adjust_reasons), number, size), {}, False
+            if lower == ["packages", "v2", "adjust"]:
+                # PUT (the spec: "set the final quantity for a package") is not part of this Metrc
+                if method != "POST":
+                    return 405, None, {"Allow": "POST"}, False
+                if (bad := need_license()):
+                    return bad
+                return self._post_adjust(lic, body, body_error)
+            if lower == ["packages", "v2", "adjustments"]:
+                if method != "GET":
+                    return 405, None, {"Allow": "GET"}, False
+                if (bad := need_license()):
+                    return bad
+                number, size, bad = paging()
+                if bad:
+                    return bad
+                found = [self._adjustment_public(a) for a in sorted(self._adjustments.values(), key=lambda a: a["Id"])
+                         if a["_License"] == lic]
+                return 200, self._envelope(found, number, size), {}, False
 
             # ---- packages
             if lower[:2] == ["packages", "v2"] and len(parts) == 3:
@@ -1039,6 +1130,21 @@ class IndependentMetrc:
     def _checkin_public(self, c: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in c.items() if not k.startswith("_")}
 
+    def _adjustment_public(self, a: dict[str, Any]) -> dict[str, Any]:
+        """One adjustment as GET /packages/v2/adjustments lists it (switch ``adjustments_spelling``)."""
+        if self.adjustments_spelling == "request":
+            view = {"Id": a["Id"], "Label": a["PackageLabel"], "Quantity": a["Quantity"],
+                    "UnitOfMeasure": a["UnitOfMeasure"], "AdjustmentReason": a["AdjustmentReason"],
+                    "ReasonNote": a["ReasonNote"], "AdjustmentDate": a["AdjustmentDate"]}
+        else:
+            view = {"Id": a["Id"], "PackageId": a["PackageId"], "PackageLabel": a["PackageLabel"],
+                    "AdjustmentQuantity": a["Quantity"], "AdjustmentUnitOfMeasureName": a["UnitOfMeasure"],
+                    "AdjustmentUnitOfMeasureAbbreviation": UNITS[a["UnitOfMeasure"]][1],
+                    "AdjustmentReasonName": a["AdjustmentReason"], "AdjustmentNote": a["ReasonNote"],
+                    "AdjustmentDate": a["AdjustmentDate"], "AdjustedByUserName": a["RecordedByUserName"]}
+        view["RecordedDateTime"] = a["RecordedDateTime"]
+        return self._out(view)
+
     # ---- writes
 
     def _validate_receipts(self, lic: str, body: Any, body_error: Optional[str], *, editing: bool) \
@@ -1264,6 +1370,123 @@ class IndependentMetrc:
         receipt["ArchivedDate"] = now
         receipt["LastModified"] = now
         return 200, self._write_answer([receipt["Id"]]), {}, True
+
+    def _validate_adjustments(self, lic: str, body: Any, body_error: Optional[str]) \
+            -> tuple[Optional[tuple[int, Any, dict[str, str], bool]], list[dict[str, Any]]]:
+        """POST /packages/v2/adjust (spec: PostPackageAdjustRequest {Label, Quantity, UnitOfMeasure,
+        AdjustmentReason, AdjustmentDate, ReasonNote}): row errors (the whole request refused) or the parsed
+        rows. Caller holds the lock."""
+        if body_error is not None or not isinstance(body, list):
+            return (400, [{"row": 0, "message": "The request body must be a JSON array of package adjustments."}], {}, False), []
+        if len(body) > self.object_limit:
+            return (413, {"Message": f"Request contains {len(body)} objects; the limit is {self.object_limit}."}, {}, False), []
+        if not body:
+            return (400, [{"row": 0, "message": "No package adjustments were submitted."}], {}, False), []
+        reasons = {r["Name"].lower(): r for r in self._adjust_reasons}
+        today = dt.datetime.now(self.tz).date()
+        errors: list[dict[str, Any]] = []
+        parsed: list[dict[str, Any]] = []
+        change: dict[str, Decimal] = {}  # net change per package over the whole request, in its unit
+        for row, item in enumerate(body):
+            def err(message: str) -> None:
+                errors.append({"row": row, "message": message})
+            if not isinstance(item, dict):
+                err("Each package adjustment must be an object.")
+                continue
+            ok = True
+            label = field_ci(item, "Label")
+            package = self._packages.get(label) if isinstance(label, str) else None
+            if package is None or package["License"] != lic:
+                err(f"Package {label} was not found.")
+                ok = False
+            elif package["IsFinished"] or package["ArchivedDate"] is not None:
+                err(f"Package {label} is not active.")
+                ok = False
+            quantity = _decimal(field_ci(item, "Quantity"))
+            if quantity is None or quantity == 0:
+                err(f"Quantity for package {label} must be a number other than zero.")
+                ok = False
+            unit = _unit(field_ci(item, "UnitOfMeasure"))
+            in_package_unit = None
+            if unit is None:
+                err(f"Unit of measure '{field_ci(item, 'UnitOfMeasure')}' is not valid.")
+                ok = False
+            elif package is not None and quantity is not None:
+                in_package_unit = convert(quantity, unit, package["UnitOfMeasureName"])
+                if in_package_unit is None:
+                    err(f"Unit of measure {unit} cannot be used for package {label} ({package['UnitOfMeasureName']}).")
+                    ok = False
+            reason_name = field_ci(item, "AdjustmentReason")
+            reason = reasons.get(reason_name.strip().lower()) if isinstance(reason_name, str) else None
+            note = field_ci(item, "ReasonNote")
+            if reason is None:
+                err(f"Adjustment reason '{reason_name}' is not valid.")
+                ok = False
+            elif reason["RequiresNote"] and not (isinstance(note, str) and note.strip()):
+                err(f"A reason note is required for the adjustment reason {reason['Name']}.")
+                ok = False
+            if note is not None and not isinstance(note, str):
+                err("ReasonNote must be text.")
+                ok = False
+            raw_date = field_ci(item, "AdjustmentDate")
+            day = None
+            if isinstance(raw_date, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw_date):
+                try:
+                    day = dt.date.fromisoformat(raw_date)
+                except ValueError:
+                    day = None
+            elif isinstance(raw_date, str) and self.adjust_date_format == "lenient" and _LOCAL_DT.match(raw_date):
+                try:
+                    day = dt.datetime.fromisoformat(raw_date).date()
+                except ValueError:
+                    day = None
+            if day is None:
+                err(f"AdjustmentDate '{raw_date}' is not a date (yyyy-mm-dd).")
+                ok = False
+            elif day > today:
+                err(f"AdjustmentDate {day.isoformat()} is in the future for this facility.")
+                ok = False
+            if not ok:
+                continue
+            change[label] = change.get(label, Decimal(0)) + in_package_unit
+            parsed.append({"row": row, "label": label, "quantity": quantity, "unit": unit,
+                           "package_quantity": in_package_unit, "reason": reason["Name"],
+                           "note": note, "date": day.isoformat()})
+        for label, delta in change.items():
+            have = self._packages[label]["Quantity"]
+            if have + delta < 0:
+                for entry in parsed:
+                    if entry["label"] == label:
+                        errors.append({"row": entry["row"], "message": f"Package {label} does not have enough quantity "
+                                                                     f"({dumps(have)} {self._packages[label]['UnitOfMeasureName']} available)."})
+        if errors:
+            errors.sort(key=lambda e: e["row"])
+            return (400, errors, {}, False), []
+        return None, parsed
+
+    def _apply_adjustments(self, lic: str, parsed: list[dict[str, Any]]) -> list[int]:
+        now = dt.datetime.now(dt.timezone.utc)
+        ids = []
+        for entry in parsed:
+            package = self._packages[entry["label"]]
+            package["Quantity"] = package["Quantity"] + entry["package_quantity"]
+            package["LastModified"] = now
+            aid = next(self._adjustment_ids)
+            self._adjustments[aid] = {
+                "Id": aid, "PackageId": package["Id"], "PackageLabel": entry["label"], "Quantity": entry["quantity"],
+                "UnitOfMeasure": entry["unit"], "_PackageQuantity": entry["package_quantity"],
+                "AdjustmentReason": entry["reason"], "ReasonNote": entry["note"], "AdjustmentDate": entry["date"],
+                "RecordedDateTime": now, "RecordedByUserName": "Independent Integrator", "_License": lic,
+            }
+            ids.append(aid)
+        return ids
+
+    def _post_adjust(self, lic: str, body: Any, body_error: Optional[str]):
+        refusal, parsed = self._validate_adjustments(lic, body, body_error)
+        if refusal:
+            return refusal
+        self._apply_adjustments(lic, parsed)
+        return 200, None, {}, True  # README: writes other than a receipt POST answer 200, often empty
 
     def _post_checkins(self, lic: str, body: Any, body_error: Optional[str]):
         if body_error is not None or not isinstance(body, list) or not body:

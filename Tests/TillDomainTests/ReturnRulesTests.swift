@@ -79,3 +79,35 @@ import Testing
         }
     }
 }
+
+@Suite struct BusinessDayTests {
+    @Test func aDaysWindowIsMidnightToMidnightInTheFacilitysZoneAcrossClockChanges() throws {
+        let denver = try #require(TimeZone(identifier: "America/Denver"))
+        let spring = try #require(FacilityDate.window(of: "2026-03-08", in: denver))
+        #expect(spring.end.timeIntervalSince(spring.start) == 23 * 3600)
+        let fall = try #require(FacilityDate.window(of: "2026-11-01", in: denver))
+        #expect(fall.end.timeIntervalSince(fall.start) == 25 * 3600)
+        let plain = try #require(FacilityDate.window(of: "2026-12-05", in: denver))
+        #expect(plain.end.timeIntervalSince(plain.start) == 24 * 3600)
+        #expect(FacilityDate.string(of: plain.start, in: denver) == "2026-12-05")
+        #expect(FacilityDate.string(of: plain.end.addingTimeInterval(-1), in: denver) == "2026-12-05")
+        #expect(plain.start == ISO8601DateFormatter().date(from: "2026-12-05T07:00:00Z"))
+        #expect(FacilityDate.window(of: "2026-02-30", in: denver) == nil)
+    }
+
+    @Test func eachStatesReportingDeadlineAndWhenItsAlertIsRaised() throws {
+        let denver = try #require(TimeZone(identifier: "America/Denver"))
+        let sold = try #require(ISO8601DateFormatter().date(from: "2026-12-05T16:00:00Z"))  // 09:00 in Denver
+        #expect(ReportingDeadline.forState("ca") == .hoursAfterSale(24))
+        #expect(ReportingDeadline.forState("OR") == .nextDayAt(hour: 8, minute: 0))
+        #expect(ReportingDeadline.forState("co") == .realTime)
+        let california = ReportingDeadline.hoursAfterSale(24).deadline(soldAt: sold, businessDate: "2026-12-05", in: denver)
+        #expect(california == sold.addingTimeInterval(86_400))
+        let oregon = ReportingDeadline.nextDayAt(hour: 8, minute: 0).deadline(soldAt: sold, businessDate: "2026-12-05", in: denver)
+        #expect(oregon == sold.addingTimeInterval(23 * 3600))  // 08:00 on the 6th
+        #expect(ReportingDeadline.realTime.alertAt(deadline: sold) == sold.addingTimeInterval(300))
+        #expect(ReportingDeadline("next-day-08:00") == .nextDayAt(hour: 8, minute: 0))
+        #expect(ReportingDeadline("24h") == .hoursAfterSale(24) && ReportingDeadline("now") == .realTime)
+        #expect(ReportingDeadline("tomorrow") == nil)
+    }
+}
