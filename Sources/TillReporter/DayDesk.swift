@@ -95,14 +95,16 @@ public final class DayDesk: Sendable {
         guard let window = FacilityDate.window(of: date, in: timeZone) else {
             throw TillError.invalid("invalid_date", "date must be YYYY-MM-DD (the facility's local date).")
         }
-        var held = try await cache.receipts(on: date, from: window.start, to: window.end)
+        var held = try await Self.askingMetrc { try await cache.receipts(on: date, from: window.start, to: window.end) }
         await store.caughtUp()
         let expected = try store.expectedReceipts(businessDate: date)
         // A receipt of the day Metrc does not list on it may have been moved to another day on the website:
         // looked up by its number, it shows as changed rather than missing.
         let listed = Set(held.compactMap { $0.externalReceiptNumber?.uppercased() })
         for sale in expected where !sale.owed && sale.refusal == nil && !listed.contains(sale.receiptNumber.uppercased()) {
-            if let elsewhere = try await metrc.receipt(externalNumber: sale.receiptNumber) { held.append(elsewhere) }
+            if let elsewhere = try await Self.askingMetrc({ try await metrc.receipt(externalNumber: sale.receiptNumber) }) {
+                held.append(elsewhere)
+            }
         }
         let entries = DayReconciliation.classify(expected: expected, held: held.map(Self.held))
         let returns = try store.returns(ofSalesOn: date)
@@ -114,6 +116,19 @@ public final class DayDesk: Sendable {
                        close: close,
                        amendedAfterClose: close?.closedAt.map { closedAt in returns.filter { $0.returnedAt > closedAt } } ?? [],
                        generatedAt: now())
+    }
+
+    /// A Metrc read for a manager waiting: Metrc's failure as the manager should hear it (503, retry later).
+    static func askingMetrc<T>(_ body: () async throws -> T) async throws(TillError) -> T {
+        do {
+            return try await body()
+        } catch MetrcError.unauthorized(let status, _) {
+            throw TillError(.unavailable, code: "metrc_unauthorized", "Metrc refused Till's keys (\(status)); check TILL_METRC_USER_KEY.")
+        } catch let error as MetrcError {
+            throw TillError(.unavailable, code: "metrc_unavailable", "Metrc could not be asked for the day's receipts: \(error.summary)")
+        } catch {
+            throw TillError.fromStore(error)
+        }
     }
 
     static func held(_ receipt: MetrcReceipt) -> HeldReceipt {
@@ -254,7 +269,7 @@ extension DayDesk {
             return .closing(close)
         }
         // The sweep first: a duplicate it finds becomes a write the close waits for, named below.
-        try await sweep.sweepOnce(extraDays: [date])
+        _ = try await Self.askingMetrc { try await sweep.sweepOnce(extraDays: [date]) }
         var blockers: [CloseBlocker] = try store.owedWrites(businessDate: date).map { row in
             let receipt = (try? store.sale(id: row.subject.id))?.map { " (receipt \($0.receiptNumber))" } ?? ""
             return CloseBlocker(kind: row.inDoubt ? "write_in_doubt" : "write_pending", subject: "\(row.subject)\(receipt)",

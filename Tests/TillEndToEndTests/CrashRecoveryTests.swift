@@ -174,7 +174,7 @@ struct TillProcessWorld: Sendable {
             "TILL_TIMEZONE": TillConfiguration.demoTimeZone, "TILL_METRC_VENDOR_KEY": configuration.vendorKey,
             "TILL_METRC_USER_KEY": configuration.userKey, "TILL_REPORT_DEADLINE_MS": "300", "TILL_LOG_LEVEL": "error",
             // Short, so that a write in doubt is re-sent within a test's patience; longer than a request can take.
-            "TILL_METRC_TIMEOUT_S": "1", "TILL_METRC_IN_DOUBT_S": "3", "TILL_REGISTER_RETURNS": "true",
+            "TILL_METRC_TIMEOUT_S": "3", "TILL_METRC_IN_DOUBT_S": "5", "TILL_REGISTER_RETURNS": "true",
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
         let output = try command(["terminals", "add", "register-1", "--role", "register"], environment: environment).output

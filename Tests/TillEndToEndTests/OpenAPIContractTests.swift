@@ -206,6 +206,20 @@ import TillDomain
             #expect(reporting["pending"]?.intValue == 1)
             #expect(reporting["rejected"]?.arrayValue?.count == 1)
             _ = try await check("GET", "/v1/reporting", token: register, status: 200)
+
+            // The manager's day, while a sale of it is still owed to Metrc.
+            let days = "/v1/days/{date}"
+            let dayView = try await check("GET", "/v1/days/\(businessDate)", template: days, token: manager, status: 200)
+            #expect(dayView["summary"]?["pending"]?.intValue == 1)
+            _ = try await check("GET", "/v1/days/2026-02-30", template: days, token: manager, status: 400, code: "invalid_date")
+            _ = try await check("GET", "/v1/days/\(businessDate)?format=xml", template: days, token: manager, status: 400,
+                                code: "invalid_format")
+            _ = try await check("GET", "/v1/days/\(businessDate)", template: days, token: register, status: 403, code: "forbidden")
+            _ = try await check("POST", "/v1/days/\(businessDate)/repair", template: "/v1/days/{date}/repair", body: #"{"dryRun":true}"#,
+                                token: manager, status: 200)
+            _ = try await check("POST", "/v1/days/\(businessDate)/close", template: "/v1/days/{date}/close", token: manager,
+                                status: 409, code: "day_close_blocked")
+            _ = try await check("GET", "/v1/days/\(businessDate)/report", template: "/v1/days/{date}/report", token: manager, status: 200)
         }
     }
 
