@@ -62,7 +62,9 @@ let package = Package(
             "TillDomain", "TillStore", "TillReporter", "TillPatients", "MetrcKit", "JSONWriting",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
-        ], resources: [.copy("openapi.json")]),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ], resources: [.copy("openapi.json"), .copy("Console")]),
         .executableTarget(name: "till", dependencies: [
             "CMalloc", "TillAPI", "TillReporter", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

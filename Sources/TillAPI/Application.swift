@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import MetrcKit
 import TillDomain
 import TillPatients
@@ -69,6 +70,17 @@ public func buildApplication(services: TillServices, runReporter: Bool = true,
     Routes(services: services).add(to: router)
     routes.load(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) })
 
+    var console: [any Service] = []
+    if let address = services.configuration.consoleAddress {
+        let urlFile = (services.configuration.dataDirectory as NSString).appendingPathComponent("console.url")
+        let logger = services.logger
+        console.append(Console.application(services: services, host: address.host, port: address.port, logger: services.logger) { url in
+            // Kept beside the database, as the simulator's address is, for tools and tests run beside `till serve`.
+            try? url.write(toFile: urlFile, atomically: true, encoding: .utf8)
+            logger.info("manager's console listening", metadata: ["url": "\(url)"])
+            FileHandle.standardOutput.write(Data("Manager's console: \(url)\n".utf8))
+        })
+    }
     let socketPath = services.configuration.socketPath
     try FileManager.default.createDirectory(atPath: (socketPath as NSString).deletingLastPathComponent,
                                             withIntermediateDirectories: true)
@@ -79,7 +91,8 @@ public func buildApplication(services: TillServices, runReporter: Bool = true,
         router: router,
         server: .pinnedToEventLoops(),
         configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "Till"),
-        services: (runReporter ? [services.reporter] : []) + [services.sync] + (runReporter && runSweep ? [services.sweep] : []),
+        services: (runReporter ? [services.reporter] : []) + [services.sync] + (runReporter && runSweep ? [services.sweep] : [])
+            + console,
         onServerRunning: { _ in
             // Registers and staff tools share a group with Till; nobody else may talk to it.
             chmod(socketPath, 0o660)

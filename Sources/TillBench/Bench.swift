@@ -48,7 +48,7 @@ struct Bench: Sendable {
         let till = TillExecutable(path: options.tillPath, environment: [
             "TILL_DATA_DIR": directory, "TILL_SOCKET": socketPath, "TILL_METRC_BASE_URL": baseURL,
             "TILL_LICENSE": Self.license, "TILL_TIMEZONE": Self.timeZone,
-            "TILL_METRC_VENDOR_KEY": keys.vendorKey, "TILL_METRC_USER_KEY": keys.userKey, "TILL_LOG_LEVEL": "error",
+            "TILL_METRC_VENDOR_KEY": keys.vendorKey, "TILL_METRC_USER_KEY": keys.userKey, "TILL_LOG_LEVEL": "error", "TILL_CONSOLE_ADDR": "off",
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
             "HOME": ProcessInfo.processInfo.environment["HOME"] ?? directory,
         ], stderrPath: directory + "/till.stderr")

@@ -51,7 +51,7 @@ struct Chaos: Sendable {
         let till = TillExecutable(path: tillPath, environment: [
             "TILL_DATA_DIR": directory, "TILL_SOCKET": socketPath, "TILL_METRC_BASE_URL": await host.baseURL,
             "TILL_LICENSE": Self.license, "TILL_TIMEZONE": Self.timeZone,
-            "TILL_METRC_VENDOR_KEY": keys.vendorKey, "TILL_METRC_USER_KEY": keys.userKey, "TILL_LOG_LEVEL": "error",
+            "TILL_METRC_VENDOR_KEY": keys.vendorKey, "TILL_METRC_USER_KEY": keys.userKey, "TILL_LOG_LEVEL": "error", "TILL_CONSOLE_ADDR": "off",
             "TILL_METRC_TIMEOUT_S": "\(Self.metrcTimeoutSeconds)", "TILL_METRC_IN_DOUBT_S": "\(inDoubtSeconds)",
             "TILL_REPORT_DEADLINE_MS": "\(Self.deadlineMilliseconds)", "TILL_SWEEP_INTERVAL_S": "\(Self.sweepSeconds)",
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",

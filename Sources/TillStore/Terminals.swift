@@ -33,6 +33,13 @@ extension TillStore {
         }
     }
 
+    /// The live terminal with this id, if it is still live.
+    public func terminal(id: Int64) throws -> Terminal? {
+        try pool.read { db in
+            try db.row("SELECT * FROM terminals WHERE id = ? AND revoked_at IS NULL", [id]).map(Self.terminal(from:))
+        }
+    }
+
     static func terminalIsLive(id: Int64, _ db: Database) throws -> Bool {
         try db.firstDirect("SELECT revoked_at IS NULL FROM terminals WHERE id = ?", id) { $0.bool(0) } ?? false
     }

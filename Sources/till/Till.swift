@@ -17,7 +17,7 @@ struct Till: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "till",
         abstract: "Point-of-sale back-end that reports every sale to Metrc exactly once.",
-        subcommands: [Serve.self, Sim.self, Sync.self, Migrate.self, Terminals.self, Status.self],
+        subcommands: [Serve.self, Sim.self, Sync.self, Migrate.self, Terminals.self, Status.self, Day.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -309,6 +309,76 @@ struct Status: AsyncParsableCommand {
         print("returns owed to Metrc: \(returns.pending); refused by Metrc: \(returns.rejected)")
         if summary.pending > 0 || !summary.rejected.isEmpty || journal.pending > 0 || !journal.refused.isEmpty {
             throw ExitCode(1)
+        }
+    }
+}
+
+// MARK: - day
+
+struct Day: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The manager's day.", subcommands: [Close.self])
+
+    struct Close: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Close a business day: finalize its receipts in Metrc once nothing blocks it.",
+            discussion: """
+                Lists every blocker and exits 1 while anything blocks the close (writes of the day owed or in doubt, \
+                differences with Metrc: see GET /v1/days/DATE and its repair). Otherwise journals the finalizes and \
+                shows their progress until Metrc holds them all; `till serve`, if it runs, sends them, else this \
+                command does. Asking again resumes a close under way.
+                """)
+
+        @Argument(help: "The facility-local business day, YYYY-MM-DD.") var date: String
+
+        func run() async throws {
+            let configuration = try Startup.configuration()
+            Startup.bootstrapLogging(configuration.logLevel)
+            let logger = Logger(label: "till")
+            let store = try Startup.openStore(configuration)
+            let metrc = try Startup.metrcForTool(configuration, logger: logger)
+            let services = TillServices(configuration: configuration, store: store, metrc: metrc, logger: logger)
+            let close: DayClose
+            do {
+                switch try await services.days.close(date, by: "cli") {
+                case .blocked(let blockers):
+                    print("The day \(date) cannot close yet:")
+                    for blocker in blockers { print("  \(blocker.kind) \(blocker.subject): \(blocker.message)") }
+                    throw ExitCode(1)
+                case .closing(let closing):
+                    close = closing
+                }
+            } catch let error as TillError {
+                FileHandle.standardError.write(Data("till: \(error.message)\n".utf8))
+                throw ExitCode(2)
+            }
+            if close.finalizeAfter > Date() {
+                print("The day \(date) is closing: \(close.receipts) receipt(s) to finalize from \(close.finalizeAfter.formatted(.iso8601)).")
+                return
+            }
+            // `till serve` sends what was journaled; without it, this process does.
+            let serverRuns = Startup.somethingAnswers(onSocket: configuration.socketPath)
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(600)
+            var current = close
+            while current.closedAt == nil && current.refused == 0 && clock.now < deadline {
+                FileHandle.standardOutput.write(Data("\rclosing \(date): \(current.finalized) of \(current.receipts) receipt(s) finalized in Metrc".utf8))
+                if serverRuns {
+                    try await Task.sleep(for: .milliseconds(500))
+                } else if await services.reporter.drainOnce() == 0 {
+                    try await Task.sleep(for: .milliseconds(200))
+                }
+                current = try store.dayClose(businessDate: date) ?? current
+            }
+            print("\rclosing \(date): \(current.finalized) of \(current.receipts) receipt(s) finalized in Metrc")
+            if current.refused > 0 {
+                print("Metrc refused \(current.refused) finalize(s): see `till status`.")
+                throw ExitCode(1)
+            }
+            guard current.closedAt != nil else {
+                print("Not closed yet: Metrc has not taken every finalize. Run this again to follow it.")
+                throw ExitCode(1)
+            }
+            print("The day \(date) is closed.")
         }
     }
 }

@@ -28,12 +28,17 @@ All state is behind one lock; every accessor returns copies. Switches (attribute
 ``external_shape`` (envelope / object / array), ``customer_types_shape``, ``patient_status_shape``,
 ``caregiver_patients_shape``, ``unknown_person``, ``error_row_casing``, ``close_after_answer``,
 ``checkin_list_filter``, ``external_matches``, ``edit_external_number``, ``archive_again``, ``write_answer``,
-``adjustments_spelling``, ``adjust_date_format``;
+``adjustments_spelling``, ``adjust_date_format``, ``receipt_lines_spelling``;
 faults via ``add_fault`` (status, status_after_commit, drop_before_commit, drop_after_commit, empty_200,
 latency, hold_then_apply); Metrc-side edits via ``set_package``, ``set_facility_type``,
 ``revoke_access`` / ``restore_access``, ``set_patient_registrations``, ``seed_patients``, ``seed_checkins``,
 ``plant_receipt`` / ``duplicate_receipt`` (a receipt recorded as Metrc's website or another POST would),
-``set_receipt`` (e.g. finalized on the website), ``set_adjust_reasons``, ``plant_adjustment``.
+``set_receipt`` (e.g. finalized on the website), ``website_edit`` (lines or SalesDateTime changed on the website,
+applied as a PUT), ``website_archive``, ``lose_receipt`` (a receipt Metrc no longer has at all),
+``set_adjust_reasons``, ``plant_adjustment``.
+Receipt listings (GET /sales/v2/receipts/active|inactive): salesDateStart/End (instants with a zone; a receipt's
+local SalesDateTime is read in the facility's zone, so a day across a clock change is 23 or 25 hours) or
+lastModifiedStart/End, never both, each window at most 24 hours, ends inclusive.
 Package adjustments: GET /packages/v2/adjust/reasons, POST /packages/v2/adjust, GET /packages/v2/adjustments
 (``adjustments()``, ``adjust_posts()``).
 Every request is kept (``requests()``, ``receipt_posts()``) with its method, path, raw query, body, whether
@@ -338,6 +343,13 @@ class IndependentMetrc:
         #: POST /packages/v2/adjust AdjustmentDate: "date" (the spec's format: date, yyyy-mm-dd only) or "lenient"
         #: (also a local date and time without zone, as ASP.NET would bind it to a DateTime).
         self.adjust_date_format = "date"
+        #: Transactions[] of a receipt as GET /sales/v2/receipts/active|inactive|{id}|external answer them. The spec's
+        #: SaleReceipt gives SaleReceiptTransaction (the POST's own names: PackageLabel, Quantity, UnitOfMeasure,
+        #: TotalAmount, with whatever else was posted): "receipt"; its SaleTransaction (as deliveries give their
+        #: lines: PackageId, PackageLabel, ProductName, ProductCategoryName, QuantitySold, UnitOfMeasureName,
+        #: TotalPrice, ...; no taxes) is the other reading: "sale_transaction". No primary source says which
+        #: Metrc sends for receipts.
+        self.receipt_lines_spelling = "receipt"
         #: the most GETs of one facility seen in flight at once
         self.max_gets_in_flight = 0
 
@@ -595,14 +607,66 @@ class IndependentMetrc:
         stock is decremented again. Returns the new Id."""
         with self._lock:
             old = copy.deepcopy(self._receipts[receipt_id])
-        item = {key: old[key] for key in ("SalesDateTime", "SalesCustomerType", "PatientLicenseNumber",
-                                          "CaregiverLicenseNumber", "IdentificationMethod",
-                                          "PatientRegistrationLocationId", "ExternalReceiptNumber")
-                if old.get(key) is not None}
-        item["Transactions"] = [{k: v for k, v in line.items() if not k.startswith("_")}
-                                for line in old["Transactions"]]
+        item = self._item_of(old)
         item.update(changes)
         return self.plant_receipt(item, license=old["_License"], recorded_by=old["RecordedByUserName"])
+
+    @staticmethod
+    def _item_of(record: dict[str, Any]) -> dict[str, Any]:
+        """A held receipt as a POST /sales/v2/receipts item would give it (PascalCase, no Id)."""
+        item = {key: record[key] for key in ("SalesDateTime", "SalesCustomerType", "PatientLicenseNumber",
+                                             "CaregiverLicenseNumber", "IdentificationMethod",
+                                             "PatientRegistrationLocationId", "ExternalReceiptNumber")
+                if record.get(key) is not None}
+        item["Transactions"] = [{k: v for k, v in line.items() if not k.startswith("_")}
+                                for line in record["Transactions"]]
+        return item
+
+    def website_edit(self, receipt_id: int, *, recorded_by: str = "Metrc Website User", **changes: Any) -> None:
+        """An edit of a receipt made on Metrc's website (README: "Edits made on the Metrc website behind a
+        point-of-sale's back are a known cause of failed reports"): ``changes`` replace fields of the receipt's
+        content as a PUT /sales/v2/receipts item gives them, e.g. ``Transactions=[...]`` (lines as posted) or
+        ``SalesDateTime="2026-12-04T15:00:00.000"`` (local, no zone: the receipt moves to another day). Validated
+        and applied exactly as a PUT (a finalized or archived receipt is refused with ValueError; the difference
+        in quantities goes back on the packages; LastModified moves, so a LastModified window finds it), but no
+        request is recorded. The ExternalReceiptNumber stays as it is."""
+        with self._lock:
+            old = self._receipts[receipt_id]
+            item = self._item_of(old)
+            item.update(changes)
+            item["Id"] = receipt_id
+            refusal, parsed = self._validate_receipts(old["_License"], [item], None, editing=True)
+            if refusal:
+                raise ValueError(f"Metrc would refuse this edit: {refusal[1]}")
+            now = dt.datetime.now(dt.timezone.utc)
+            self._apply_lines(old["Transactions"], -1, now)
+            record = self._receipt_record(old["_License"], receipt_id, parsed[0], now, old=old)
+            record["ExternalReceiptNumber"] = old["ExternalReceiptNumber"]
+            record["RecordedByUserName"] = recorded_by
+            self._receipts[receipt_id] = record
+            self._apply_lines(parsed[0]["lines"], +1, now)
+
+    def website_archive(self, receipt_id: int) -> None:
+        """A receipt archived on Metrc's website (a full return there): as DELETE /sales/v2/receipts/{id} would,
+        quantities back on the packages, ArchivedDate and LastModified set; no request recorded. A finalized or
+        already archived receipt is refused with ValueError."""
+        with self._lock:
+            receipt = self._receipts[receipt_id]
+            if receipt["ArchivedDate"] is not None:
+                raise ValueError(f"Sales Receipt {receipt_id} is already archived.")
+            status, value, _, _ = self._archive(receipt)
+            if status != 200:
+                raise ValueError(f"Metrc would refuse this archive: {value}")
+
+    def lose_receipt(self, receipt_id: int, *, restock: bool = False) -> dict[str, Any]:
+        """The receipt vanishes from Metrc as if Metrc had lost it: no longer listed (active, inactive, by any
+        window), looked up by its Id or by its external number; no request recorded. The packages keep what
+        the receipt took unless ``restock``. Returns the record that was lost."""
+        with self._lock:
+            receipt = self._receipts.pop(receipt_id)
+            if restock and receipt["ArchivedDate"] is None:
+                self._apply_lines(receipt["Transactions"], -1, dt.datetime.now(dt.timezone.utc))
+            return copy.deepcopy(receipt)
 
     def package(self, label: str) -> dict[str, Any]:
         with self._lock:
@@ -1125,7 +1189,27 @@ class IndependentMetrc:
         return public
 
     def _receipt_public(self, r: dict[str, Any]) -> dict[str, Any]:
-        return self._out(copy.deepcopy(r))
+        public = self._out(copy.deepcopy(r))
+        if self.receipt_lines_spelling == "sale_transaction":
+            public["Transactions"] = [self._sale_transaction(r, line) for line in r["Transactions"]]
+        return public
+
+    def _sale_transaction(self, r: dict[str, Any], line: dict[str, Any]) -> dict[str, Any]:
+        """A receipt line spelt as the spec's SaleTransaction (switch ``receipt_lines_spelling``)."""
+        package = self._packages.get(line["PackageLabel"]) or {}
+        item = package.get("Item") or {}
+        unit = line["UnitOfMeasure"]
+        return self._out({
+            "PackageId": package.get("Id"), "PackageLabel": line["PackageLabel"], "ProductName": item.get("Name"),
+            "ProductCategoryName": item.get("ProductCategoryName"), "ItemStrainName": item.get("StrainName"),
+            "ItemUnitThcContent": item.get("UnitThcContent"),
+            "ItemUnitThcContentUnitOfMeasureName": item.get("UnitThcContentUnitOfMeasureName"),
+            "ItemUnitWeight": item.get("UnitWeight"), "ItemUnitWeightUnitOfMeasureName": item.get("UnitWeightUnitOfMeasureName"),
+            "QuantitySold": line["Quantity"], "UnitOfMeasureName": unit, "UnitOfMeasureAbbreviation": UNITS[unit][1],
+            "TotalPrice": line["TotalAmount"], "SalesDeliveryState": None, "ArchivedDate": r["ArchivedDate"],
+            "RecordedDateTime": r["RecordedDateTime"], "RecordedByUserName": r["RecordedByUserName"],
+            "LastModified": r["LastModified"],
+        })
 
     def _checkin_public(self, c: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in c.items() if not k.startswith("_")}

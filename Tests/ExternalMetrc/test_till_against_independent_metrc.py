@@ -19,8 +19,11 @@ A discrepancy between Till and the documentation is kept as a test that fails, w
 
 from __future__ import annotations
 
+import collections
+import csv
 import datetime as dt
 import http.client
+import io
 import json
 import os
 import re
@@ -110,6 +113,7 @@ class TillServer:
             "TILL_DATA_DIR": os.path.join(root, "data"), "TILL_SOCKET": os.path.join(root, "t.sock"),
             "TILL_REPORT_DEADLINE_MS": str(DEADLINE_MS), "TILL_LOG_LEVEL": "info",
             "TILL_METRC_TIMEOUT_S": str(METRC_TIMEOUT_S), "TILL_METRC_IN_DOUBT_S": str(IN_DOUBT_S),
+            "TILL_CONSOLE_ADDR": "off",  # no browser console on a loopback TCP port during the tests
         })
         self.token = self.command("terminals", "add", "reg1", "--role", "register").stdout.strip().splitlines()[-1]
 

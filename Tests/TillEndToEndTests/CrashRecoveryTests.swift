@@ -174,7 +174,7 @@ struct TillProcessWorld: Sendable {
             "TILL_TIMEZONE": TillConfiguration.demoTimeZone, "TILL_METRC_VENDOR_KEY": configuration.vendorKey,
             "TILL_METRC_USER_KEY": configuration.userKey, "TILL_REPORT_DEADLINE_MS": "300", "TILL_LOG_LEVEL": "error",
             // Short, so that a write in doubt is re-sent within a test's patience; longer than a request can take.
-            "TILL_METRC_TIMEOUT_S": "3", "TILL_METRC_IN_DOUBT_S": "5", "TILL_REGISTER_RETURNS": "true",
+            "TILL_METRC_TIMEOUT_S": "3", "TILL_METRC_IN_DOUBT_S": "5", "TILL_REGISTER_RETURNS": "true", "TILL_CONSOLE_ADDR": "off",
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
         let output = try command(["terminals", "add", "register-1", "--role", "register"], environment: environment).output
@@ -276,8 +276,14 @@ struct TillProcessWorld: Sendable {
     }
 
     /// Runs a `till` command over this world's data folder and simulator.
-    func command(_ arguments: [String]) throws -> (output: String, status: Int32) {
-        try Self.command(arguments, environment: environment)
+    /// Waits on a thread of its own, not one of the few the simulator in this process answers the command on.
+    func command(_ arguments: [String]) async throws -> (output: String, status: Int32) {
+        let environment = environment
+        return try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try Self.command(arguments, environment: environment) })
+            }
+        }
     }
 
     private func tearDown() async {
@@ -292,10 +298,18 @@ struct TillProcessWorld: Sendable {
         process.environment = environment
         let pipe = Pipe()
         process.standardOutput = pipe
+        let errors = FileManager.default.temporaryDirectory.appendingPathComponent("till-command-\(UUID().uuidString).err")
+        FileManager.default.createFile(atPath: errors.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errors) }
+        process.standardError = try FileHandle(forWritingTo: errors)
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), process.terminationStatus)
+        let output = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard process.terminationStatus != 0 else { return (output, 0) }
+        // What went wrong goes with the output, for the test's message.
+        let said = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
+        return (output + (said.isEmpty ? "" : "\n[stderr] " + said.suffix(2000)), process.terminationStatus)
     }
 }
 

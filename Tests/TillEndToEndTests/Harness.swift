@@ -98,6 +98,7 @@ final class TillHarness: Sendable {
             dataDirectory: directory, socketPath: directory + "/till.sock", license: license,
             timeZone: TimeZone(identifier: TillConfiguration.demoTimeZone)!, metrcBaseURL: simulator.baseURL,
             vendorKey: simulatorConfiguration.vendorKey, userKey: simulatorConfiguration.userKey, reportDeadline: deadline)
+        configuration.consoleAddress = nil  // tests run side by side; the console has its own test in a browser
         configure(&configuration)
         let store = try TillStore(path: configuration.databasePath)
         var metrcConfiguration = MetrcConfiguration(baseURL: simulator.baseURL, vendorKey: configuration.vendorKey,
