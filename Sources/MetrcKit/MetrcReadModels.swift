@@ -87,6 +87,22 @@ public struct MetrcReceiptTransaction: Sendable, Equatable, Decodable {
         case quantitySold = "quantitysold"
         case unitOfMeasureName = "unitofmeasurename"
         case totalPrice = "totalprice"
+        // The spec's SaleReceiptTransaction spelling of the same three; Metrc's answers have used the names above.
+        case quantity, unitOfMeasure = "unitofmeasure", totalAmount = "totalamount"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        packageId = try container.decodeIfPresent(Int64.self, forKey: .packageId)
+        packageLabel = try container.decodeIfPresent(String.self, forKey: .packageLabel)
+        productName = try container.decodeIfPresent(String.self, forKey: .productName)
+        productCategoryName = try container.decodeIfPresent(String.self, forKey: .productCategoryName)
+        quantitySold = try container.decodeIfPresent(Decimal.self, forKey: .quantitySold)
+            ?? container.decodeIfPresent(Decimal.self, forKey: .quantity)
+        unitOfMeasureName = try container.decodeIfPresent(String.self, forKey: .unitOfMeasureName)
+            ?? container.decodeIfPresent(String.self, forKey: .unitOfMeasure)
+        totalPrice = try container.decodeIfPresent(Decimal.self, forKey: .totalPrice)
+            ?? container.decodeIfPresent(Decimal.self, forKey: .totalAmount)
     }
 }
 

@@ -122,6 +122,13 @@ import Testing
                                                    unitOfMeasureName: "Grams", totalPrice: Decimal(string: "35.1"))]))
     }
 
+    @Test func receiptLinesDecodeInTheSpecsSpellingToo() throws {
+        let line = try decode(MetrcReceiptTransaction.self,
+                              #"{"PackageLabel":"1A40","Quantity":2.5,"UnitOfMeasure":"Grams","TotalAmount":25.05}"#)
+        #expect(line == MetrcReceiptTransaction(packageLabel: "1A40", quantitySold: Decimal(string: "2.5"),
+                                                unitOfMeasureName: "Grams", totalPrice: Decimal(string: "25.05")))
+    }
+
     @Test func aPatientStatusDecodesEveryAllowance() throws {
         let status = try decode(MetrcPatientStatus.self, #"""
             {"PatientLicenseNumber":"P1","Active":true,"RegistrationNumber":"R1","PatientLicenseExpirationDate":"2027-01-01",
