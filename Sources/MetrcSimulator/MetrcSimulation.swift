@@ -46,6 +46,8 @@ public actor MetrcSimulation {
     /// Every check-in ever recorded, archived included, in Id order.
     var checkInList: [SimCheckIn] = []
     var nextCheckInId: Int64 = 3_000_001
+    /// Receipts' SalesDateTime as instants, by receipt Id, with the text they were worked out from.
+    var salesInstants: [Int64: (text: String, instant: Date)] = [:]
     /// Every package adjustment recorded, in order.
     var adjustmentList: [SimAdjustment] = []
     var nextAdjustmentId: Int64 = 7_000_001

@@ -82,12 +82,22 @@ extension MetrcSimulation {
             guard let window else { return true }
             if bySalesDate {
                 // SalesDateTime is the facility's wall-clock time: place it in the facility's zone to compare.
-                guard let local = SimDateTime(receipt.salesDateTime) else { return false }
-                return window.contains(local.date(in: state.timeZone))
+                guard let instant = salesInstant(of: receipt, in: state.timeZone) else { return false }
+                return window.contains(instant)
             }
             return window.contains(receipt.lastModified)
         }
         return .json(200, paging.page(chosen, receiptJSON))
+    }
+
+    /// A receipt's SalesDateTime as an instant, worked out once per receipt and time (a day's listing asks for
+    /// every receipt of the facility on every page).
+    func salesInstant(of receipt: SimReceipt, in zone: TimeZone) -> Date? {
+        if let known = salesInstants[receipt.id], known.text == receipt.salesDateTime { return known.instant }
+        guard let local = SimDateTime(receipt.salesDateTime) else { return nil }
+        let instant = local.date(in: zone)
+        salesInstants[receipt.id] = (receipt.salesDateTime, instant)
+        return instant
     }
 
     func receiptLookup(id: Int64, _ scoped: ScopedRequest) -> SimHTTPResponse {

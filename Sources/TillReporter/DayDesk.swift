@@ -92,10 +92,21 @@ public final class DayDesk: Sendable {
     // MARK: - The view
 
     public func view(_ date: String) async throws -> DayView {
+        let window = try Self.window(date, timeZone)
+        return try await view(date, listed: try await Self.askingMetrc { try await cache.receipts(on: date, from: window.start, to: window.end) })
+    }
+
+    static func window(_ date: String, _ timeZone: TimeZone) throws(TillError) -> (start: Date, end: Date) {
         guard let window = FacilityDate.window(of: date, in: timeZone) else {
             throw TillError.invalid("invalid_date", "date must be YYYY-MM-DD (the facility's local date).")
         }
-        var held = try await Self.askingMetrc { try await cache.receipts(on: date, from: window.start, to: window.end) }
+        return window
+    }
+
+    /// The day view over Metrc's receipts of the day as just listed.
+    private func view(_ date: String, listed: [MetrcReceipt]) async throws -> DayView {
+        let window = try Self.window(date, timeZone)
+        var held = listed
         await store.caughtUp()
         let expected = try store.expectedReceipts(businessDate: date)
         // A receipt of the day Metrc does not list on it may have been moved to another day on the website:
@@ -268,14 +279,17 @@ extension DayDesk {
         if let close = try store.dayClose(businessDate: date, at: now()) {
             return .closing(close)
         }
-        // The sweep first: a duplicate it finds becomes a write the close waits for, named below.
-        _ = try await Self.askingMetrc { try await sweep.sweepOnce(extraDays: [date]) }
+        // The duplicate sweep first, over the day's own listing (read once; the view below asks only for what
+        // changed since): a duplicate it finds becomes a write the close waits for, named below.
+        let window = try Self.window(date, timeZone)
+        let listed = try await Self.askingMetrc { try await cache.receipts(on: date, from: window.start, to: window.end) }
+        if try await Self.askingMetrc({ try sweep.archiveDuplicates(among: listed) }) > 0 { reporter.wake() }
         var blockers: [CloseBlocker] = try store.owedWrites(businessDate: date).map { row in
             let receipt = (try? store.sale(id: row.subject.id))?.map { " (receipt \($0.receiptNumber))" } ?? ""
             return CloseBlocker(kind: row.inDoubt ? "write_in_doubt" : "write_pending", subject: "\(row.subject)\(receipt)",
                                 message: "\(row.kind.rawValue) is still owed to Metrc" + (row.lastError.map { " (\($0))" } ?? ""))
         }
-        let view = try await view(date)
+        let view = try await view(date, listed: listed)
         for entry in view.entries where entry.standing.isDifference {
             blockers.append(CloseBlocker(kind: entry.standing.rawValue, subject: entry.receiptNumber ?? "",
                                          message: entry.differences.joined(separator: "; ")))

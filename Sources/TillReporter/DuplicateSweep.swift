@@ -73,7 +73,8 @@ public final class DuplicateSweep: Service, Sendable {
         return Report(days: days.sorted(), receiptsSeen: seen, archivesJournaled: journaled)
     }
 
-    private func archiveDuplicates(among receipts: [MetrcReceipt]) throws -> Int {
+    /// Journals the archive of every extra copy among these receipts (a day's listing): how many.
+    func archiveDuplicates(among receipts: [MetrcReceipt]) throws -> Int {
         let byNumber = Dictionary(grouping: receipts.filter { $0.externalReceiptNumber != nil && $0.archivedDate == nil },
                                   by: { $0.externalReceiptNumber! })
             .filter { $0.value.count > 1 }

@@ -20,6 +20,9 @@ public struct ReporterSettings: Sendable {
     public var idlePoll: Duration
     /// POSTs of fresh sales in flight at once; sales journaled meanwhile share the next one.
     public var freshPostsInFlight: Int
+    /// Requests the drain has in flight at once (a backlog, a day's finalizes), within Metrc's per-facility
+    /// concurrency (10) with room left for reads.
+    public var sendsInFlight: Int = 8
     /// How long after an attempt began Metrc may still apply it: a write in doubt that Metrc does not show is
     /// sent again only once its last attempt is this old. Longer than the request timeout plus the deadline
     /// (a fresh sale's attempt counts from its journaling and is sent within the deadline).
@@ -176,7 +179,7 @@ public final class MetrcReporter: Service, Sendable {
         let leased: TillStore.LeasedRows
         let handlers: [JournalKind: JournalKindHandler]
         do {
-            due = try store.dueJournal(now: now(), limit: settings.batchSize * 5)
+            due = try store.dueJournal(now: now(), limit: settings.batchSize * max(5, 2 * settings.sendsInFlight))
             guard !due.isEmpty else { return 0 }
             leased = try store.leaseJournal(due.map(\.id), until: now().addingTimeInterval(settings.lease.seconds), at: now())
             let checkInDates = Set(leased.toProbe.filter { $0.kind == .checkInCreate }.compactMap { try? JournalBody($0).checkInDate })
@@ -191,8 +194,19 @@ public final class MetrcReporter: Service, Sendable {
             var toSend = leased.toSend.filter { $0.kind == kind }
             toSend += await settleDoubts(leased.toProbe.filter { $0.kind == kind }, handler)
             let size = handler.batches ? max(1, settings.batchSize) : 1
-            for start in stride(from: 0, to: toSend.count, by: size) {
-                await send(Array(toSend[start..<min(start + size, toSend.count)]), handler)
+            let batches = stride(from: 0, to: toSend.count, by: size).map { Array(toSend[$0..<min($0 + size, toSend.count)]) }
+            // Rows of a pass are each the first owed of their subject, so their requests may overlap: a backlog or
+            // a day's finalizes go several at a time, within Metrc's concurrency.
+            await withTaskGroup(of: Void.self) { group in
+                var inFlight = 0
+                for batch in batches {
+                    if inFlight >= max(1, settings.sendsInFlight) {
+                        await group.next()
+                        inFlight -= 1
+                    }
+                    group.addTask { await self.send(batch, handler) }
+                    inFlight += 1
+                }
             }
         }
         return due.count
