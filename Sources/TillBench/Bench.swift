@@ -58,6 +58,11 @@ struct Bench: Sendable {
               !token.isEmpty else {
             throw LoadFailure("till terminals add printed no token")
         }
+        let managerOutput = try await till.run(["terminals", "add", "bench-manager", "--role", "manager"])
+        guard let managerToken = managerOutput.split(separator: "\n").last.map({ $0.trimmingCharacters(in: .whitespaces) }),
+              !managerToken.isEmpty else {
+            throw LoadFailure("till terminals add printed no manager token")
+        }
         let manager = RegisterClient(socketPath: socketPath, token: token)
         var server = try await till.serve(register: manager)
         progress("till serve answering after \(format(server.answeredAt - server.launchedAt))")
@@ -118,6 +123,9 @@ struct Bench: Sendable {
                              timeToAnswer: server.answeredAt - server.launchedAt, drainTime: drainTime,
                              postsDuringDrain: postsDuring, shutdown: shutdown)
 
+        let day = try await measureDay(till: till, simulation: simulation, socketPath: socketPath, managerToken: managerToken,
+                                       server: &server, failures: &failures)
+
         if let peak = server.peakResidentBytes() { peaks.append(peak) }
         let lastShutdown = await server.stop()
         if !lastShutdown.hasPrefix("exited with status 0") {
@@ -133,7 +141,7 @@ struct Bench: Sendable {
         }
         try await host.stop()
         return Results(tillPath: options.tillPath, baseURL: baseURL, bare: bare, paired: paired, single: single, several: several,
-                       drain: drain, audit: audit, peakResidentBytes: peaks,
+                       drain: drain, day: day, audit: audit, peakResidentBytes: peaks,
                        durableWriteFloor: durableWriteFloor(in: directory), failures: failures)
     }
 
@@ -231,7 +239,7 @@ struct Bench: Sendable {
                             unexpected: distinct.subtracting(expected).count)
     }
 
-    private func progress(_ message: String) {
+    func progress(_ message: String) {
         let elapsed = ContinuousClock.now - started
         FileHandle.standardError.write(Data("[\(String(format: "%6.1f", elapsed.seconds)) s] \(message)\n".utf8))
     }
@@ -246,6 +254,7 @@ struct Results: Sendable {
     let single: SalesRun
     let several: SalesRun
     let drain: DrainRun
+    let day: DayRun
     let audit: ReceiptAudit
     /// VmHWM of each `till serve` process, read just before it was stopped.
     let peakResidentBytes: [Int]

@@ -52,6 +52,19 @@ struct Report {
         ], rightFrom: 99, indent: "  ")
         lines.append("")
 
+        let day = r.day
+        let bareWrite = r.bare.latencies.p50
+        lines.append("The manager's day \(day.date): \(grouped(day.listed)) receipts in Metrc's listing, \(day.pages) pages of 20")
+        lines += aligned([
+            ["day view, from cold", day.viewTime.map(format) ?? "failed",
+             "floor " + format(day.listingFloor) + " (the pages at 50 GET/s)",
+             day.viewRatio().map { String(format: "%.2f ×", $0) } ?? "-"],
+            ["day close, from cold", day.closeTime.map(format) ?? day.closeStatus,
+             "floor " + format(day.closeFloor(bareWrite: bareWrite)) + " (the listing, then \(grouped(day.finalized)) finalizes in chunks of 10, 10 at a time)",
+             day.closeRatio(bareWrite: bareWrite).map { String(format: "%.2f ×", $0) } ?? "-"],
+        ], rightFrom: 99, indent: "  ")
+        lines.append("")
+
         let a = r.audit
         lines.append("Exactly once (whole run)")
         lines += aligned([
@@ -90,6 +103,10 @@ struct Report {
              d.receiptsPerPost.map { String(format: "%.1f receipts per POST", $0) } ?? "not drained", verdict(batchesOfTen)],
             ["Till peak RSS ≤ 100 MB", peak.map(megabytes) ?? "unknown",
              verdict(peak.map { $0 <= 100_000_000 } ?? false)],
+            ["day view ≤ 1.2 × its floor", day.viewRatio().map { String(format: "%.2f ×", $0) } ?? "failed",
+             verdict((day.viewRatio() ?? .infinity) <= DayRun.target)],
+            ["day close ≤ 1.2 × its floor", day.closeRatio(bareWrite: bareWrite).map { String(format: "%.2f ×", $0) } ?? "failed",
+             verdict((day.closeRatio(bareWrite: bareWrite) ?? .infinity) <= DayRun.target)],
         ], rightFrom: 99, indent: "  ")
         lines.append("")
 

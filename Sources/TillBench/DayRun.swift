@@ -1,0 +1,89 @@
+import CurlHTTP
+import Foundation
+import MetrcSimulator
+import TillLoad
+
+/// The manager's day on a day of several thousand receipts: the day view built from cold, and the close.
+struct DayRun: Sendable {
+    let date: String
+    /// Metrc's receipts of the day, as listed (Till's and the baseline's).
+    let listed: Int
+    let pages: Int
+    let viewTime: Duration?
+    let finalized: Int
+    let closeTime: Duration?
+    let closeStatus: String
+
+    /// What Metrc's limits allow at best: the day's pages of 20 at 50 GET/s.
+    var listingFloor: Duration { .milliseconds(Int64(pages) * 20) }
+    /// The listing (a close reads the day to find what blocks it), then its finalizes in chunks of 10, 10 at a
+    /// time (Metrc's per-facility concurrency), each as long as a bare Metrc POST.
+    func closeFloor(bareWrite: Duration) -> Duration {
+        let chunks = (finalized + 9) / 10
+        return listingFloor + bareWrite * Double((chunks + 9) / 10)
+    }
+
+    static let target = 1.2
+
+    func viewRatio() -> Double? { viewTime.map { $0.seconds / listingFloor.seconds } }
+    func closeRatio(bareWrite: Duration) -> Double? { closeTime.map { $0.seconds / closeFloor(bareWrite: bareWrite).seconds } }
+}
+
+extension Bench {
+    /// Views and closes today, every sale of the run in it, each with a Till that has not looked at it yet.
+    func measureDay(till: TillExecutable, simulation: MetrcSimulation, socketPath: String, managerToken: String,
+                    server: inout TillServer, failures: inout [String]) async throws -> DayRun {
+        let zone = TimeZone(identifier: Self.timeZone)!
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        let parts = calendar.dateComponents([.year, .month, .day], from: Date())
+        let date = String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
+        let receipts = await simulation.receipts(license: Self.license).filter { $0.salesDateTime.hasPrefix(date) }
+        let active = receipts.filter { !$0.archived }.count, archived = receipts.count - active
+        let pages = max(1, (active + 19) / 20) + max(1, (archived + 19) / 20)
+        let manager = CurlHTTPClient(unixSocketPath: socketPath)
+        let headers = [(name: "Authorization", value: "Bearer \(managerToken)")]
+
+        progress("the day \(date): its view (\(receipts.count) receipts in Metrc, \(pages) pages)")
+        let viewStarted = ContinuousClock.now
+        let view = try await manager.send(HTTPRequest(method: "GET", url: "http://till/v1/days/\(date)", headers: headers,
+                                                      timeout: .seconds(300)))
+        let viewTime: Duration? = view.status == 200 ? .now - viewStarted : nil
+        if view.status != 200 {
+            failures.append("day view: HTTP \(view.status): \(String(decoding: view.body.prefix(300), as: UTF8.self))")
+        }
+
+        // A Till that has not listed the day: the close reads it afresh, as a close after a restart would.
+        _ = await server.stop()
+        server = try await till.serve(register: RegisterClient(socketPath: socketPath, token: managerToken))
+        progress("the day \(date): its close")
+        let closeStarted = ContinuousClock.now
+        var status = "not asked"
+        var finalized = 0
+        var closeTime: Duration?
+        while ContinuousClock.now - closeStarted < .seconds(300) {
+            let answer = try await manager.send(HTTPRequest(method: "POST", url: "http://till/v1/days/\(date)/close",
+                                                            headers: headers, timeout: .seconds(300)))
+            let json = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any] ?? [:]
+            guard [200, 202].contains(answer.status) else {
+                failures.append("day close: HTTP \(answer.status): \(String(decoding: answer.body.prefix(500), as: UTF8.self))")
+                status = "refused"
+                break
+            }
+            status = json["status"] as? String ?? "?"
+            finalized = json["receipts"] as? Int ?? 0
+            if status == "closed" {
+                closeTime = .now - closeStarted
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        if closeTime == nil && status != "refused" { failures.append("day close: still \(status) after 300 s") }
+        let final = await simulation.receipts(license: Self.license).filter { $0.salesDateTime.hasPrefix(date) && !$0.archived && $0.isFinal }
+        if closeTime != nil && final.count < finalized {
+            failures.append("day close: closed, yet Metrc holds \(final.count) of \(finalized) receipts finalized")
+        }
+        return DayRun(date: date, listed: receipts.count, pages: pages, viewTime: viewTime, finalized: finalized,
+                      closeTime: closeTime, closeStatus: status)
+    }
+}
