@@ -64,8 +64,9 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ], resources: [.copy("openapi.json")]),
         .executableTarget(name: "till", dependencies: [
-            "CMalloc", "TillAPI", "TillReporter", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator",
+            "CMalloc", "TillAPI", "TillReporter", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator", "JSONWriting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),

@@ -42,6 +42,13 @@ public struct TillConfiguration: Sendable {
     public var inDoubtWindow: Duration = .seconds(120)
     /// How often the duplicate sweep lists recent receipts in Metrc (also at start).
     public var sweepInterval: Duration = .seconds(300)
+    /// How log lines are written to standard error.
+    public var logFormat: LogFormat = .text
+
+    /// `text`: swift-log's readable lines; `json`: one JSON object a line, for log shippers.
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case text, json
+    }
 
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("till.sqlite") }
     public var usesEmbeddedSimulator: Bool { metrcBaseURL == nil }
@@ -173,6 +180,13 @@ public struct TillConfiguration: Sendable {
             }
             configuration.logLevel = level
         }
+        if let raw = value("TILL_LOG_FORMAT") {
+            guard let format = LogFormat(rawValue: raw.lowercased()) else {
+                throw ConfigurationError(setting: "TILL_LOG_FORMAT", problem: "'\(raw)' is not text or json")
+            }
+            configuration.logFormat = format
+        }
         return configuration
     }
 }
+

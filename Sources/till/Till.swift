@@ -33,11 +33,17 @@ enum Startup {
         _ = mallopt(M_TRIM_THRESHOLD, 32 << 20)
     }
 
-    static func bootstrapLogging(_ level: Logger.Level) {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+    static func bootstrapLogging(_ configuration: TillConfiguration) {
+        let level = configuration.logLevel
+        switch configuration.logFormat {
+        case .text:
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case .json:
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
         }
     }
 
@@ -106,7 +112,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         Startup.keepFreedHeapMemory()
         let configuration = try Startup.configuration()
-        Startup.bootstrapLogging(configuration.logLevel)
+        Startup.bootstrapLogging(configuration)
         let logger = Logger(label: "till")
         // Two servers on one database would break the per-patient serialization and the outbox leases.
         if Startup.somethingAnswers(onSocket: configuration.socketPath) {
@@ -173,7 +179,7 @@ struct Sim: AsyncParsableCommand {
     var port: Int = 8123
 
     func run() async throws {
-        Startup.bootstrapLogging(try Startup.configuration().logLevel)
+        Startup.bootstrapLogging(try Startup.configuration())
         let simulation = MetrcSimulation(configuration: SimulatorConfiguration())
         let server = MetrcSimulatorServer(simulation: simulation, host: "127.0.0.1", port: port,
                                           logger: Logger(label: "metrc-sim"))
@@ -198,7 +204,7 @@ struct Sync: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try Startup.configuration()
-        Startup.bootstrapLogging(configuration.logLevel)
+        Startup.bootstrapLogging(configuration)
         let logger = Logger(label: "till")
         let store = try Startup.openStore(configuration)
         let metrc = try Startup.metrcForTool(configuration, logger: logger)

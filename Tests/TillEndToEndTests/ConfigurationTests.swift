@@ -48,7 +48,7 @@ import TillPatients
             ("TILL_REPORT_DEADLINE_MS", "0"), ("TILL_PATIENT_STALE_POLICY", "sometimes"),
             ("TILL_ALLOWANCE_CATEGORIES", "Buds=leaves"),
             ("TILL_SOCKET", "/tmp/" + String(repeating: "s", count: 120)), ("TILL_LOG_LEVEL", "loud"),
-            ("TILL_METRC_OBJECT_LIMIT", "0"), ("TILL_METRC_OBJECT_LIMIT", "ten"),
+            ("TILL_METRC_OBJECT_LIMIT", "0"), ("TILL_METRC_OBJECT_LIMIT", "ten"), ("TILL_LOG_FORMAT", "xml"),
         ]
         for (name, value) in broken {
             #expect(setting(real.merging([name: value]) { _, new in new }) == name, "\(name)=\(value)")
@@ -63,5 +63,10 @@ import TillPatients
         #expect(configuration.license == "FROM-FILE")
         #expect(configuration.reportDeadline == .milliseconds(900))
         #expect(configuration.logLevel == .debug)
+    }
+
+    @Test func logsAreTextUnlessJSONIsAskedFor() throws {
+        #expect(try TillConfiguration.fromEnvironment([:]).logFormat == .text)
+        #expect(try TillConfiguration.fromEnvironment(["TILL_LOG_FORMAT": "JSON"]).logFormat == .json)
     }
 }

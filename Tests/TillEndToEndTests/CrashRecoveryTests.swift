@@ -108,16 +108,16 @@ struct TillProcessWorld: Sendable {
     }
 
     /// A fresh world for `body`, torn down (simulator stopped, data folder removed) before returning.
-    static func run(_ body: (TillProcessWorld) async throws -> Void) async throws {
-        try await using(try await make(), body, then: { await $0.tearDown() })
+    static func run(simulator configuration: SimulatorConfiguration = SimulatorConfiguration(),
+                    _ body: (TillProcessWorld) async throws -> Void) async throws {
+        try await using(try await make(configuration), body, then: { await $0.tearDown() })
     }
 
-    private static func make() async throws -> TillProcessWorld {
+    private static func make(_ configuration: SimulatorConfiguration) async throws -> TillProcessWorld {
         try #require(FileManager.default.isExecutableFile(atPath: binary),
                      "build the till executable first (swift build); looked for \(binary)")
         var logger = Logger(label: "sim")
         logger.logLevel = .critical
-        let configuration = SimulatorConfiguration()
         let simulation = MetrcSimulation(configuration: configuration)
         let simulator = try await MetrcSimulatorServer.start(simulation: simulation, logger: logger)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("till-kill-\(UUID().uuidString.prefix(8))").path
@@ -139,13 +139,17 @@ struct TillProcessWorld: Sendable {
     }
 
     /// Starts `till serve` and waits until it answers on its socket.
-    func launch() async throws -> RunningTill {
+    ///
+    /// - Parameters:
+    ///   - changes: settings to add to (or, nil, remove from) this world's environment.
+    ///   - standardError: where its log goes (nowhere by default).
+    func launch(_ changes: [String: String?] = [:], standardError: FileHandle = .nullDevice) async throws -> RunningTill {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["serve"]
-        process.environment = environment
+        process.environment = Self.environment(environment, changing: changes)
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        process.standardError = standardError
         try process.run()
         let till = RunningTill(process: process)
         let clock = ContinuousClock()
@@ -195,9 +199,10 @@ struct TillProcessWorld: Sendable {
         Issue.record("receipt \(receiptNumber) was not reported in time")
     }
 
-    /// Runs a `till` command over this world's data folder and simulator.
-    func command(_ arguments: [String]) throws -> (output: String, status: Int32) {
-        try Self.command(arguments, environment: environment)
+    /// Runs a `till` command over this world's data folder and simulator, with `changes` to its environment
+    /// (nil removes a setting); what it printed on standard output and on standard error, and its exit status.
+    func command(_ arguments: [String], _ changes: [String: String?] = [:]) throws -> CommandResult {
+        try Self.command(arguments, environment: Self.environment(environment, changing: changes))
     }
 
     private func tearDown() async {
@@ -205,18 +210,37 @@ struct TillProcessWorld: Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    private static func command(_ arguments: [String], environment: [String: String]) throws -> (output: String, status: Int32) {
+    private static func environment(_ base: [String: String], changing changes: [String: String?]) -> [String: String] {
+        var environment = base
+        for (name, value) in changes { environment[name] = value }
+        return environment
+    }
+
+    private static func command(_ arguments: [String], environment: [String: String]) throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         process.environment = environment
         let pipe = Pipe()
         process.standardOutput = pipe
+        // A file, not a second pipe: reading one pipe to its end while the other fills up would deadlock.
+        let errors = FileManager.default.temporaryDirectory.appendingPathComponent("till-stderr-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errors) }
+        process.standardError = try FileHandle(forWritingTo: errors)
         try process.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), process.terminationStatus)
+        func text(_ data: Data) -> String { String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+        return CommandResult(output: text(data), errors: text(try Data(contentsOf: errors)), status: process.terminationStatus)
     }
+}
+
+/// What a `till` command printed, and how it exited.
+struct CommandResult {
+    let output: String
+    let errors: String
+    let status: Int32
 }
 
 /// A `till serve` child process.

@@ -194,13 +194,18 @@ final class TillHarness: Sendable {
 
     func waitUntil(_ what: String, timeout: Duration = .seconds(20),
                    _ condition: @Sendable () async throws -> Bool) async throws {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while clock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("timed out waiting until \(what)")
-        throw CancellationError()
+        try await poll(until: what, timeout: timeout, condition)
     }
+}
+
+/// Polls `condition` until it holds or `timeout` passes (then the test fails).
+func poll(until what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    Issue.record("timed out waiting until \(what)")
+    throw CancellationError()
 }
