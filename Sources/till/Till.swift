@@ -57,9 +57,22 @@ enum Startup {
         }
     }
 
+    /// Opens (creating and migrating if needed) the database, with the data folder 0700 and its files 0600.
     static func openStore(_ configuration: TillConfiguration) throws -> TillStore {
-        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-        return try TillStore(path: configuration.databasePath)
+        try secureFiles(configuration)
+        let store = try TillStore(path: configuration.databasePath)
+        try secureFiles(configuration)  // SQLite may just have created the files
+        return store
+    }
+
+    /// Closes the data folder and the database files to other users; what cannot be closed is said on stderr.
+    static func secureFiles(_ configuration: TillConfiguration) throws {
+        // Files Till creates from here on (the database, its WAL, the simulator's URL) are its user's only;
+        // the socket is opened to the registers' group once it listens.
+        umask(0o077)
+        for problem in try StoreFiles.secure(folder: configuration.dataDirectory, database: configuration.databasePath) {
+            FileHandle.standardError.write(Data("till: warning: \(problem)\n".utf8))
+        }
     }
 
     static func metrcClient(_ configuration: TillConfiguration, baseURL: String, logger: Logger) -> MetrcClient {
@@ -218,8 +231,9 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try Startup.configuration()
-        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        try Startup.secureFiles(configuration)
         let applied = try TillStore.migrate(path: configuration.databasePath)
+        try Startup.secureFiles(configuration)
         print("\(configuration.databasePath): \(applied.joined(separator: ", "))")
     }
 }
