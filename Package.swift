@@ -96,6 +96,7 @@ let package = Package(
         ]),
         .testTarget(name: "TillEndToEndTests", dependencies: [
             "TillAPI", "TillReporter", "TillPatients", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator", "CurlHTTP",
+            .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -41,7 +41,10 @@ public final class TillStore: Sendable {
     static func migrator() throws -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         for migration in try SQLMigrations.all() {
-            migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
+            migrator.registerMigration(migration.name) { db in
+                db.add(function: AuditChain.sqlFunction)  // 0005 chains the audit events already logged
+                try db.execute(sql: migration.sql)
+            }
         }
         return migrator
     }

@@ -17,7 +17,7 @@ struct Till: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "till",
         abstract: "Point-of-sale back-end that reports every sale to Metrc exactly once.",
-        subcommands: [Serve.self, Sim.self, Sync.self, Migrate.self, Terminals.self, Status.self],
+        subcommands: [Serve.self, Sim.self, Sync.self, Migrate.self, Terminals.self, Status.self, Audit.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -327,6 +327,29 @@ struct Status: AsyncParsableCommand {
         if journal.duplicatesArchived > 0 { print("duplicates archived by the sweep: \(journal.duplicatesArchived)") }
         if summary.pending > 0 || !summary.rejected.isEmpty || journal.pending > 0 || !journal.refused.isEmpty {
             throw ExitCode(1)
+        }
+    }
+}
+
+// MARK: - audit
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check the audit log.", subcommands: [Verify.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the audit log's hash chain; exits 1 naming the first event edited, deleted or moved.")
+
+        func run() async throws {
+            let store = try Startup.openStore(try Startup.configuration())
+            switch try store.verifyAuditLog() {
+            case .intact(let events, let head):
+                print("audit log intact: \(events) events checked"
+                      + (head.map { "; the last is event \($0.id), hash \($0.hash)" } ?? ""))
+            case .broken(let found):
+                print("audit log broken: \(found.explanation); the \(found.intactBefore) events before it are intact")
+                throw ExitCode(1)
+            }
         }
     }
 }

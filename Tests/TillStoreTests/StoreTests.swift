@@ -51,7 +51,7 @@ import TillDomain
         #expect(settings.journalMode == "wal")
         #expect(settings.synchronous == 2)  // FULL
         #expect(try TillStore.migrate(path: directory + "/till.sqlite")
-                == ["0001_core", "0002_patients", "0003_patient_sales_any_case", "0004_metrc_journal"])
+                == ["0001_core", "0002_patients", "0003_patient_sales_any_case", "0004_metrc_journal", "0005_audit_chain"])
         #expect(store.receiptPrefix.count == 6)
     }
 
