@@ -242,7 +242,7 @@ struct Migrate: AsyncParsableCommand {
 
 struct Terminals: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Manage register and staff terminals.",
-                                                    subcommands: [Add.self, List.self, Revoke.self])
+                                                    subcommands: [Add.self, List.self, Revoke.self, Rotate.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a terminal; its token is the last line printed.")
@@ -285,6 +285,21 @@ struct Terminals: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             print("revoked \(name)")
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Give a terminal a new token and void its old one; the new token is the last line printed.")
+        @Argument var name: String
+        func run() async throws {
+            let store = try Startup.openStore(try Startup.configuration())
+            guard let (terminal, token) = try store.rotateTerminal(name: name) else {
+                FileHandle.standardError.write(Data("till: no active terminal named \(name)\n".utf8))
+                throw ExitCode(1)
+            }
+            print("rotated \(terminal.name) (\(terminal.role.rawValue)); its old token no longer works, the new one is shown once:")
+            print(token)
         }
     }
 }

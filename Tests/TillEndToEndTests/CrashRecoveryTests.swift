@@ -164,14 +164,14 @@ struct TillProcessWorld: Sendable {
         throw CancellationError()
     }
 
-    func sell(_ clientSaleId: String) async throws -> (status: Int, json: [String: Any]) {
+    func sell(_ clientSaleId: String, token: String? = nil) async throws -> (status: Int, json: [String: Any]) {
         let body = """
             {"clientSaleId":"\(clientSaleId)","customerType":"Consumer",
              "lines":[{"packageLabel":"\(Labels.flower)","quantity":1,"unit":"Grams","totalAmount":10.00}]}
             """
         let response = try await client.send(HTTPRequest(
             method: "POST", url: "http://till/v1/sales",
-            headers: [(name: "Authorization", value: "Bearer \(token)"), (name: "Content-Type", value: "application/json")],
+            headers: [(name: "Authorization", value: "Bearer \(token ?? self.token)"), (name: "Content-Type", value: "application/json")],
             body: Data(body.utf8)))
         return (response.status, (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:])
     }
