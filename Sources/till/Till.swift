@@ -17,7 +17,8 @@ struct Till: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "till",
         abstract: "Point-of-sale back-end that reports every sale to Metrc exactly once.",
-        subcommands: [Serve.self, Sim.self, Sync.self, Migrate.self, Terminals.self, Status.self, Audit.self],
+        subcommands: [Serve.self, Sim.self, Sync.self, Migrate.self, Terminals.self, Status.self, Audit.self,
+                      Doctor.self],
         defaultSubcommand: Serve.self)
 }
 

@@ -10,13 +10,13 @@ import TillStore
             let till = try await world.launch()
             #expect(try await world.sell("audit-1").status == 201)
             #expect(till.terminate(within: .seconds(15)) == 0)
-            #expect(try world.command(["terminals", "add", "manager-1", "--role", "manager"]).status == 0)
-            #expect(try world.command(["terminals", "revoke", "manager-1"]).status == 0)
+            #expect(try await world.command(["terminals", "add", "manager-1", "--role", "manager"]).status == 0)
+            #expect(try await world.command(["terminals", "revoke", "manager-1"]).status == 0)
 
             let store = try TillStore(path: world.directory + "/till.sqlite")
             let events = try await store.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_log")! }
             #expect(events >= 4)
-            let intact = try world.command(["audit", "verify"])
+            let intact = try await world.command(["audit", "verify"])
             #expect(intact.status == 0)
             #expect(intact.output.hasPrefix("audit log intact: \(events) events checked; the last is event "), "\(intact.output)")
 
@@ -30,7 +30,7 @@ import TillStore
                     UPDATE audit_log SET subject = 'nothing' WHERE id = \(sale);
                     """)
             }
-            let edited = try world.command(["audit", "verify"])
+            let edited = try await world.command(["audit", "verify"])
             #expect(edited.status == 1)
             #expect(edited.output.hasPrefix("audit log broken: event \(sale) was edited"), "\(edited.output)")
 
@@ -40,7 +40,7 @@ import TillStore
                     DELETE FROM audit_log WHERE id = \(sale);
                     """)
             }
-            let deleted = try world.command(["audit", "verify"])
+            let deleted = try await world.command(["audit", "verify"])
             #expect(deleted.status == 1)
             #expect(deleted.output.hasPrefix("audit log broken: event \(sale) was deleted"), "\(deleted.output)")
         }

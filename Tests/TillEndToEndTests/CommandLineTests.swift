@@ -6,7 +6,7 @@ import Testing
 @Suite struct CommandLineTests {
     @Test func syncPullsEveryActivePackageFirstAndThenOnlyWhatChanged() async throws {
         try await TillProcessWorld.run { world in
-            let first = try world.command(["sync"])
+            let first = try await world.command(["sync"])
             #expect(first.status == 0)
             let counts = try #require(first.output.wholeMatch(of: /full sync: (\d+) packages from Metrc; (\d+) active locally/),
                                       "\(first.output)")
@@ -14,11 +14,11 @@ import Testing
             #expect(counts.1 == counts.2)
 
             // Only packages modified since the last sync (less a few minutes' overlap) are asked for.
-            let again = try world.command(["sync"])
+            let again = try await world.command(["sync"])
             #expect(again.status == 0)
             #expect(again.output.wholeMatch(of: /incremental sync: \d+ packages from Metrc; (\d+) active locally/)?.1 == counts.2,
                     "\(again.output)")
-            #expect(try world.command(["sync", "--full"]).output.hasPrefix("full sync: \(counts.1) packages"))
+            #expect(try await world.command(["sync", "--full"]).output.hasPrefix("full sync: \(counts.1) packages"))
         }
     }
 
@@ -32,7 +32,7 @@ import Testing
             let receiptNumber = try #require(answer.json["receiptNumber"] as? String)
             #expect(till.terminate(within: .seconds(15)) == 0)
 
-            let owed = try world.command(["status"])
+            let owed = try await world.command(["status"])
             #expect(owed.status == 1)
             #expect(owed.output.contains("journal=wal synchronous=2"), "\(owed.output)")
             #expect(owed.output.contains("pending report:  1 (oldest sold "), "\(owed.output)")
@@ -43,7 +43,7 @@ import Testing
             till = try await world.launch()
             defer { till.kill9() }
             try await world.waitUntilReported(receiptNumber)
-            let settled = try world.command(["status"])
+            let settled = try await world.command(["status"])
             #expect(settled.status == 0)
             #expect(settled.output.contains("pending report:  0\n"), "\(settled.output)")
             #expect(!settled.output.contains("last reported:   never"), "\(settled.output)")

@@ -131,7 +131,7 @@ struct TillProcessWorld: Sendable {
             "TILL_METRC_TIMEOUT_S": "1", "TILL_METRC_IN_DOUBT_S": "3",
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
-        let output = try command(["terminals", "add", "register-1", "--role", "register"], environment: environment).output
+        let output = try await command(["terminals", "add", "register-1", "--role", "register"], environment: environment).output
         let token = try #require(output.split(separator: "\n").last.map(String.init))
         return TillProcessWorld(simulation: simulation, simulator: simulator, directory: directory,
                                 environment: environment, token: token,
@@ -201,8 +201,8 @@ struct TillProcessWorld: Sendable {
 
     /// Runs a `till` command over this world's data folder and simulator, with `changes` to its environment
     /// (nil removes a setting); what it printed on standard output and on standard error, and its exit status.
-    func command(_ arguments: [String], _ changes: [String: String?] = [:]) throws -> CommandResult {
-        try Self.command(arguments, environment: Self.environment(environment, changing: changes))
+    func command(_ arguments: [String], _ changes: [String: String?] = [:]) async throws -> CommandResult {
+        try await Self.command(arguments, environment: Self.environment(environment, changing: changes))
     }
 
     private func tearDown() async {
@@ -216,7 +216,17 @@ struct TillProcessWorld: Sendable {
         return environment
     }
 
-    private static func command(_ arguments: [String], environment: [String: String]) throws -> CommandResult {
+    /// On a thread of its own: waiting for the child on the cooperative pool (two threads on two cores) would
+    /// starve the simulator that the child talks to, which this process serves from that pool.
+    private static func command(_ arguments: [String], environment: [String: String]) async throws -> CommandResult {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try waitForCommand(arguments, environment: environment) })
+            }
+        }
+    }
+
+    private static func waitForCommand(_ arguments: [String], environment: [String: String]) throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments

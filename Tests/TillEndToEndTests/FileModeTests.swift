@@ -13,7 +13,7 @@ import TillStore
             let database = world.directory + "/till.sqlite"
             chmod(world.directory, 0o755)
             chmod(database, 0o644)
-            #expect(try world.command(["migrate"]).status == 0)
+            #expect(try await world.command(["migrate"]).status == 0)
             #expect(Self.mode(world.directory) == 0o700)
             #expect(Self.mode(database) == 0o600)
 

@@ -10,7 +10,7 @@ import TillStore
             defer { till.kill9() }
             #expect(try await world.sell("rotate-1").status == 201)  // the sale path now holds the token in its cache
 
-            let rotated = try world.command(["terminals", "rotate", "register-1"])
+            let rotated = try await world.command(["terminals", "rotate", "register-1"])
             #expect(rotated.status == 0, "\(rotated.errors)")
             let token = try #require(rotated.output.split(separator: "\n").last.map(String.init))
             #expect(token.hasPrefix("till_") && token != world.token)
@@ -21,11 +21,11 @@ import TillStore
             #expect(try await world.sell("rotate-3", token: token).status == 201)
             #expect(try await world.sell("rotate-2", token: world.token).status == 401)
 
-            let list = try world.command(["terminals", "list"]).output.split(separator: "\n")
+            let list = try await world.command(["terminals", "list"]).output.split(separator: "\n")
             #expect(list.filter { $0.hasPrefix("register-1\t") } == ["register-1\tregister\tactive"], "\(list)")
             let store = try TillStore(path: world.directory + "/till.sqlite")
             #expect(try store.auditLog(action: "terminal.rotated").map(\.event.subject) == ["register-1"])
-            #expect(try world.command(["terminals", "rotate", "nobody"]).status == 1)
+            #expect(try await world.command(["terminals", "rotate", "nobody"]).status == 1)
         }
     }
 }
