@@ -27,6 +27,7 @@ public final class TillStore: Sendable {
         // every commit syncs.
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Self.migrator().migrate(pool)
+        try Self.restoreFixups(pool)
         receiptPrefix = try pool.read { db in
             try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'receipt_prefix'") ?? "TILL"
         }

@@ -18,7 +18,7 @@ struct Till: AsyncParsableCommand {
         commandName: "till",
         abstract: "Point-of-sale back-end that reports every sale to Metrc exactly once.",
         subcommands: [Serve.self, Sim.self, Sync.self, Migrate.self, Terminals.self, Status.self, Audit.self,
-                      Doctor.self],
+                      Doctor.self, Backup.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -366,6 +366,30 @@ struct Audit: AsyncParsableCommand {
                 print("audit log broken: \(found.explanation); the \(found.intactBefore) events before it are intact")
                 throw ExitCode(1)
             }
+        }
+    }
+}
+
+// MARK: - backup
+
+struct Backup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy the database to PATH while Till runs: one consistent snapshot, checked, mode 0600.",
+        discussion: "Restore a copy with Till stopped: see README, \"Backups and restore\".")
+
+    @Argument(help: "Where the copy goes; refused if the file exists, unless --force.") var path: String
+    @Flag(help: "Replace PATH if it exists.") var force = false
+
+    func run() async throws {
+        let configuration = try Startup.configuration()
+        umask(0o077)
+        do {
+            let copy = try TillStore.backup(databaseAt: configuration.databasePath, to: path, overwrite: force)
+            print("backed up \(configuration.databasePath) to \(path): \(copy.sales) sales, \(copy.owedToMetrc) writes "
+                  + "owed to Metrc, \(copy.auditEvents) audit events, \(Doctor.bytes(copy.bytes)); integrity_check ok")
+        } catch let error as BackupError {
+            FileHandle.standardError.write(Data("till: \(error)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }
