@@ -49,13 +49,9 @@ struct Doctor: AsyncParsableCommand {
 
     /// The configured Metrc, or the simulator a running `till serve` started; nil when there is neither.
     static func metrc(_ configuration: TillConfiguration, logger: Logger) -> (client: MetrcClient, baseURL: String)? {
-        var url = configuration.metrcBaseURL
-        if url == nil {
-            let file = (configuration.dataDirectory as NSString).appendingPathComponent(Startup.simulatorURLFile)
-            url = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-            if url?.isEmpty == true || !Startup.somethingAnswers(onSocket: configuration.socketPath) { url = nil }
-        }
-        guard let url else { return nil }
+        guard let url = Startup.metrcURLForTool(configuration) else { return nil }
+        // A simulator's URL left by a `till serve` that has stopped names nothing.
+        if configuration.usesEmbeddedSimulator && !Startup.somethingAnswers(onSocket: configuration.socketPath) { return nil }
         var settings = configuration
         settings.metrcTimeout = .seconds(10)  // an installer waits at the prompt
         return (Startup.metrcClient(settings, baseURL: url, logger: logger), url)

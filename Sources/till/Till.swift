@@ -59,20 +59,25 @@ enum Startup {
     }
 
     /// Opens (creating and migrating if needed) the database, with the data folder 0700 and its files 0600.
-    static func openStore(_ configuration: TillConfiguration) throws -> TillStore {
-        try secureFiles(configuration)
+    static func openStore(_ configuration: TillConfiguration, logger: Logger? = nil) throws -> TillStore {
+        try secureFiles(configuration, logger: logger)
         let store = try TillStore(path: configuration.databasePath)
-        try secureFiles(configuration)  // SQLite may just have created the files
+        try secureFiles(configuration, logger: logger)  // SQLite may just have created the files
         return store
     }
 
-    /// Closes the data folder and the database files to other users; what cannot be closed is said on stderr.
-    static func secureFiles(_ configuration: TillConfiguration) throws {
+    /// Closes the data folder and the database files to other users; what cannot be closed is logged, or
+    /// said on stderr by a command that has no log.
+    static func secureFiles(_ configuration: TillConfiguration, logger: Logger? = nil) throws {
         // Files Till creates from here on (the database, its WAL, the simulator's URL) are its user's only;
         // the socket is opened to the registers' group once it listens.
         umask(0o077)
         for problem in try StoreFiles.secure(folder: configuration.dataDirectory, database: configuration.databasePath) {
-            FileHandle.standardError.write(Data("till: warning: \(problem)\n".utf8))
+            if let logger {
+                logger.warning("\(problem)")
+            } else {
+                FileHandle.standardError.write(Data("till: warning: \(problem)\n".utf8))
+            }
         }
     }
 
@@ -106,14 +111,20 @@ enum Startup {
 
     /// For commands run beside `till serve`: the real Metrc, or the simulator that `till serve` started.
     static func metrcForTool(_ configuration: TillConfiguration, logger: Logger) throws -> MetrcClient {
-        if let url = configuration.metrcBaseURL { return metrcClient(configuration, baseURL: url, logger: logger) }
-        let file = (configuration.dataDirectory as NSString).appendingPathComponent(simulatorURLFile)
-        guard let url = try? String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
-              !url.isEmpty else {
+        guard let url = metrcURLForTool(configuration) else {
             FileHandle.standardError.write(Data("till: TILL_METRC_BASE_URL: not set, and no simulator is running (start `till serve` first)\n".utf8))
             throw ExitCode(2)
         }
         return metrcClient(configuration, baseURL: url, logger: logger)
+    }
+
+    /// The configured Metrc's URL, or the one `till serve` wrote for the simulator it started; nil when neither.
+    static func metrcURLForTool(_ configuration: TillConfiguration) -> String? {
+        if let url = configuration.metrcBaseURL { return url }
+        let file = (configuration.dataDirectory as NSString).appendingPathComponent(simulatorURLFile)
+        guard let url = try? String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+              !url.isEmpty else { return nil }
+        return url
     }
 }
 
@@ -130,10 +141,15 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "till")
         // Two servers on one database would break the per-patient serialization and the outbox leases.
         if Startup.somethingAnswers(onSocket: configuration.socketPath) {
-            FileHandle.standardError.write(Data("till: TILL_SOCKET: another till serve is already answering on \(configuration.socketPath)\n".utf8))
+            let refusal = "TILL_SOCKET: another till serve is already answering on \(configuration.socketPath)"
+            if configuration.logFormat == .json {
+                logger.critical("\(refusal)")  // a log shipper reads only JSON lines
+            } else {
+                FileHandle.standardError.write(Data("till: \(refusal)\n".utf8))
+            }
             throw ExitCode(2)
         }
-        let store = try Startup.openStore(configuration)
+        let store = try Startup.openStore(configuration, logger: logger)
 
         var simulator: RunningSimulator? = nil
         let baseURL: String
