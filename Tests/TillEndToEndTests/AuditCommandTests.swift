@@ -8,7 +8,7 @@ import TillStore
     @Test func auditVerifyCountsAnIntactLogAndNamesTheFirstTamperedEvent() async throws {
         try await TillProcessWorld.run { world in
             let till = try await world.launch()
-            #expect(try await world.sell("audit-1").status == 201)
+            #expect([201, 202].contains(try await world.sell("audit-1").status))
             #expect(till.terminate(within: .seconds(15)) == 0)
             #expect(try await world.command(["terminals", "add", "manager-1", "--role", "manager"]).status == 0)
             #expect(try await world.command(["terminals", "revoke", "manager-1"]).status == 0)

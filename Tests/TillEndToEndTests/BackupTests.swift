@@ -63,9 +63,10 @@ import TillAPI
 
             // A sale made after the restore takes a receipt number neither database has used.
             let after = try await world.sell("after-restore")
-            #expect(after.status == 201, "\(after.json)")
+            #expect([201, 202].contains(after.status), "\(after.json)")
             let afterNumber = try #require(after.json["receiptNumber"] as? String)
             #expect(!receipts.contains(afterNumber))
+            try await Self.waitUntilNothingIsPending(world)
             #expect(await world.simulation.receipts(license: TillHarness.license, externalNumber: afterNumber).count == 1)
             #expect(await world.simulation.receipts(license: TillHarness.license).count == 31)
         }

@@ -8,7 +8,8 @@ import TillStore
         try await TillProcessWorld.run { world in
             let till = try await world.launch()
             defer { till.kill9() }
-            #expect(try await world.sell("rotate-1").status == 201)  // the sale path now holds the token in its cache
+            // 201 or 202 (Metrc slower than the deadline under load): either way the sale path now caches the token.
+            #expect([201, 202].contains(try await world.sell("rotate-1").status))
 
             let rotated = try await world.command(["terminals", "rotate", "register-1"])
             #expect(rotated.status == 0, "\(rotated.errors)")
@@ -18,7 +19,7 @@ import TillStore
             let old = try await world.sell("rotate-2")
             #expect(old.status == 401)
             #expect((old.json["error"] as? [String: Any])?["code"] as? String == "invalid_token")
-            #expect(try await world.sell("rotate-3", token: token).status == 201)
+            #expect([201, 202].contains(try await world.sell("rotate-3", token: token).status))
             #expect(try await world.sell("rotate-2", token: world.token).status == 401)
 
             let list = try await world.command(["terminals", "list"]).output.split(separator: "\n")
