@@ -75,4 +75,30 @@ import Testing
             #expect(FileModeTests.mode(world.directory + "/till.sqlite") == 0o644, "the doctor only looks")
         }
     }
+
+    @Test func keysFromAFileOnlyTillCanReadPassAndFromOneOthersCanReadFail() async throws {
+        try await TillProcessWorld.run { world in
+            let keys = world.directory + "/metrc.keys"
+            let simulator = SimulatorConfiguration()
+            try "vendor=\(simulator.vendorKey)\nuser=\(simulator.userKey)\n".write(toFile: keys, atomically: false, encoding: .utf8)
+            let fromFile: [String: String?] = ["TILL_METRC_KEYS_FILE": keys, "TILL_METRC_VENDOR_KEY": nil, "TILL_METRC_USER_KEY": nil]
+            chmod(keys, 0o600)
+            let good = try await world.command(["doctor"], fromFile)
+            #expect(good.status == 0, "\(good.output)")
+            #expect(Self.line(good.output, "configuration")?.contains("keys from \(keys)") == true, "\(good.output)")
+            #expect(Self.line(good.output, "keys")?.hasPrefix("ok ") == true, "\(good.output)")
+
+            chmod(keys, 0o644)
+            let open = try await world.command(["doctor"], fromFile)
+            #expect(open.status == 1)
+            let configuration = try #require(Self.line(open.output, "configuration"), "\(open.output)")
+            #expect(configuration.hasPrefix("FAIL ") && configuration.contains("TILL_METRC_KEYS_FILE") && configuration.contains("mode 644"),
+                    "\(configuration)")
+            #expect(!open.output.contains(simulator.userKey))
+            // till serve refuses to start on it, with the same one line.
+            let serve = try await world.command(["serve"], fromFile)
+            #expect(serve.status == 2)
+            #expect(serve.errors.hasPrefix("till: TILL_METRC_KEYS_FILE: ") && serve.errors.contains("mode 644"), "\(serve.errors)")
+        }
+    }
 }
