@@ -7,25 +7,25 @@ import Testing
         try await TillHarness.run { till in
             let guesser = try SocketConnection(path: till.socketPath)
             for attempt in 1...5 {
-                let answer = try guesser.request("GET", "/v1/packages", token: attempt == 3 ? nil : "till_guess\(attempt)")
+                let answer = try await guesser.request("GET", "/v1/packages", token: attempt == 3 ? nil : "till_guess\(attempt)")
                 #expect(answer.status == 401, "attempt \(attempt)")
             }
             // Refused whatever it sends now, the right token included: a guesser must not learn which one was right.
             for token in ["till_guess6", till.registerToken] {
-                let answer = try guesser.request("GET", "/v1/packages", token: token)
+                let answer = try await guesser.request("GET", "/v1/packages", token: token)
                 #expect(answer.status == 429)
                 #expect(answer.code == "too_many_failed_attempts")
             }
-            #expect(try guesser.request("GET", "/v1/health", token: nil).status == 200)  // public paths stay open
+            #expect(try await guesser.request("GET", "/v1/health", token: nil).status == 200)  // public paths stay open
 
             let register = try SocketConnection(path: till.socketPath)
-            #expect(try register.request("GET", "/v1/packages", token: till.registerToken).status == 200)
+            #expect(try await register.request("GET", "/v1/packages", token: till.registerToken).status == 200)
             #expect(try await till.sell("throttle-1").status == 201)
 
             // A fresh connection starts from nothing.
             let again = try SocketConnection(path: till.socketPath)
-            #expect(try again.request("GET", "/v1/packages", token: "till_guess7").status == 401)
-            #expect(try again.request("GET", "/v1/packages", token: till.registerToken).status == 200)
+            #expect(try await again.request("GET", "/v1/packages", token: "till_guess7").status == 401)
+            #expect(try await again.request("GET", "/v1/packages", token: till.registerToken).status == 200)
         }
     }
 }

@@ -17,9 +17,17 @@ import TillAPI
                                                        pathPrefix: "/sales/v2/receipts")])
             var receipts: [String] = []
             for n in 1...5 { receipts.append(try await Self.pendingSale(world, "backup-\(n)")) }
-            await world.simulation.setFaults([SimFault(.status(429, body: nil, retryAfterSeconds: 60), method: "POST",
-                                                       pathPrefix: "/sales/v2/receipts")])
+            // Lookups fail too meanwhile: a lookup Metrc answers would bring the 429s' retries forward, and a retry
+            // in flight is in doubt again, so the backup might hold no write known unsent.
+            await world.simulation.setFaults([
+                SimFault(.status(429, body: nil, retryAfterSeconds: 60), method: "POST", pathPrefix: "/sales/v2/receipts"),
+                SimFault(.status(503, body: nil, retryAfterSeconds: nil), method: "GET", pathPrefix: "/sales/v2/receipts/external"),
+            ])
             for n in 6...10 { receipts.append(try await Self.pendingSale(world, "backup-\(n)")) }
+            try await poll(until: "the 429s are recorded: five writes owed and known unsent") {
+                let journal = try await world.get("/v1/reporting")["journal"] as? [String: Any] ?? [:]
+                return (journal["pending"] as? Int ?? 0) - ((journal["inDoubt"] as? [Any])?.count ?? 0) >= 5
+            }
             // The register goes on selling while the backup is taken.
             let register = Task {
                 var more: [String] = []

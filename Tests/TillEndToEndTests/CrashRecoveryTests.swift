@@ -155,8 +155,12 @@ struct TillProcessWorld: Sendable {
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(20)
         while clock.now < deadline {
+            // Answering, and with stock to sell: under load the first sync can miss the one-second Metrc time-out
+            // this world sets, and a sale before the sync after it would be refused as an unknown package.
             if let health = try? await client.send(HTTPRequest(method: "GET", url: "http://till/v1/health")),
-               health.status == 200 { return till }
+               health.status == 200, !((try? await get("/v1/packages"))?["packages"] as? [Any] ?? []).isEmpty {
+                return till
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         till.kill9()
@@ -216,14 +220,9 @@ struct TillProcessWorld: Sendable {
         return environment
     }
 
-    /// On a thread of its own: waiting for the child on the cooperative pool (two threads on two cores) would
-    /// starve the simulator that the child talks to, which this process serves from that pool.
+    /// Waited for on a thread of its own: the simulator the child talks to is served from this process.
     private static func command(_ arguments: [String], environment: [String: String]) async throws -> CommandResult {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try waitForCommand(arguments, environment: environment) })
-            }
-        }
+        try await onItsOwnThread { try waitForCommand(arguments, environment: environment) }
     }
 
     private static func waitForCommand(_ arguments: [String], environment: [String: String]) throws -> CommandResult {

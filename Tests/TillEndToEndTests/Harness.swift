@@ -198,6 +198,15 @@ final class TillHarness: Sendable {
     }
 }
 
+/// Runs blocking work (waiting for a child process, a blocking socket) on a thread of its own: on the
+/// cooperative pool, two threads on two cores, it could starve the server or the simulator this test
+/// process runs for it.
+func onItsOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
 /// Polls `condition` until it holds or `timeout` passes (then the test fails).
 func poll(until what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
     let clock = ContinuousClock()
@@ -211,7 +220,8 @@ func poll(until what: String, timeout: Duration = .seconds(20), _ condition: () 
 }
 
 /// One HTTP/1.1 connection to Till's socket, kept open from request to request (libcurl may open another
-/// whenever it likes): for what Till counts per connection. Blocking, with a 10 s read timeout.
+/// whenever it likes): for what Till counts per connection. Its blocking reads (10 s at most) run off the
+/// cooperative pool.
 final class SocketConnection {
     private let descriptor: Int32
 
@@ -242,7 +252,13 @@ final class SocketConnection {
     deinit { close(descriptor) }
 
     /// Sends one request on this connection and reads its whole answer: the status and the error code, if any.
-    func request(_ method: String, _ path: String, token: String?) throws -> (status: Int, code: String?) {
+    func request(_ method: String, _ path: String, token: String?) async throws -> (status: Int, code: String?) {
+        let descriptor = self.descriptor
+        return try await onItsOwnThread { try Self.exchange(on: descriptor, method, path, token: token) }
+    }
+
+    private static func exchange(on descriptor: Int32, _ method: String, _ path: String,
+                                 token: String?) throws -> (status: Int, code: String?) {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: till\r\n"
         if let token { head += "Authorization: Bearer \(token)\r\n" }
         head += "\r\n"
