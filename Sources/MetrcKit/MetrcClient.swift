@@ -9,11 +9,11 @@ public final class MetrcClient: MetrcAPI {
     public let licenseNumber: String
     public let timeZone: TimeZone
     let configuration: MetrcConfiguration
-    private let transport: any HTTPTransport
+    let transport: any HTTPTransport
     let logger: Logger
     private let sleep: @Sendable (Duration) async throws -> Void
     private let now: @Sendable () -> ContinuousClock.Instant
-    private let limiter: MetrcRateLimiter
+    let limiter: MetrcRateLimiter
     private let authorization: String
     private let baseURL: String
 

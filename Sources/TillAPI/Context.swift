@@ -1,14 +1,18 @@
 import Hummingbird
+import NIOCore
 import TillDomain
 
 /// Per-request context: who is calling, once the bearer token has been checked.
 public struct TillRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var terminal: Terminal?
+    /// The register's connection, for what is counted per connection (failed bearer tokens).
+    let connection: any Channel
 
     public init(source: Source) {
         coreContext = .init(source: source)
         terminal = nil
+        connection = source.channel
     }
 
     /// Sale requests are small; anything larger is refused before it is read.

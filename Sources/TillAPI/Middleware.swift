@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import JSONWriting
 import Logging
+import NIOCore
 import Synchronization
 import TillDomain
 import TillStore
@@ -77,13 +78,17 @@ struct TerminalAuthMiddleware: RouterMiddleware {
     /// checks the terminal again in the sale's own transaction (a revocation by `till terminals revoke`
     /// is seen there); every other request reads its terminal afresh.
     let sellingTerminals = TerminalCache()
+    let failedAttempts = FailedTokenAttempts()
 
     func handle(_ request: Request, context: TillRequestContext,
                 next: (Request, TillRequestContext) async throws -> Response) async throws -> Response {
         var path = request.uri.path
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         if publicPaths.contains(path) { return try await next(request, context) }
+        // Before the token is looked at: were a right token let through, a guesser would still learn which one is right.
+        if failedAttempts.isThrottled(context.connection) { throw FailedTokenAttempts.refusal }
         guard let header = request.headers[.authorization], header.prefix(7).lowercased() == "bearer " else {
+            failedAttempts.recordFailure(on: context.connection, logger: context.logger)
             throw TillError(.unauthorized, code: "unauthorized", "A bearer token is required (Authorization: Bearer <token>).")
         }
         // Trimmed by hand: Foundation's trimmingCharacters(in:) goes through NSString, ~1% of a sale's CPU.
@@ -102,6 +107,7 @@ struct TerminalAuthMiddleware: RouterMiddleware {
             if checkedBySale { sellingTerminals[tokenHash] = terminal }
         }
         guard let terminal else {
+            failedAttempts.recordFailure(on: context.connection, logger: context.logger)
             throw TillError.invalidToken
         }
         var context = context
@@ -113,6 +119,52 @@ struct TerminalAuthMiddleware: RouterMiddleware {
         } catch let error as TillError where error == .invalidToken {
             sellingTerminals[tokenHash] = nil  // revoked since it was cached
             throw error
+        }
+    }
+}
+
+/// Failed bearer-token attempts (no token, or one that names no live terminal), counted per connection.
+///
+/// After `limit` failures a connection is answered 429 `too_many_failed_attempts` for every request that
+/// needs a token, whatever token it then sends, until it closes: a program guessing tokens gets `limit`
+/// guesses per connection, and a register whose token is wrong fails loudly instead of retrying forever.
+/// Tokens carry 192 random bits, so this is not what keeps them from being guessed; it keeps a guesser
+/// (or a misconfigured register) from costing a token look-up per request, and puts it in the log once.
+final class FailedTokenAttempts: Sendable {
+    static let refusal = TillError(.unauthorized, code: "too_many_failed_attempts",
+                                   "Too many failed bearer tokens on this connection; open a new one with a valid token.")
+
+    let limit: Int
+    private let failures = Mutex<[ObjectIdentifier: Int]>([:])
+    /// Connections with a failure: what a request with a good token reads, one atomic load, before any lock.
+    private let connectionsWithFailures = Atomic<Int>(0)
+
+    init(limit: Int = 5) {
+        self.limit = limit
+    }
+
+    func isThrottled(_ connection: any Channel) -> Bool {
+        guard connectionsWithFailures.load(ordering: .acquiring) > 0 else { return false }
+        return failures.withLock { $0[ObjectIdentifier(connection)] ?? 0 } >= limit
+    }
+
+    func recordFailure(on connection: any Channel, logger: Logger) {
+        let id = ObjectIdentifier(connection)
+        let count = failures.withLock { failures in
+            failures[id, default: 0] += 1
+            return failures[id]!
+        }
+        if count == 1 {
+            connectionsWithFailures.add(1, ordering: .releasing)
+            // Forgotten when the connection closes, before its identifier can be reused by another.
+            connection.closeFuture.whenComplete { _ in
+                self.failures.withLock { _ = $0.removeValue(forKey: id) }
+                self.connectionsWithFailures.subtract(1, ordering: .releasing)
+            }
+        }
+        if count == limit {
+            logger.warning("refusing a connection's requests after failed bearer tokens",
+                           metadata: ["failures": "\(count)"])
         }
     }
 }
@@ -161,6 +213,7 @@ enum APIError {
         var status = status(error.kind)
         if error.code == "payload_too_large" { status = .contentTooLarge }
         if error.code == "method_not_allowed" { status = .methodNotAllowed }
+        if error.code == "too_many_failed_attempts" { status = .tooManyRequests }
         let body = ErrorBody(error: .init(code: error.code, message: error.message,
                                           details: error.details.isEmpty ? nil : error.details))
         return JSONResponse.make(body, status: status)

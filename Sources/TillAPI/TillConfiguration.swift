@@ -53,6 +53,15 @@ public struct TillConfiguration: Sendable {
     public var reportingDeadline: ReportingDeadline = .realTime
     /// The manager's console: a loopback TCP listener (a browser cannot speak to a Unix socket); nil: none.
     public var consoleAddress: (host: String, port: Int)? = ("127.0.0.1", 8088)
+    /// How log lines are written to standard error.
+    public var logFormat: LogFormat = .text
+    /// Where the Metrc keys were read from (`TILL_METRC_KEYS_FILE`), when not from the environment.
+    public var keysFile: String?
+
+    /// `text`: swift-log's readable lines; `json`: one JSON object a line, for log shippers.
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case text, json
+    }
 
     public var databasePath: String { (dataDirectory as NSString).appendingPathComponent("till.sqlite") }
     public var usesEmbeddedSimulator: Bool { metrcBaseURL == nil }
@@ -127,8 +136,18 @@ public struct TillConfiguration: Sendable {
         guard let timeZone = TimeZone(identifier: zoneName) else {
             throw ConfigurationError(setting: "TILL_TIMEZONE", problem: "'\(zoneName)' is not an IANA time zone name")
         }
-        let vendorKey = try required("TILL_METRC_VENDOR_KEY", demo: "sim-vendor-key")
-        let userKey = try required("TILL_METRC_USER_KEY", demo: "sim-user-key")
+        let keysFile = value("TILL_METRC_KEYS_FILE")
+        let vendorKey: String, userKey: String
+        if let keysFile {
+            for name in ["TILL_METRC_VENDOR_KEY", "TILL_METRC_USER_KEY"] where value(name) != nil {
+                throw ConfigurationError(setting: "TILL_METRC_KEYS_FILE",
+                                         problem: "\(name) is also set; give the keys in one place only")
+            }
+            (vendorKey, userKey) = try MetrcKeysFile.read(keysFile)
+        } else {
+            vendorKey = try required("TILL_METRC_VENDOR_KEY", demo: "sim-vendor-key")
+            userKey = try required("TILL_METRC_USER_KEY", demo: "sim-user-key")
+        }
 
         var deadline = Duration.milliseconds(2000)
         if let raw = value("TILL_REPORT_DEADLINE_MS") {
@@ -140,6 +159,7 @@ public struct TillConfiguration: Sendable {
         var configuration = TillConfiguration(dataDirectory: dataDirectory, socketPath: socketPath, license: license,
                                               timeZone: timeZone, metrcBaseURL: baseURL, vendorKey: vendorKey,
                                               userKey: userKey, reportDeadline: deadline)
+        configuration.keysFile = keysFile
         if let raw = value("TILL_PATIENT_STALE_POLICY") {
             guard let policy = StalePatientPolicy(rawValue: raw.lowercased()) else {
                 throw ConfigurationError(setting: "TILL_PATIENT_STALE_POLICY", problem: "'\(raw)' is not refuse or allow")
@@ -234,6 +254,49 @@ public struct TillConfiguration: Sendable {
             }
             configuration.logLevel = level
         }
+        if let raw = value("TILL_LOG_FORMAT") {
+            guard let format = LogFormat(rawValue: raw.lowercased()) else {
+                throw ConfigurationError(setting: "TILL_LOG_FORMAT", problem: "'\(raw)' is not text or json")
+            }
+            configuration.logFormat = format
+        }
         return configuration
+    }
+}
+
+/// The two Metrc keys kept in a file of their own (`TILL_METRC_KEYS_FILE`), so that they stay out of the
+/// environment, which other processes of the same user, crash reports and `systemctl show` can read.
+enum MetrcKeysFile {
+    /// `vendor=…` and `user=…` lines; blank lines and `#` comments are skipped. Refused unless only its owner
+    /// may read it. No problem names a key's value: the line printed for a refusal may end up in a log.
+    static func read(_ path: String) throws(ConfigurationError) -> (vendor: String, user: String) {
+        func refuse(_ problem: String) -> ConfigurationError {
+            ConfigurationError(setting: "TILL_METRC_KEYS_FILE", problem: problem)
+        }
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw refuse("cannot read \(path) (\(String(cString: strerror(errno))))") }
+        guard status.st_mode & S_IFMT == S_IFREG else { throw refuse("\(path) is not a regular file") }
+        let mode = status.st_mode & 0o777
+        guard mode & 0o077 == 0 else {
+            throw refuse("\(path) is mode \(String(mode, radix: 8)), open to group or others; chmod 600 it")
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw refuse("cannot read \(path)") }
+        var keys: [String: String] = [:]
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            guard !trimmed.isEmpty, !trimmed.hasPrefix("#") else { continue }
+            guard let equals = trimmed.firstIndex(of: "="),
+                  case let name = trimmed[..<equals].trimmingCharacters(in: .whitespaces).lowercased(),
+                  name == "vendor" || name == "user" else {
+                throw refuse("line \(number + 1) of \(path) is not vendor=<key> or user=<key>")
+            }
+            guard keys[name] == nil else { throw refuse("\(path) gives \(name)= twice") }
+            let key = trimmed[trimmed.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            guard !key.isEmpty else { throw refuse("\(name)= is empty in \(path)") }
+            keys[name] = key
+        }
+        guard let vendor = keys["vendor"] else { throw refuse("\(path) has no vendor= line") }
+        guard let user = keys["user"] else { throw refuse("\(path) has no user= line") }
+        return (vendor, user)
     }
 }

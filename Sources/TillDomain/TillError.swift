@@ -32,7 +32,9 @@ public struct TillError: Error, Sendable, Equatable {
     /// What a failed database read or write tells the caller: a refusal raised inside it (a sold-out
     /// package, a revoked terminal) stays itself; anything else is the database being unavailable.
     public static func fromStore(_ error: any Error) -> TillError {
-        error as? TillError ?? TillError(.unavailable, code: "store_unavailable", "The database could not be read or written.")
+        if let error = error as? TillError { return error }
+        if let explained = (error as? any ExplainedStoreFailure)?.refusal { return explained }
+        return TillError(.unavailable, code: "store_unavailable", "The database could not be read or written.")
     }
 
     /// The bearer token names no live terminal (unknown, or revoked).
@@ -41,4 +43,10 @@ public struct TillError: Error, Sendable, Equatable {
     public static func unprocessable(_ code: String, _ message: String, details: [String: String] = [:]) -> TillError {
         TillError(.unprocessable, code: code, message, details: details)
     }
+}
+
+/// A store failure that knows what a caller should hear (a full disk, a read-only database), so that the
+/// domain can tell it without knowing the database; nil for a failure it cannot explain.
+public protocol ExplainedStoreFailure: Error {
+    var refusal: TillError? { get }
 }

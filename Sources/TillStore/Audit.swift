@@ -61,13 +61,20 @@ extension TillStore {
         try pool.write { db in try Self.appendAudit(event, at: at, db) }
     }
 
+    /// Appends `event`, chained to the last one (see `AuditChain`). Inside the caller's write transaction, so
+    /// nothing can come between the read of the last hash and the insert; one indexed read and one insert,
+    /// as this runs in every sale's transaction.
     static func appendAudit(_ event: AuditEvent, at: Date, _ db: Database) throws {
+        let previous = try db.firstDirect("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1") { $0.string(0) }
+            ?? AuditChain.genesis
+        let millis = at.epochMilliseconds
+        let hash = AuditChain.hash(previous: previous, AuditChain.fields(at: millis, event))
         try db.executeDirect("""
             INSERT INTO audit_log (at, actor, terminal_id, action, license, metrc_endpoint, request_digest,
-                                   response_digest, subject, detail)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, at.epochMilliseconds, event.actor, event.terminalId, event.action, event.license,
-                             event.metrcEndpoint, event.requestDigest, event.responseDigest, event.subject, event.detail)
+                                   response_digest, subject, detail, prev_hash, hash)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, millis, event.actor, event.terminalId, event.action, event.license, event.metrcEndpoint,
+                             event.requestDigest, event.responseDigest, event.subject, event.detail, previous, hash)
     }
 
     /// The newest audit records first.

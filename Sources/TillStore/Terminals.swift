@@ -5,10 +5,7 @@ import TillDomain
 extension TillStore {
     /// Registers a terminal and returns it with its bearer token; only the token's hash is stored.
     public func addTerminal(name: String, role: TerminalRole, at: Date = Date()) throws -> (Terminal, token: String) {
-        var bytes = [UInt8](repeating: 0, count: 24)
-        var generator = SystemRandomNumberGenerator()
-        for index in bytes.indices { bytes[index] = generator.next() }
-        let token = "till_" + hex(bytes)
+        let token = Self.newToken()
         let terminal = try pool.write { db -> Terminal in
             if try Bool.fetchOne(db.cachedStatement(sql: "SELECT 1 FROM terminals WHERE name = ?"), arguments: [name]) == true {
                 throw TillError(.conflict, code: "terminal_exists", "A terminal named \(name) already exists.")
@@ -48,6 +45,27 @@ extension TillStore {
         try pool.read { db in try db.rows("SELECT * FROM terminals ORDER BY name").map(Self.terminal(from:)) }
     }
 
+    /// Gives the live terminal `name` a new token and voids its old one; nil when no live terminal has that
+    /// name. The terminal gets a new row (same name and role): the sale path trusts a cached token only as
+    /// far as its journal finds the terminal's row live, so the old row is revoked, and renamed to free the
+    /// name while the sales it made keep pointing at it.
+    public func rotateTerminal(name: String, at: Date = Date()) throws -> (Terminal, token: String)? {
+        let token = Self.newToken()
+        let terminal = try pool.write { db -> Terminal? in
+            guard let old = try db.row("SELECT * FROM terminals WHERE name = ? AND revoked_at IS NULL", [name])
+                .map(Self.terminal(from:)) else { return nil }
+            try db.run("UPDATE terminals SET revoked_at = ?, name = ? WHERE id = ?",
+                       [at.epochMilliseconds, "\(name) (replaced \(at.formatted(.iso8601)), #\(old.id))", old.id])
+            try db.run("INSERT INTO terminals (name, role, token_hash, created_at) VALUES (?, ?, ?, ?)",
+                       [name, old.role.rawValue, Self.tokenHash(token), at.epochMilliseconds])
+            let terminal = Terminal(id: db.lastInsertedRowID, name: name, role: old.role, revoked: false)
+            try Self.appendAudit(AuditEvent(actor: "cli", action: "terminal.rotated", subject: name,
+                                            detail: "replaces terminal #\(old.id)"), at: at, db)
+            return terminal
+        }
+        return terminal.map { ($0, token) }
+    }
+
     /// Revokes the terminal's token; returns false when no live terminal has that name.
     @discardableResult
     public func revokeTerminal(name: String, at: Date = Date()) throws -> Bool {
@@ -75,6 +93,14 @@ extension TillStore {
     private static func terminal(from row: Row) -> Terminal {
         Terminal(id: row["id"], name: row["name"], role: TerminalRole(rawValue: row["role"]) ?? .register,
                  revoked: (row["revoked_at"] as Int64?) != nil)
+    }
+
+    /// 192 random bits: guessing one is hopeless, however many attempts a connection gets.
+    private static func newToken() -> String {
+        var bytes = [UInt8](repeating: 0, count: 24)
+        var generator = SystemRandomNumberGenerator()
+        for index in bytes.indices { bytes[index] = generator.next() }
+        return "till_" + hex(bytes)
     }
 
     /// What is stored of a token, and what it is looked up by.

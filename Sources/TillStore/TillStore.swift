@@ -27,6 +27,7 @@ public final class TillStore: Sendable {
         // every commit syncs.
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Self.migrator().migrate(pool)
+        try Self.restoreFixups(pool)
         receiptPrefix = try pool.read { db in
             try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'receipt_prefix'") ?? "TILL"
         }
@@ -41,7 +42,10 @@ public final class TillStore: Sendable {
     static func migrator() throws -> DatabaseMigrator {
         var migrator = DatabaseMigrator()
         for migration in try SQLMigrations.all() {
-            migrator.registerMigration(migration.name) { db in try db.execute(sql: migration.sql) }
+            migrator.registerMigration(migration.name) { db in
+                db.add(function: AuditChain.sqlFunction)  // 0005 chains the audit events already logged
+                try db.execute(sql: migration.sql)
+            }
         }
         return migrator
     }

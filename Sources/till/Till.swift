@@ -17,7 +17,8 @@ struct Till: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "till",
         abstract: "Point-of-sale back-end that reports every sale to Metrc exactly once.",
-        subcommands: [Serve.self, Sim.self, Sync.self, Migrate.self, Terminals.self, Status.self, Day.self],
+        subcommands: [Serve.self, Sim.self, Sync.self, Migrate.self, Terminals.self, Status.self, Day.self, Audit.self,
+                      Doctor.self, Backup.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -33,11 +34,17 @@ enum Startup {
         _ = mallopt(M_TRIM_THRESHOLD, 32 << 20)
     }
 
-    static func bootstrapLogging(_ level: Logger.Level) {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+    static func bootstrapLogging(_ configuration: TillConfiguration) {
+        let level = configuration.logLevel
+        switch configuration.logFormat {
+        case .text:
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        case .json:
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
         }
     }
 
@@ -51,9 +58,27 @@ enum Startup {
         }
     }
 
-    static func openStore(_ configuration: TillConfiguration) throws -> TillStore {
-        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
-        return try TillStore(path: configuration.databasePath)
+    /// Opens (creating and migrating if needed) the database, with the data folder 0700 and its files 0600.
+    static func openStore(_ configuration: TillConfiguration, logger: Logger? = nil) throws -> TillStore {
+        try secureFiles(configuration, logger: logger)
+        let store = try TillStore(path: configuration.databasePath)
+        try secureFiles(configuration, logger: logger)  // SQLite may just have created the files
+        return store
+    }
+
+    /// Closes the data folder and the database files to other users; what cannot be closed is logged, or
+    /// said on stderr by a command that has no log.
+    static func secureFiles(_ configuration: TillConfiguration, logger: Logger? = nil) throws {
+        // Files Till creates from here on (the database, its WAL, the simulator's URL) are its user's only;
+        // the socket is opened to the registers' group once it listens.
+        umask(0o077)
+        for problem in try StoreFiles.secure(folder: configuration.dataDirectory, database: configuration.databasePath) {
+            if let logger {
+                logger.warning("\(problem)")
+            } else {
+                FileHandle.standardError.write(Data("till: warning: \(problem)\n".utf8))
+            }
+        }
     }
 
     static func metrcClient(_ configuration: TillConfiguration, baseURL: String, logger: Logger) -> MetrcClient {
@@ -86,14 +111,20 @@ enum Startup {
 
     /// For commands run beside `till serve`: the real Metrc, or the simulator that `till serve` started.
     static func metrcForTool(_ configuration: TillConfiguration, logger: Logger) throws -> MetrcClient {
-        if let url = configuration.metrcBaseURL { return metrcClient(configuration, baseURL: url, logger: logger) }
-        let file = (configuration.dataDirectory as NSString).appendingPathComponent(simulatorURLFile)
-        guard let url = try? String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
-              !url.isEmpty else {
+        guard let url = metrcURLForTool(configuration) else {
             FileHandle.standardError.write(Data("till: TILL_METRC_BASE_URL: not set, and no simulator is running (start `till serve` first)\n".utf8))
             throw ExitCode(2)
         }
         return metrcClient(configuration, baseURL: url, logger: logger)
+    }
+
+    /// The configured Metrc's URL, or the one `till serve` wrote for the simulator it started; nil when neither.
+    static func metrcURLForTool(_ configuration: TillConfiguration) -> String? {
+        if let url = configuration.metrcBaseURL { return url }
+        let file = (configuration.dataDirectory as NSString).appendingPathComponent(simulatorURLFile)
+        guard let url = try? String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+              !url.isEmpty else { return nil }
+        return url
     }
 }
 
@@ -106,14 +137,19 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         Startup.keepFreedHeapMemory()
         let configuration = try Startup.configuration()
-        Startup.bootstrapLogging(configuration.logLevel)
+        Startup.bootstrapLogging(configuration)
         let logger = Logger(label: "till")
         // Two servers on one database would break the per-patient serialization and the outbox leases.
         if Startup.somethingAnswers(onSocket: configuration.socketPath) {
-            FileHandle.standardError.write(Data("till: TILL_SOCKET: another till serve is already answering on \(configuration.socketPath)\n".utf8))
+            let refusal = "TILL_SOCKET: another till serve is already answering on \(configuration.socketPath)"
+            if configuration.logFormat == .json {
+                logger.critical("\(refusal)")  // a log shipper reads only JSON lines
+            } else {
+                FileHandle.standardError.write(Data("till: \(refusal)\n".utf8))
+            }
             throw ExitCode(2)
         }
-        let store = try Startup.openStore(configuration)
+        let store = try Startup.openStore(configuration, logger: logger)
 
         var simulator: RunningSimulator? = nil
         let baseURL: String
@@ -173,7 +209,7 @@ struct Sim: AsyncParsableCommand {
     var port: Int = 8123
 
     func run() async throws {
-        Startup.bootstrapLogging(try Startup.configuration().logLevel)
+        Startup.bootstrapLogging(try Startup.configuration())
         let simulation = MetrcSimulation(configuration: SimulatorConfiguration())
         let server = MetrcSimulatorServer(simulation: simulation, host: "127.0.0.1", port: port,
                                           logger: Logger(label: "metrc-sim"))
@@ -198,7 +234,7 @@ struct Sync: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try Startup.configuration()
-        Startup.bootstrapLogging(configuration.logLevel)
+        Startup.bootstrapLogging(configuration)
         let logger = Logger(label: "till")
         let store = try Startup.openStore(configuration)
         let metrc = try Startup.metrcForTool(configuration, logger: logger)
@@ -212,8 +248,9 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try Startup.configuration()
-        try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+        try Startup.secureFiles(configuration)
         let applied = try TillStore.migrate(path: configuration.databasePath)
+        try Startup.secureFiles(configuration)
         print("\(configuration.databasePath): \(applied.joined(separator: ", "))")
     }
 }
@@ -222,7 +259,7 @@ struct Migrate: AsyncParsableCommand {
 
 struct Terminals: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Manage register and staff terminals.",
-                                                    subcommands: [Add.self, List.self, Revoke.self])
+                                                    subcommands: [Add.self, List.self, Revoke.self, Rotate.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a terminal; its token is the last line printed.")
@@ -265,6 +302,21 @@ struct Terminals: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             print("revoked \(name)")
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Give a terminal a new token and void its old one; the new token is the last line printed.")
+        @Argument var name: String
+        func run() async throws {
+            let store = try Startup.openStore(try Startup.configuration())
+            guard let (terminal, token) = try store.rotateTerminal(name: name) else {
+                FileHandle.standardError.write(Data("till: no active terminal named \(name)\n".utf8))
+                throw ExitCode(1)
+            }
+            print("rotated \(terminal.name) (\(terminal.role.rawValue)); its old token no longer works, the new one is shown once:")
+            print(token)
         }
     }
 }
@@ -332,7 +384,7 @@ struct Day: AsyncParsableCommand {
 
         func run() async throws {
             let configuration = try Startup.configuration()
-            Startup.bootstrapLogging(configuration.logLevel)
+            Startup.bootstrapLogging(configuration)
             let logger = Logger(label: "till")
             let store = try Startup.openStore(configuration)
             let metrc = try Startup.metrcForTool(configuration, logger: logger)
@@ -379,6 +431,53 @@ struct Day: AsyncParsableCommand {
                 throw ExitCode(1)
             }
             print("The day \(date) is closed.")
+        }
+    }
+}
+
+// MARK: - audit
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check the audit log.", subcommands: [Verify.self])
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check the audit log's hash chain; exits 1 naming the first event edited, deleted or moved.")
+
+        func run() async throws {
+            let store = try Startup.openStore(try Startup.configuration())
+            switch try store.verifyAuditLog() {
+            case .intact(let events, let head):
+                print("audit log intact: \(events) events checked"
+                      + (head.map { "; the last is event \($0.id), hash \($0.hash)" } ?? ""))
+            case .broken(let found):
+                print("audit log broken: \(found.explanation); the \(found.intactBefore) events before it are intact")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+// MARK: - backup
+
+struct Backup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy the database to PATH while Till runs: one consistent snapshot, checked, mode 0600.",
+        discussion: "Restore a copy with Till stopped: see README, \"Backups and restore\".")
+
+    @Argument(help: "Where the copy goes; refused if the file exists, unless --force.") var path: String
+    @Flag(help: "Replace PATH if it exists.") var force = false
+
+    func run() async throws {
+        let configuration = try Startup.configuration()
+        umask(0o077)
+        do {
+            let copy = try TillStore.backup(databaseAt: configuration.databasePath, to: path, overwrite: force)
+            print("backed up \(configuration.databasePath) to \(path): \(copy.sales) sales, \(copy.owedToMetrc) writes "
+                  + "owed to Metrc, \(copy.auditEvents) audit events, \(Doctor.bytes(copy.bytes)); integrity_check ok")
+        } catch let error as BackupError {
+            FileHandle.standardError.write(Data("till: \(error)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

@@ -48,7 +48,7 @@ import TillPatients
             ("TILL_REPORT_DEADLINE_MS", "0"), ("TILL_PATIENT_STALE_POLICY", "sometimes"),
             ("TILL_ALLOWANCE_CATEGORIES", "Buds=leaves"),
             ("TILL_SOCKET", "/tmp/" + String(repeating: "s", count: 120)), ("TILL_LOG_LEVEL", "loud"),
-            ("TILL_METRC_OBJECT_LIMIT", "0"), ("TILL_METRC_OBJECT_LIMIT", "ten"),
+            ("TILL_METRC_OBJECT_LIMIT", "0"), ("TILL_METRC_OBJECT_LIMIT", "ten"), ("TILL_LOG_FORMAT", "xml"),
         ]
         for (name, value) in broken {
             #expect(setting(real.merging([name: value]) { _, new in new }) == name, "\(name)=\(value)")
@@ -63,5 +63,62 @@ import TillPatients
         #expect(configuration.license == "FROM-FILE")
         #expect(configuration.reportDeadline == .milliseconds(900))
         #expect(configuration.logLevel == .debug)
+    }
+
+    @Test func logsAreTextUnlessJSONIsAskedFor() throws {
+        #expect(try TillConfiguration.fromEnvironment([:]).logFormat == .text)
+        #expect(try TillConfiguration.fromEnvironment(["TILL_LOG_FORMAT": "JSON"]).logFormat == .json)
+    }
+
+    /// A keys file for `TILL_METRC_KEYS_FILE`, removed when the test ends.
+    final class KeysFile {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("till-keys-\(UUID().uuidString)").path
+
+        init(_ text: String, mode: mode_t) throws {
+            try text.write(toFile: path, atomically: false, encoding: .utf8)
+            chmod(path, mode)
+        }
+
+        deinit { try? FileManager.default.removeItem(atPath: path) }
+    }
+
+    let realMetrc = ["TILL_METRC_STATE": "co", "TILL_LICENSE": "403R-X0001", "TILL_TIMEZONE": "America/Denver"]
+
+    @Test func theMetrcKeysComeFromAFileOnlyItsOwnerCanRead() throws {
+        let file = try KeysFile("# Metrc keys for 403R-X0001\nvendor = V-123\n\nuser=U-456\n", mode: 0o600)
+        let configuration = try TillConfiguration.fromEnvironment(realMetrc.merging(["TILL_METRC_KEYS_FILE": file.path]) { a, _ in a })
+        #expect(configuration.vendorKey == "V-123")
+        #expect(configuration.userKey == "U-456")
+        #expect(configuration.keysFile == file.path)
+    }
+
+    @Test func aKeysFileOthersCanReadIsRefusedWithOneLineThatShowsNoKey() throws {
+        for mode: mode_t in [0o640, 0o604, 0o660] {
+            let file = try KeysFile("vendor=V-SECRET\nuser=U-SECRET\n", mode: mode)
+            do {
+                _ = try TillConfiguration.fromEnvironment(realMetrc.merging(["TILL_METRC_KEYS_FILE": file.path]) { a, _ in a })
+                Issue.record("mode \(String(mode, radix: 8)) was accepted")
+            } catch {
+                #expect(error.setting == "TILL_METRC_KEYS_FILE")
+                #expect(error.description.contains("mode \(String(mode, radix: 8))"), "\(error)")
+                #expect(!error.description.contains("SECRET") && !error.description.contains("\n"), "\(error)")
+            }
+        }
+    }
+
+    @Test func keysGivenBothInAFileAndInTheEnvironmentAreRefused() throws {
+        let file = try KeysFile("vendor=V\nuser=U\n", mode: 0o600)
+        for name in ["TILL_METRC_VENDOR_KEY", "TILL_METRC_USER_KEY"] {
+            let environment = realMetrc.merging(["TILL_METRC_KEYS_FILE": file.path, name: "also"]) { a, _ in a }
+            #expect(setting(environment) == "TILL_METRC_KEYS_FILE", "\(name)")
+        }
+    }
+
+    @Test func aKeysFileThatIsMissingOrIncompleteIsNamed() throws {
+        let incomplete = try KeysFile("vendor=V\n", mode: 0o600)
+        let misspelt = try KeysFile("vendor=V\nusr=U\n", mode: 0o600)
+        for path in [incomplete.path, misspelt.path, "/nonexistent/till-keys"] {
+            #expect(setting(realMetrc.merging(["TILL_METRC_KEYS_FILE": path]) { a, _ in a }) == "TILL_METRC_KEYS_FILE", "\(path)")
+        }
     }
 }

@@ -154,16 +154,16 @@ struct TillProcessWorld: Sendable {
     }
 
     /// A fresh world for `body`, torn down (simulator stopped, data folder removed) before returning.
-    static func run(_ body: (TillProcessWorld) async throws -> Void) async throws {
-        try await using(try await make(), body, then: { await $0.tearDown() })
+    static func run(simulator configuration: SimulatorConfiguration = SimulatorConfiguration(),
+                    _ body: (TillProcessWorld) async throws -> Void) async throws {
+        try await using(try await make(configuration), body, then: { await $0.tearDown() })
     }
 
-    private static func make() async throws -> TillProcessWorld {
+    private static func make(_ configuration: SimulatorConfiguration) async throws -> TillProcessWorld {
         try #require(FileManager.default.isExecutableFile(atPath: binary),
                      "build the till executable first (swift build); looked for \(binary)")
         var logger = Logger(label: "sim")
         logger.logLevel = .critical
-        let configuration = SimulatorConfiguration()
         let simulation = MetrcSimulation(configuration: configuration)
         let simulator = try await MetrcSimulatorServer.start(simulation: simulation, logger: logger)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("till-kill-\(UUID().uuidString.prefix(8))").path
@@ -177,7 +177,7 @@ struct TillProcessWorld: Sendable {
             "TILL_METRC_TIMEOUT_S": "3", "TILL_METRC_IN_DOUBT_S": "5", "TILL_REGISTER_RETURNS": "true", "TILL_CONSOLE_ADDR": "off",
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
         ]
-        let output = try command(["terminals", "add", "register-1", "--role", "register"], environment: environment).output
+        let output = try await command(["terminals", "add", "register-1", "--role", "register"], environment: environment).output
         let token = try #require(output.split(separator: "\n").last.map(String.init))
         return TillProcessWorld(simulation: simulation, simulator: simulator, directory: directory,
                                 environment: environment, token: token,
@@ -185,20 +185,28 @@ struct TillProcessWorld: Sendable {
     }
 
     /// Starts `till serve` and waits until it answers on its socket.
-    func launch() async throws -> RunningTill {
+    ///
+    /// - Parameters:
+    ///   - changes: settings to add to (or, nil, remove from) this world's environment.
+    ///   - standardError: where its log goes (nowhere by default).
+    func launch(_ changes: [String: String?] = [:], standardError: FileHandle = .nullDevice) async throws -> RunningTill {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = ["serve"]
-        process.environment = environment
+        process.environment = Self.environment(environment, changing: changes)
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        process.standardError = standardError
         try process.run()
         let till = RunningTill(process: process)
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(20)
         while clock.now < deadline {
+            // Answering, and with stock to sell: under load the first sync can miss the one-second Metrc time-out
+            // this world sets, and a sale before the sync after it would be refused as an unknown package.
             if let health = try? await client.send(HTTPRequest(method: "GET", url: "http://till/v1/health")),
-               health.status == 200 { return till }
+               health.status == 200, !((try? await get("/v1/packages"))?["packages"] as? [Any] ?? []).isEmpty {
+                return till
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         till.kill9()
@@ -206,14 +214,14 @@ struct TillProcessWorld: Sendable {
         throw CancellationError()
     }
 
-    func sell(_ clientSaleId: String, quantity: String = "1") async throws -> (status: Int, json: [String: Any]) {
+    func sell(_ clientSaleId: String, quantity: String = "1", token: String? = nil) async throws -> (status: Int, json: [String: Any]) {
         let body = """
             {"clientSaleId":"\(clientSaleId)","customerType":"Consumer",
              "lines":[{"packageLabel":"\(Labels.flower)","quantity":\(quantity),"unit":"Grams","totalAmount":10.00}]}
             """
         let response = try await client.send(HTTPRequest(
             method: "POST", url: "http://till/v1/sales",
-            headers: [(name: "Authorization", value: "Bearer \(token)"), (name: "Content-Type", value: "application/json")],
+            headers: [(name: "Authorization", value: "Bearer \(token ?? self.token)"), (name: "Content-Type", value: "application/json")],
             body: Data(body.utf8)))
         return (response.status, (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:])
     }
@@ -275,15 +283,10 @@ struct TillProcessWorld: Sendable {
         Issue.record("receipt \(receiptNumber) was not reported in time")
     }
 
-    /// Runs a `till` command over this world's data folder and simulator.
-    /// Waits on a thread of its own, not one of the few the simulator in this process answers the command on.
-    func command(_ arguments: [String]) async throws -> (output: String, status: Int32) {
-        let environment = environment
-        return try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try Self.command(arguments, environment: environment) })
-            }
-        }
+    /// Runs a `till` command over this world's data folder and simulator, with `changes` to its environment
+    /// (nil removes a setting); what it printed on standard output and on standard error, and its exit status.
+    func command(_ arguments: [String], _ changes: [String: String?] = [:]) async throws -> CommandResult {
+        try await Self.command(arguments, environment: Self.environment(environment, changing: changes))
     }
 
     private func tearDown() async {
@@ -291,26 +294,44 @@ struct TillProcessWorld: Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    private static func command(_ arguments: [String], environment: [String: String]) throws -> (output: String, status: Int32) {
+    private static func environment(_ base: [String: String], changing changes: [String: String?]) -> [String: String] {
+        var environment = base
+        for (name, value) in changes { environment[name] = value }
+        return environment
+    }
+
+    /// Waited for on a thread of its own: the simulator the child talks to is served from this process.
+    private static func command(_ arguments: [String], environment: [String: String]) async throws -> CommandResult {
+        try await onItsOwnThread { try waitForCommand(arguments, environment: environment) }
+    }
+
+    private static func waitForCommand(_ arguments: [String], environment: [String: String]) throws -> CommandResult {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         process.environment = environment
         let pipe = Pipe()
         process.standardOutput = pipe
-        let errors = FileManager.default.temporaryDirectory.appendingPathComponent("till-command-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: errors.path, contents: nil)
+        // A file, not a second pipe: reading one pipe to its end while the other fills up would deadlock.
+        let errors = FileManager.default.temporaryDirectory.appendingPathComponent("till-stderr-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errors) }
         process.standardError = try FileHandle(forWritingTo: errors)
         try process.run()
+        // A command that should have stopped by itself and did not (`till serve` meant to refuse) fails the test, not the run.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 60) { if process.isRunning { process.terminate() } }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        let output = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard process.terminationStatus != 0 else { return (output, 0) }
-        // What went wrong goes with the output, for the test's message.
-        let said = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
-        return (output + (said.isEmpty ? "" : "\n[stderr] " + said.suffix(2000)), process.terminationStatus)
+        func text(_ data: Data) -> String { String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+        return CommandResult(output: text(data), errors: text(try Data(contentsOf: errors)), status: process.terminationStatus)
     }
+}
+
+/// What a `till` command printed, and how it exited.
+struct CommandResult {
+    let output: String
+    let errors: String
+    let status: Int32
 }
 
 /// A `till serve` child process.

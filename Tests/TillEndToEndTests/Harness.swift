@@ -203,13 +203,103 @@ final class TillHarness: Sendable {
 
     func waitUntil(_ what: String, timeout: Duration = .seconds(20),
                    _ condition: @Sendable () async throws -> Bool) async throws {
-        let clock = ContinuousClock()
-        let deadline = clock.now + timeout
-        while clock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(20))
+        try await poll(until: what, timeout: timeout, condition)
+    }
+}
+
+/// Runs blocking work (waiting for a child process, a blocking socket) on a thread of its own: on the
+/// cooperative pool, two threads on two cores, it could starve the server or the simulator this test
+/// process runs for it.
+func onItsOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes (then the test fails).
+func poll(until what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    Issue.record("timed out waiting until \(what)")
+    throw CancellationError()
+}
+
+/// One HTTP/1.1 connection to Till's socket, kept open from request to request (libcurl may open another
+/// whenever it likes): for what Till counts per connection. Its blocking reads (10 s at most) run off the
+/// cooperative pool.
+final class SocketConnection {
+    private let descriptor: Int32
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    init(path: String) throws {
+        descriptor = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw Failure(description: "socket: \(errno)") }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
-        Issue.record("timed out waiting until \(what)")
-        throw CancellationError()
+        guard connected == 0 else {
+            close(descriptor)
+            throw Failure(description: "connect: \(errno)")
+        }
+    }
+
+    deinit { close(descriptor) }
+
+    /// Sends one request on this connection and reads its whole answer: the status and the error code, if any.
+    func request(_ method: String, _ path: String, token: String?) async throws -> (status: Int, code: String?) {
+        let descriptor = self.descriptor
+        return try await onItsOwnThread { try Self.exchange(on: descriptor, method, path, token: token) }
+    }
+
+    private static func exchange(on descriptor: Int32, _ method: String, _ path: String,
+                                 token: String?) throws -> (status: Int, code: String?) {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: till\r\n"
+        if let token { head += "Authorization: Bearer \(token)\r\n" }
+        head += "\r\n"
+        let sent = Array(head.utf8).withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+        guard sent == head.utf8.count else { throw Failure(description: "send: \(errno)") }
+
+        var received: [UInt8] = []
+        func readMore() throws {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { throw Failure(description: "the connection closed or timed out (\(errno))") }
+            received += buffer[..<count]
+        }
+        let separator = Array("\r\n\r\n".utf8)
+        var headEnd: Int?
+        while headEnd == nil {
+            try readMore()
+            headEnd = received.indices.dropLast(3).first { received[$0..<$0 + 4].elementsEqual(separator) }
+        }
+        let headText = String(decoding: received[..<headEnd!], as: UTF8.self)
+        let lines = headText.components(separatedBy: "\r\n")
+        guard let status = lines.first?.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else {
+            throw Failure(description: "no status line: \(headText)")
+        }
+        let length = lines.dropFirst().compactMap { line -> Int? in
+            let parts = line.split(separator: ":", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "content-length" else { return nil }
+            return Int(parts[1].trimmingCharacters(in: .whitespaces))
+        }.first ?? 0
+        while received.count < headEnd! + 4 + length { try readMore() }
+        let body = Data(received[(headEnd! + 4)..<(headEnd! + 4 + length)])
+        let json = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any]
+        return (status, (json?["error"] as? [String: Any])?["code"] as? String)
     }
 }

@@ -53,10 +53,11 @@ import TillStore
         try await TillHarness.run(deadline: .milliseconds(300), metrcTimeout: .seconds(1), inDoubt: .seconds(2)) { till in
             await till.simulation.setFaults([SimFault(.dropBeforeCommit, method: "POST", pathPrefix: "/sales/v2/receipts",
                                                       times: 1)])
+            // Before the sale, not after its answer: under load the answer can come well after the journaling.
+            let journaledAt = Date()
             let answer = try await till.sell("lost-1")
             #expect(answer.status == 202)
             let number = try #require(answer["receiptNumber"] as? String)
-            let journaledAt = Date()
             try await till.waitUntil("the sale is reported", timeout: .seconds(15)) {
                 try till.services.store.reportingSummary().pending == 0
             }

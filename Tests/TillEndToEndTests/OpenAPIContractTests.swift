@@ -472,10 +472,11 @@ private enum SourceTree {
         return found
     }
 
-    /// APIError.status and its two overrides (Middleware.swift); the contract these statuses are tested against.
+    /// APIError.status and its three overrides (Middleware.swift); the contract these statuses are tested against.
     private static func status(kind: String, code: String) -> Int? {
         if code == "payload_too_large" { return 413 }
         if code == "method_not_allowed" { return 405 }
+        if code == "too_many_failed_attempts" { return 429 }
         return ["invalidRequest": 400, "notFound": 404, "conflict": 409, "unprocessable": 422, "unauthorized": 401,
                 "forbidden": 403, "unavailable": 503][kind]
     }
