@@ -54,4 +54,16 @@ public protocol MetrcAPI: Sendable {
     /// day's check-ins are returned, whether or not Metrc applied the filter): how an uncertain check-in post
     /// is found again.
     func patientCheckIns(on date: String) async throws(MetrcError) -> [MetrcPatientCheckIn]
+    /// `GET /sales/v2/deliveries/{id}`; nil when Metrc does not know it for this license.
+    func salesDelivery(id: Int64) async throws(MetrcError) -> MetrcSalesDelivery?
+    /// `GET /sales/v2/deliveries/active|inactive` by sales date, all pages, windows of at most 24 hours.
+    func salesDeliveries(active: Bool, salesDateStart: Date, salesDateEnd: Date) async throws(MetrcError) -> [MetrcSalesDelivery]
+    /// `GET /sales/v2/deliveries/active|inactive` by last modification, all pages, windows of at most 24 hours.
+    func salesDeliveries(active: Bool, lastModifiedStart: Date, lastModifiedEnd: Date) async throws(MetrcError) -> [MetrcSalesDelivery]
+    /// `GET /sales/v2/deliveries/returnreasons`.
+    func deliveryReturnReasons() async throws(MetrcError) -> [MetrcDeliveryReturnReason]
+    /// `GET /sales/v2/deliveries/retailer/{id}`; nil when Metrc does not know it for this license.
+    func retailerDelivery(id: Int64) async throws(MetrcError) -> MetrcRetailerDelivery?
+    /// `GET /sales/v2/deliveries/retailer/active|inactive` by last modification, all pages, windows of 24 hours.
+    func retailerDeliveries(active: Bool, lastModifiedStart: Date, lastModifiedEnd: Date) async throws(MetrcError) -> [MetrcRetailerDelivery]
 }

@@ -108,8 +108,14 @@ extension MetrcClient {
     }
 
     private func receipts(active: Bool, filter: String, from start: Date, to end: Date) async throws(MetrcError) -> [MetrcReceipt] {
-        let path = active ? "/sales/v2/receipts/active" : "/sales/v2/receipts/inactive"
-        var found: [[MetrcReceipt]] = []
+        try await windowed(active ? "/sales/v2/receipts/active" : "/sales/v2/receipts/inactive", filter: filter,
+                           from: start, to: end, id: \.id)
+    }
+
+    /// A paged list read in windows of at most 24 hours of `filter` (`salesDate`, `lastModified`), merged by Id.
+    private func windowed<T: Decodable>(_ path: String, filter: String, from start: Date, to end: Date,
+                                        id: (T) -> Int64) async throws(MetrcError) -> [T] {
+        var found: [[T]] = []
         for window in Self.windows(from: start, to: end) {
             let call = Call("GET", path, query: [
                 (name: filter + "Start", value: MetrcLocalTime.filter(window.start)),
@@ -117,7 +123,42 @@ extension MetrcClient {
             ])
             found.append(try await list(call, paged: true))
         }
-        return Self.merged(found, id: \.id)
+        return Self.merged(found, id: id)
+    }
+
+    // MARK: - Deliveries
+
+    public func salesDelivery(id: Int64) async throws(MetrcError) -> MetrcSalesDelivery? {
+        let call = Call("GET", "/sales/v2/deliveries/\(id)")
+        guard let response = try await lookup(call) else { return nil }
+        let items = try decode(MetrcOneOrMany<MetrcSalesDelivery>.self, from: response, call).items
+        return items.first { $0.id == id } ?? items.first
+    }
+
+    public func salesDeliveries(active: Bool, salesDateStart: Date, salesDateEnd: Date) async throws(MetrcError) -> [MetrcSalesDelivery] {
+        try await windowed(active ? "/sales/v2/deliveries/active" : "/sales/v2/deliveries/inactive", filter: "salesDate",
+                           from: salesDateStart, to: salesDateEnd, id: \.id)
+    }
+
+    public func salesDeliveries(active: Bool, lastModifiedStart: Date, lastModifiedEnd: Date) async throws(MetrcError) -> [MetrcSalesDelivery] {
+        try await windowed(active ? "/sales/v2/deliveries/active" : "/sales/v2/deliveries/inactive", filter: "lastModified",
+                           from: lastModifiedStart, to: lastModifiedEnd, id: \.id)
+    }
+
+    public func deliveryReturnReasons() async throws(MetrcError) -> [MetrcDeliveryReturnReason] {
+        try await list(Call("GET", "/sales/v2/deliveries/returnreasons"), paged: true)
+    }
+
+    public func retailerDelivery(id: Int64) async throws(MetrcError) -> MetrcRetailerDelivery? {
+        let call = Call("GET", "/sales/v2/deliveries/retailer/\(id)")
+        guard let response = try await lookup(call) else { return nil }
+        let items = try decode(MetrcOneOrMany<MetrcRetailerDelivery>.self, from: response, call).items
+        return items.first { $0.id == id } ?? items.first
+    }
+
+    public func retailerDeliveries(active: Bool, lastModifiedStart: Date, lastModifiedEnd: Date) async throws(MetrcError) -> [MetrcRetailerDelivery] {
+        try await windowed(active ? "/sales/v2/deliveries/retailer/active" : "/sales/v2/deliveries/retailer/inactive",
+                           filter: "lastModified", from: lastModifiedStart, to: lastModifiedEnd, id: \.id)
     }
 
     public func finalizeReceipts(ids: [Int64]) async throws(MetrcError) {

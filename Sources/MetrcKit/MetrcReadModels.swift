@@ -238,6 +238,8 @@ public struct MetrcFacility: Sendable, Equatable, Decodable {
     public var canSellToCaregivers: Bool?
     public var canSellToExternalPatients: Bool?
     public var canReportPatientCheckIns: Bool?
+    /// The delivery rules of its license (nil: Metrc did not say).
+    public var delivery: MetrcDeliveryFlags = MetrcDeliveryFlags()
 
     public init(name: String? = nil, displayName: String? = nil, licenseNumber: String, licenseType: String? = nil,
                 canSellToConsumers: Bool? = nil, canSellToPatients: Bool? = nil, canSellToCaregivers: Bool? = nil,
@@ -266,6 +268,7 @@ public struct MetrcFacility: Sendable, Equatable, Decodable {
         canSellToCaregivers = type?.canSellToCaregivers
         canSellToExternalPatients = type?.canSellToExternalPatients
         canReportPatientCheckIns = type?.canReportPatientCheckIns
+        delivery = type?.delivery ?? MetrcDeliveryFlags()
     }
 
     enum CodingKeys: String, CodingKey {
@@ -291,6 +294,17 @@ public struct MetrcFacility: Sendable, Equatable, Decodable {
         var canSellToCaregivers: Bool?
         var canSellToExternalPatients: Bool?
         var canReportPatientCheckIns: Bool?
+        var delivery: MetrcDeliveryFlags
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            canSellToConsumers = try container.decodeIfPresent(Bool.self, forKey: .canSellToConsumers)
+            canSellToPatients = try container.decodeIfPresent(Bool.self, forKey: .canSellToPatients)
+            canSellToCaregivers = try container.decodeIfPresent(Bool.self, forKey: .canSellToCaregivers)
+            canSellToExternalPatients = try container.decodeIfPresent(Bool.self, forKey: .canSellToExternalPatients)
+            canReportPatientCheckIns = try container.decodeIfPresent(Bool.self, forKey: .canReportPatientCheckIns)
+            delivery = try MetrcDeliveryFlags(from: decoder)
+        }
 
         enum CodingKeys: String, CodingKey {
             case canSellToConsumers = "canselltoconsumers"
@@ -437,5 +451,241 @@ public struct MetrcPatientCheckIn: Sendable, Equatable, Decodable {
         case patientLicenseNumber = "patientlicensenumber"
         case checkInLocationId = "checkinlocationid"
         case checkInDate = "checkindate"
+    }
+}
+
+/// What a facility's license says about deliveries (`FacilityType`); nil where Metrc said nothing.
+public struct MetrcDeliveryFlags: Sendable, Equatable, Decodable {
+    public var canDeliverSalesToConsumers: Bool?
+    public var canDeliverSalesToPatients: Bool?
+    public var requireConsumerId: Bool?
+    public var requirePatientNumber: Bool?
+    public var requireRecipientName: Bool?
+    public var allowPlannedRoute: Bool?
+    public var allowAddress: Bool?
+    public var allowCity: Bool?
+    public var allowState: Bool?
+    public var allowCounty: Bool?
+    public var allowZip: Bool?
+    public var retailerDelivery: Bool?
+    public var retailerDeliveryRequirePrice: Bool?
+    public var retailerDeliveryAllowPartialPackages: Bool?
+
+    public init(canDeliverSalesToConsumers: Bool? = nil, canDeliverSalesToPatients: Bool? = nil, requireConsumerId: Bool? = nil,
+                requirePatientNumber: Bool? = nil, requireRecipientName: Bool? = nil, allowPlannedRoute: Bool? = nil,
+                allowAddress: Bool? = nil, allowCity: Bool? = nil, allowState: Bool? = nil, allowCounty: Bool? = nil,
+                allowZip: Bool? = nil, retailerDelivery: Bool? = nil, retailerDeliveryRequirePrice: Bool? = nil,
+                retailerDeliveryAllowPartialPackages: Bool? = nil) {
+        self.canDeliverSalesToConsumers = canDeliverSalesToConsumers
+        self.canDeliverSalesToPatients = canDeliverSalesToPatients
+        self.requireConsumerId = requireConsumerId
+        self.requirePatientNumber = requirePatientNumber
+        self.requireRecipientName = requireRecipientName
+        self.allowPlannedRoute = allowPlannedRoute
+        self.allowAddress = allowAddress
+        self.allowCity = allowCity
+        self.allowState = allowState
+        self.allowCounty = allowCounty
+        self.allowZip = allowZip
+        self.retailerDelivery = retailerDelivery
+        self.retailerDeliveryRequirePrice = retailerDeliveryRequirePrice
+        self.retailerDeliveryAllowPartialPackages = retailerDeliveryAllowPartialPackages
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case canDeliverSalesToConsumers = "candeliversalestoconsumers"
+        case canDeliverSalesToPatients = "candeliversalestopatients"
+        case requireConsumerId = "salesdeliveryrequireconsumerid"
+        case requirePatientNumber = "salesdeliveryrequirepatientnumber"
+        case requireRecipientName = "salesdeliveryrequirerecipientname"
+        case allowPlannedRoute = "salesdeliveryallowplannedroute"
+        case allowAddress = "salesdeliveryallowaddress"
+        case allowCity = "salesdeliveryallowcity"
+        case allowState = "salesdeliveryallowstate"
+        case allowCounty = "salesdeliveryallowcounty"
+        case allowZip = "salesdeliveryallowzip"
+        case retailerDelivery = "retailerdelivery"
+        case retailerDeliveryRequirePrice = "retailerdeliveryrequireprice"
+        case retailerDeliveryAllowPartialPackages = "retailerdeliveryallowpartialpackages"
+    }
+}
+
+/// A sales delivery as Metrc holds it (`SaleDelivery`).
+public struct MetrcSalesDelivery: Sendable, Equatable, Decodable {
+    public var id: Int64
+    public var deliveryNumber: String?
+    public var salesDateTime: String?
+    public var salesCustomerType: String?
+    public var recipientName: String?
+    public var salesDeliveryState: String?
+    public var actualDepartureDateTime: String?
+    public var actualArrivalDateTime: String?
+    public var completedDateTime: String?
+    public var voidedDate: String?
+    public var lastModified: String?
+    public var transactions: [MetrcReceiptTransaction]?
+
+    public init(id: Int64, deliveryNumber: String? = nil, salesDateTime: String? = nil, salesCustomerType: String? = nil,
+                recipientName: String? = nil, salesDeliveryState: String? = nil, actualDepartureDateTime: String? = nil,
+                actualArrivalDateTime: String? = nil, completedDateTime: String? = nil, voidedDate: String? = nil,
+                lastModified: String? = nil, transactions: [MetrcReceiptTransaction]? = nil) {
+        self.id = id
+        self.deliveryNumber = deliveryNumber
+        self.salesDateTime = salesDateTime
+        self.salesCustomerType = salesCustomerType
+        self.recipientName = recipientName
+        self.salesDeliveryState = salesDeliveryState
+        self.actualDepartureDateTime = actualDepartureDateTime
+        self.actualArrivalDateTime = actualArrivalDateTime
+        self.completedDateTime = completedDateTime
+        self.voidedDate = voidedDate
+        self.lastModified = lastModified
+        self.transactions = transactions
+    }
+
+    /// Completed (delivered) in Metrc: its state says so, or it carries a completion time.
+    public var isCompleted: Bool {
+        completedDateTime != nil || ["delivered", "completed"].contains(salesDeliveryState?.lowercased() ?? "")
+    }
+
+    public var isVoided: Bool { voidedDate != nil || salesDeliveryState?.lowercased() == "voided" }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case deliveryNumber = "deliverynumber"
+        case salesDateTime = "salesdatetime"
+        case salesCustomerType = "salescustomertype"
+        case recipientName = "recipientname"
+        case salesDeliveryState = "salesdeliverystate"
+        case actualDepartureDateTime = "actualdeparturedatetime"
+        case actualArrivalDateTime = "actualarrivaldatetime"
+        case completedDateTime = "completeddatetime"
+        case voidedDate = "voideddate"
+        case lastModified = "lastmodified"
+        case transactions
+    }
+}
+
+/// A retailer delivery (a vehicle trip) as Metrc holds it (`Retailer`).
+public struct MetrcRetailerDelivery: Sendable, Equatable, Decodable {
+    /// A package on the vehicle now.
+    public struct Package: Sendable, Equatable, Decodable {
+        public var packageLabel: String?
+        public var quantity: Decimal?
+        public var unitOfMeasure: String?
+        public var totalPrice: Decimal?
+
+        public init(packageLabel: String?, quantity: Decimal?, unitOfMeasure: String?, totalPrice: Decimal? = nil) {
+            self.packageLabel = packageLabel
+            self.quantity = quantity
+            self.unitOfMeasure = unitOfMeasure
+            self.totalPrice = totalPrice
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case packageLabel = "packagelabel", quantity, unitOfMeasure = "unitofmeasure", totalPrice = "totalprice"
+        }
+    }
+
+    /// A sale made from the vehicle.
+    public struct Destination: Sendable, Equatable, Decodable {
+        public var id: Int64?
+        public var salesDateTime: String?
+        public var recipientName: String?
+        public var transactions: [MetrcReceiptTransaction]?
+
+        public init(id: Int64?, salesDateTime: String?, recipientName: String? = nil, transactions: [MetrcReceiptTransaction]? = nil) {
+            self.id = id
+            self.salesDateTime = salesDateTime
+            self.recipientName = recipientName
+            self.transactions = transactions
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case id, salesDateTime = "salesdatetime", recipientName = "recipientname", transactions
+        }
+    }
+
+    public var id: Int64
+    public var retailerDeliveryNumber: String?
+    public var dateTime: String?
+    public var driverEmployeeId: String?
+    public var vehicleLicensePlateNumber: String?
+    public var actualDepartureDateTime: String?
+    public var restockDateTime: String?
+    public var leg: Int?
+    public var retailerDeliveryState: String?
+    public var completedDateTime: String?
+    public var voidedDate: String?
+    public var lastModified: String?
+    public var packages: [Package]?
+    public var destinations: [Destination]?
+
+    public init(id: Int64, retailerDeliveryNumber: String? = nil, dateTime: String? = nil, driverEmployeeId: String? = nil,
+                vehicleLicensePlateNumber: String? = nil, actualDepartureDateTime: String? = nil, restockDateTime: String? = nil,
+                leg: Int? = nil, retailerDeliveryState: String? = nil, completedDateTime: String? = nil, voidedDate: String? = nil,
+                lastModified: String? = nil, packages: [Package]? = nil, destinations: [Destination]? = nil) {
+        self.id = id
+        self.retailerDeliveryNumber = retailerDeliveryNumber
+        self.dateTime = dateTime
+        self.driverEmployeeId = driverEmployeeId
+        self.vehicleLicensePlateNumber = vehicleLicensePlateNumber
+        self.actualDepartureDateTime = actualDepartureDateTime
+        self.restockDateTime = restockDateTime
+        self.leg = leg
+        self.retailerDeliveryState = retailerDeliveryState
+        self.completedDateTime = completedDateTime
+        self.voidedDate = voidedDate
+        self.lastModified = lastModified
+        self.packages = packages
+        self.destinations = destinations
+    }
+
+    public var hasDeparted: Bool {
+        actualDepartureDateTime != nil || ["intransit", "departed"].contains(retailerDeliveryState?.lowercased() ?? "")
+    }
+
+    public var hasEnded: Bool {
+        completedDateTime != nil || ["completed", "ended"].contains(retailerDeliveryState?.lowercased() ?? "")
+    }
+
+    public var isVoided: Bool { voidedDate != nil || retailerDeliveryState?.lowercased() == "voided" }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case retailerDeliveryNumber = "retailerdeliverynumber"
+        case dateTime = "datetime"
+        case driverEmployeeId = "driveremployeeid"
+        case vehicleLicensePlateNumber = "vehiclelicenseplatenumber"
+        case actualDepartureDateTime = "actualdeparturedatetime"
+        case restockDateTime = "restockdatetime"
+        case leg
+        case retailerDeliveryState = "retailerdeliverystate"
+        case completedDateTime = "completeddatetime"
+        case voidedDate = "voideddate"
+        case lastModified = "lastmodified"
+        case packages
+        case destinations
+    }
+}
+
+/// A reason a delivered package may come back (`GET /sales/v2/deliveries/returnreasons`).
+public struct MetrcDeliveryReturnReason: Sendable, Equatable, Decodable {
+    public var name: String
+    public var requiresNote: Bool
+
+    public init(name: String, requiresNote: Bool) {
+        self.name = name
+        self.requiresNote = requiresNote
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        requiresNote = try container.decodeIfPresent(Bool.self, forKey: .requiresNote) ?? false
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, requiresNote = "requiresnote"
     }
 }

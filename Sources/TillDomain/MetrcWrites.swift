@@ -16,6 +16,26 @@ public enum JournalKind: String, Sendable, CaseIterable, Codable {
     case checkInCreate = "checkin.create"
     /// `POST /packages/v2/adjust`: returned goods wasted, taken off the package's count.
     case packageAdjust = "package.adjust"
+    /// `POST /sales/v2/deliveries`.
+    case deliveryCreate = "delivery.create"
+    /// `PUT /sales/v2/deliveries`: its new full content.
+    case deliveryUpdate = "delivery.update"
+    /// `PUT /sales/v2/deliveries/complete`.
+    case deliveryComplete = "delivery.complete"
+    /// `DELETE /sales/v2/deliveries/{id}`.
+    case deliveryVoid = "delivery.void"
+    /// `POST /sales/v2/deliveries/retailer`: a vehicle trip and its load.
+    case tripCreate = "trip.create"
+    /// `POST /sales/v2/deliveries/retailer/depart`.
+    case tripDepart = "trip.depart"
+    /// `POST /sales/v2/deliveries/retailer/sale`.
+    case tripSale = "trip.sale"
+    /// `POST /sales/v2/deliveries/retailer/restock`.
+    case tripRestock = "trip.restock"
+    /// `POST /sales/v2/deliveries/retailer/end`.
+    case tripEnd = "trip.end"
+    /// `DELETE /sales/v2/deliveries/retailer/{id}`.
+    case tripVoid = "trip.void"
 }
 
 /// What a journaled write is about. Writes of one subject reach Metrc in the order they were journaled;
@@ -23,17 +43,21 @@ public enum JournalKind: String, Sendable, CaseIterable, Codable {
 public enum JournalSubject: Hashable, Sendable, CustomStringConvertible {
     case sale(Int64)
     case checkIn(Int64)
+    case delivery(Int64)
+    case trip(Int64)
 
     public var type: String {
         switch self {
         case .sale: "sale"
         case .checkIn: "checkin"
+        case .delivery: "delivery"
+        case .trip: "trip"
         }
     }
 
     public var id: Int64 {
         switch self {
-        case .sale(let id), .checkIn(let id): id
+        case .sale(let id), .checkIn(let id), .delivery(let id), .trip(let id): id
         }
     }
 
@@ -41,6 +65,8 @@ public enum JournalSubject: Hashable, Sendable, CustomStringConvertible {
         switch type {
         case "sale": self = .sale(id)
         case "checkin": self = .checkIn(id)
+        case "delivery": self = .delivery(id)
+        case "trip": self = .trip(id)
         default: return nil
         }
     }

@@ -205,6 +205,8 @@ public struct Sale: Sendable, Hashable {
 /// Roles a register terminal's token can carry.
 public enum TerminalRole: String, Sendable, Codable, CaseIterable {
     case register, pharmacist, manager
+    /// Runs vehicle trips: loads, departs, sells from the vehicle, restocks, ends.
+    case driver
 }
 
 /// An authenticated caller.

@@ -99,6 +99,9 @@ extension JournalKindHandler {
                     }
                     return found ? .applied(metrcId: nil) : .notApplied
                 })
+        case .deliveryCreate, .deliveryUpdate, .deliveryComplete, .deliveryVoid,
+             .tripCreate, .tripDepart, .tripSale, .tripRestock, .tripEnd, .tripVoid:
+            deliveryHandler(for: kind, metrc: metrc)
         case .checkInCreate:
             JournalKindHandler(
                 endpoint: "POST /patient-checkins/v2/", batches: true, answersIds: true,
@@ -112,6 +115,135 @@ extension JournalKindHandler {
                     return found.map { .applied(metrcId: $0) } ?? .notApplied
                 })
         }
+    }
+}
+
+extension JournalKindHandler {
+    /// Deliveries and trips have no external number: what Till sends is made recognisable instead (a unique
+    /// local time per create and trip sale, a later time per restock), and the later steps are read back on
+    /// the delivery or trip by its Id (docs/deliveries.md).
+    static func deliveryHandler(for kind: JournalKind, metrc: any MetrcAPI) -> JournalKindHandler {
+        func write(_ method: String, _ path: String) -> @Sendable ([JournalRow]) -> MetrcWrite {
+            { MetrcWrite(method: method, path: path, objects: $0.map(\.body)) }
+        }
+        func delete(_ path: String, key: @escaping @Sendable (JournalBody) -> Int64?) -> @Sendable ([JournalRow]) -> MetrcWrite {
+            { rows in
+                // One row a request; its body names what goes (`{"Id":n}`), filled in once Metrc gave the Id.
+                let id = (try? JournalBody(rows[0])).flatMap(key) ?? 0
+                return MetrcWrite(method: "DELETE", path: "\(path)/\(id)", objects: [])
+            }
+        }
+        @Sendable func delivery(_ row: JournalRow) async throws(MetrcError) -> MetrcSalesDelivery? {
+            try await metrc.salesDelivery(id: try JournalBody.required(JournalBody(row).id, "Id", row))
+        }
+        @Sendable func trip(_ row: JournalRow) async throws(MetrcError) -> MetrcRetailerDelivery? {
+            try await metrc.retailerDelivery(id: try JournalBody.required(JournalBody(row).retailerDeliveryId, "RetailerDeliveryId", row))
+        }
+        @Sendable func found(_ applied: Bool) -> ProbeFinding { applied ? .applied(metrcId: nil) : .notApplied }
+        let retailer = "/sales/v2/deliveries/retailer"
+        return switch kind {
+        case .deliveryCreate:
+            JournalKindHandler(
+                endpoint: "POST /sales/v2/deliveries", batches: true, answersIds: true,
+                request: write("POST", "/sales/v2/deliveries"),
+                probe: { row throws(MetrcError) in
+                    let body = try JournalBody(row)
+                    let sent = try JournalBody.required(body.salesDateTime, "SalesDateTime", row)
+                    guard let instant = MetrcLocalTime.parse(sent, in: metrc.timeZone) else {
+                        throw MetrcError.invalidResponse("journal row \(row.id) has an unreadable SalesDateTime \(sent)")
+                    }
+                    let window = (instant.addingTimeInterval(-3600), instant.addingTimeInterval(3600))
+                    for active in [true, false] {
+                        let listed = try await metrc.salesDeliveries(active: active, salesDateStart: window.0, salesDateEnd: window.1)
+                        if let match = listed.first(where: {
+                            LocalTimes.sameSecond($0.salesDateTime, sent) && body.sameLabels(as: $0.transactions)
+                        }) {
+                            return .applied(metrcId: match.id)
+                        }
+                    }
+                    return .notApplied
+                })
+        case .deliveryUpdate:
+            JournalKindHandler(
+                endpoint: "PUT /sales/v2/deliveries", batches: true, answersIds: false,
+                request: write("PUT", "/sales/v2/deliveries"),
+                probe: { row throws(MetrcError) in
+                    let body = try JournalBody(row)
+                    guard let held = try await delivery(row), let lines = held.transactions else { return .notApplied }
+                    return found(body.sameLines(as: lines))
+                })
+        case .deliveryComplete:
+            JournalKindHandler(
+                endpoint: "PUT /sales/v2/deliveries/complete", batches: true, answersIds: false,
+                request: write("PUT", "/sales/v2/deliveries/complete"),
+                probe: { row throws(MetrcError) in found(try await delivery(row)?.isCompleted == true) })
+        case .deliveryVoid:
+            JournalKindHandler(
+                endpoint: "DELETE /sales/v2/deliveries/{id}", batches: false, answersIds: false,
+                request: delete("/sales/v2/deliveries", key: { $0.id }),
+                probe: { row throws(MetrcError) in found(try await delivery(row).map(\.isVoided) ?? true) })
+        case .tripCreate:
+            JournalKindHandler(
+                endpoint: "POST \(retailer)", batches: true, answersIds: true,
+                request: write("POST", retailer),
+                probe: { row throws(MetrcError) in
+                    let body = try JournalBody(row)
+                    let sent = try JournalBody.required(body.dateTime, "DateTime", row)
+                    // Made no earlier than its first attempt, so modified since: a window from a little before it.
+                    let since = (row.attemptStartedAt ?? row.createdAt).addingTimeInterval(-300)
+                    for active in [true, false] {
+                        let listed = try await metrc.retailerDeliveries(active: active, lastModifiedStart: since,
+                                                                        lastModifiedEnd: Date().addingTimeInterval(300))
+                        if let match = listed.first(where: {
+                            LocalTimes.sameSecond($0.dateTime, sent) && $0.driverEmployeeId == body.driverEmployeeId
+                        }) {
+                            return .applied(metrcId: match.id)
+                        }
+                    }
+                    return .notApplied
+                })
+        case .tripDepart:
+            JournalKindHandler(
+                endpoint: "POST \(retailer)/depart", batches: true, answersIds: false, request: write("POST", "\(retailer)/depart"),
+                probe: { row throws(MetrcError) in found(try await trip(row)?.hasDeparted == true) })
+        case .tripSale:
+            JournalKindHandler(
+                endpoint: "POST \(retailer)/sale", batches: true, answersIds: false, request: write("POST", "\(retailer)/sale"),
+                probe: { row throws(MetrcError) in
+                    let sent = try JournalBody.required(JournalBody(row).salesDateTime, "SalesDateTime", row)
+                    let destinations = try await trip(row)?.destinations ?? []
+                    return found(destinations.contains { LocalTimes.sameSecond($0.salesDateTime, sent) })
+                })
+        case .tripRestock:
+            JournalKindHandler(
+                endpoint: "POST \(retailer)/restock", batches: true, answersIds: false, request: write("POST", "\(retailer)/restock"),
+                probe: { row throws(MetrcError) in
+                    let sent = try JournalBody.required(JournalBody(row).dateTime, "DateTime", row)
+                    guard let restocked = try await trip(row)?.restockDateTime else { return .notApplied }
+                    return found(LocalTimes.second(of: restocked) >= LocalTimes.second(of: sent))
+                })
+        case .tripEnd:
+            JournalKindHandler(
+                endpoint: "POST \(retailer)/end", batches: true, answersIds: false, request: write("POST", "\(retailer)/end"),
+                probe: { row throws(MetrcError) in found(try await trip(row)?.hasEnded == true) })
+        case .tripVoid:
+            JournalKindHandler(
+                endpoint: "DELETE \(retailer)/{id}", batches: false, answersIds: false,
+                request: delete(retailer, key: { $0.retailerDeliveryId }),
+                probe: { row throws(MetrcError) in found(try await trip(row).map(\.isVoided) ?? true) })
+        default:
+            preconditionFailure("\(kind) is not a delivery write")
+        }
+    }
+}
+
+/// Metrc's local times compared to the second: Metrc may answer without the milliseconds Till sent, or
+/// with more digits.
+enum LocalTimes {
+    static func second(of text: String) -> Substring { text.prefix(19) }
+
+    static func sameSecond(_ held: String?, _ sent: String) -> Bool {
+        held.map { second(of: $0) == second(of: sent) } ?? false
     }
 }
 
@@ -135,11 +267,17 @@ struct JournalBody: Decodable {
     var checkInDate: String?
     var label: String?
     var reasonNote: String?
+    var salesDateTime: String?
+    var dateTime: String?
+    var driverEmployeeId: String?
+    var retailerDeliveryId: Int64?
 
     enum CodingKeys: String, CodingKey {
         case id = "Id", externalReceiptNumber = "ExternalReceiptNumber", transactions = "Transactions"
         case patientLicenseNumber = "PatientLicenseNumber", checkInLocationId = "CheckInLocationId"
         case checkInDate = "CheckInDate", label = "Label", reasonNote = "ReasonNote"
+        case salesDateTime = "SalesDateTime", dateTime = "DateTime", driverEmployeeId = "DriverEmployeeId"
+        case retailerDeliveryId = "RetailerDeliveryId"
     }
 
     init(_ row: JournalRow) throws(MetrcError) {
@@ -158,7 +296,17 @@ struct JournalBody: Decodable {
 
     /// Whether Metrc's receipt has exactly these lines (package, quantity, amount): an edit took.
     func sameLines(as receipt: MetrcReceipt) -> Bool {
-        guard let lines = transactions, let held = receipt.transactions else { return false }
+        receipt.transactions.map(sameLines(as:)) ?? false
+    }
+
+    /// Whether Metrc holds the same packages (a create found again by its time).
+    func sameLabels(as held: [MetrcReceiptTransaction]?) -> Bool {
+        guard let lines = transactions, let held else { return false }
+        return lines.compactMap { $0.packageLabel?.uppercased() }.sorted() == held.compactMap { $0.packageLabel?.uppercased() }.sorted()
+    }
+
+    func sameLines(as held: [MetrcReceiptTransaction]) -> Bool {
+        guard let lines = transactions else { return false }
         func key(_ label: String?, _ quantity: Decimal?, _ amount: Decimal?) -> String {
             "\(label?.uppercased() ?? "")|\(quantity.map { "\($0)" } ?? "")|\(amount.map { "\($0)" } ?? "")"
         }

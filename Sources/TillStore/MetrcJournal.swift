@@ -276,6 +276,8 @@ extension TillStore {
                 """, at.epochMilliseconds, write.rowId)
         case (.receiptFinalize, .sale(let saleId)), (.receiptUnfinalize, .sale(let saleId)):
             try db.executeDirect("UPDATE sales SET metrc_final = ? WHERE id = ?", write.kind == .receiptFinalize ? 1 : 0, saleId)
+        case (_, .delivery), (_, .trip):
+            try recordDeliveryEffect(kind: write.kind, subject: write.subject, rowId: write.rowId, metrcId: write.metrcId, at: at, db)
         case (.packageAdjust, _):
             // Wasted goods Metrc no longer counts: nothing to take off its count at the next sync.
             try db.executeDirect("""

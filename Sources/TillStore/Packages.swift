@@ -46,8 +46,10 @@ extension TillStore {
                                    readSince: Date? = nil) throws {
         try pool.write { db in
             let pending = try Self.quantitiesOwedToMetrc(db)
-            let offTheShelf = try Self.heldPicos(db)
+                .merging(try Self.deliveryQuantitiesOwedToMetrc(db), uniquingKeysWith: +)
+            let offTheShelf = try Self.heldPicos(db).merging(try Self.deliveryPicosOffTheShelf(db), uniquingKeysWith: +)
             var held = try Self.packagesWithUnsettledWrites(db)
+                .union(try Self.packagesWithUnsettledDeliveryWrites(since: readSince, db))
             if let readSince {
                 held.formUnion(try String.fetchAll(db, sql: """
                     SELECT DISTINCT l.package_label FROM sales s JOIN sale_lines l ON l.sale_id = s.id

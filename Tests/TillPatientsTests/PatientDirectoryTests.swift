@@ -56,6 +56,12 @@ final class FakeMetrc: MetrcAPI {
     func caregiverStatus(caregiverLicenseNumber: String) async throws(MetrcError) -> MetrcCaregiverStatus? { nil }
     func postPatientCheckIns(_ checkIns: [MetrcPatientCheckInDraft]) async throws(MetrcError) -> [Int64] { [] }
     func patientCheckIns(on date: String) async throws(MetrcError) -> [MetrcPatientCheckIn] { [] }
+    func salesDelivery(id: Int64) async throws(MetrcError) -> MetrcSalesDelivery? { nil }
+    func salesDeliveries(active: Bool, salesDateStart: Date, salesDateEnd: Date) async throws(MetrcError) -> [MetrcSalesDelivery] { [] }
+    func salesDeliveries(active: Bool, lastModifiedStart: Date, lastModifiedEnd: Date) async throws(MetrcError) -> [MetrcSalesDelivery] { [] }
+    func deliveryReturnReasons() async throws(MetrcError) -> [MetrcDeliveryReturnReason] { [] }
+    func retailerDelivery(id: Int64) async throws(MetrcError) -> MetrcRetailerDelivery? { nil }
+    func retailerDeliveries(active: Bool, lastModifiedStart: Date, lastModifiedEnd: Date) async throws(MetrcError) -> [MetrcRetailerDelivery] { [] }
 }
 
 /// A clock the test moves by hand.

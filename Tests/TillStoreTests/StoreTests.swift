@@ -55,7 +55,7 @@ import TillMigrations
         let applied = try TillStore.migrate(path: directory + "/till.sqlite")
         #expect(applied == (try SQLMigrations.all().map(\.name)))
         #expect(applied == ["0001_core", "0002_patients", "0003_patient_sales_any_case", "0004_metrc_journal", "0005_audit_chain",
-                           "0006_returns", "0007_days"])
+                           "0006_returns", "0007_days", "0008_deliveries"])
         #expect(store.receiptPrefix.count == 6)
     }
 
