@@ -21,6 +21,8 @@ public struct TillServices: Sendable {
     public let sweep: DuplicateSweep
     public let returns: ReturnDesk
     public let days: DayDesk
+    public let deliveries: DeliveryDesk
+    public let deliverySweep: DeliverySweep
     public let logger: Logger
 
     public init(configuration: TillConfiguration, store: TillStore, metrc: any MetrcAPI, logger: Logger,
@@ -51,6 +53,10 @@ public struct TillServices: Sendable {
                              license: configuration.license, timeZone: configuration.timeZone, logger: logger, now: now)
         days = DayDesk(store: store, metrc: metrc, reporter: reporter, sweep: sweep, timeZone: configuration.timeZone,
                        finalizeLagDays: configuration.finalizeLagDays, license: configuration.license, logger: logger, now: now)
+        deliveries = DeliveryDesk(store: store, reporter: reporter, patients: patients, metrc: metrc, settings: configuration.returns,
+                                  license: configuration.license, timeZone: configuration.timeZone,
+                                  deadline: settings.deadline, logger: logger, now: now)
+        deliverySweep = DeliverySweep(store: store, metrc: metrc, interval: configuration.deliverySweepInterval, logger: logger, now: now)
     }
 }
 
@@ -68,6 +74,7 @@ public func buildApplication(services: TillServices, runReporter: Bool = true,
     router.add(middleware: TerminalAuthMiddleware(store: services.store,
                                                   publicPaths: ["/v1/health", "/v1/openapi.json"]))
     Routes(services: services).add(to: router)
+    DeliveryRoutes(services: services).add(to: router)
     routes.load(router.routes.map { (path: $0.path.description, method: $0.method.rawValue) })
 
     var console: [any Service] = []
@@ -91,7 +98,7 @@ public func buildApplication(services: TillServices, runReporter: Bool = true,
         router: router,
         server: .pinnedToEventLoops(),
         configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "Till"),
-        services: (runReporter ? [services.reporter] : []) + [services.sync] + (runReporter && runSweep ? [services.sweep] : [])
+        services: (runReporter ? [services.reporter] : []) + [services.sync] + (runReporter && runSweep ? [services.sweep, services.deliverySweep] : [])
             + console,
         onServerRunning: { _ in
             // Registers and staff tools share a group with Till; nobody else may talk to it.

@@ -116,6 +116,7 @@ enum RequestDecoding {
         throws(TillError) -> T {
         guard !body.isEmpty else { throw .invalid("empty_body", "The request body is empty; send the \(noun) as JSON.") }
         let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .custom(Self.instant)
         decoder.userInfo[FieldCheck.key] = FieldCheck(check: checkFields)
         do {
             return try decoder.decode(FieldChecked<T>.self, from: body).value
@@ -127,6 +128,57 @@ enum RequestDecoding {
             throw describe(error)
         } catch {
             throw .invalid("malformed_json", "The request body is not valid JSON.")
+        }
+    }
+
+    /// An instant as ISO 8601 with its offset (`2026-12-05T14:00:00-08:00`, `…Z`, fractions allowed): never a
+    /// wall-clock time without zone, which would be read in some zone by guess.
+    private static func instant(_ decoder: any Decoder) throws -> Date {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        let plain = ISO8601DateFormatter(), fractional = ISO8601DateFormatter()
+        fractional.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        guard let date = plain.date(from: text) ?? fractional.date(from: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                                                    debugDescription: "'\(text)' is not an ISO 8601 time with an offset (e.g. 2026-12-05T14:00:00-08:00)"))
+        }
+        return date
+    }
+
+    /// A request's shape: which fields each object may carry, for the unknown-field check.
+    indirect enum Shape: Sendable {
+        case value
+        case object([String: Shape])
+        case array(Shape)
+    }
+
+    /// Reads `T` after refusing any field `shape` does not know, at any depth.
+    static func decode<T: Decodable>(_ type: T.Type, from body: Data, noun: String, shape: Shape) throws(TillError) -> T {
+        try decode(type, from: body, noun: noun) { object in try check(object, against: shape, at: "") }
+    }
+
+    private static func check(_ object: KeyedDecodingContainer<AnyKey>, against shape: Shape, at path: String) throws {
+        guard case .object(let fields) = shape else { return }
+        try refuseUnknownFields(object, allowed: Set(fields.keys), at: path)
+        for (name, inner) in fields {
+            let field = path.isEmpty ? name : "\(path).\(name)"
+            switch inner {
+            case .value:
+                continue
+            case .object:
+                if let nested = try? object.nestedContainer(keyedBy: AnyKey.self, forKey: AnyKey(name)) {
+                    try check(nested, against: inner, at: field)
+                }
+            case .array(let element):
+                guard case .object = element, var items = try? object.nestedUnkeyedContainer(forKey: AnyKey(name)) else { continue }
+                while !items.isAtEnd {
+                    let index = items.currentIndex
+                    guard let item = try? items.nestedContainer(keyedBy: AnyKey.self) else {
+                        _ = try items.decode(Skipped.self)
+                        continue
+                    }
+                    try check(item, against: element, at: "\(field)[\(index)]")
+                }
+            }
         }
     }
 

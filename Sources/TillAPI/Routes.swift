@@ -273,6 +273,10 @@ struct Routes: Sendable {
         var view = ReportingView(summary: summary, journal: journal, returns: returns, health: health, now: Date())
         view.alerts = Self.deadlineAlerts(days, deadline: services.configuration.reportingDeadline,
                                           timeZone: services.configuration.timeZone, now: Date())
+            + (try services.store.deliveryAlerts()).map { alert in
+                ReportingView.DeadlineAlert(kind: "\(alert.subject.type)_frozen", subject: "\(alert.subject)",
+                                            message: "\(alert.subject.type == "trip" ? "Trip" : "Delivery") \(alert.subject.id) is frozen: \(alert.message). Nothing more is sent to Metrc for it; check it on Metrc's website.")
+            }
         return JSONResponse.make(view)
     }
 

@@ -43,6 +43,8 @@ public struct TillConfiguration: Sendable {
     public var inDoubtWindow: Duration = .seconds(120)
     /// How often the duplicate sweep lists recent receipts in Metrc (also at start).
     public var sweepInterval: Duration = .seconds(300)
+    /// How often the delivery sweep looks for deliveries and trips moved on in Metrc behind Till's back.
+    public var deliverySweepInterval: Duration = .seconds(60)
     /// Whether a register may take returns (managers always may).
     public var registerReturns = false
     /// Reasons, default disposition and waste adjustment reason for returns.
@@ -189,6 +191,8 @@ public struct TillConfiguration: Sendable {
         configuration.metrcTimeout = try seconds("TILL_METRC_TIMEOUT_S", in: 1...600) ?? configuration.metrcTimeout
         configuration.inDoubtWindow = try seconds("TILL_METRC_IN_DOUBT_S", in: 1...86_400) ?? configuration.inDoubtWindow
         configuration.sweepInterval = try seconds("TILL_SWEEP_INTERVAL_S", in: 1...86_400) ?? configuration.sweepInterval
+        configuration.deliverySweepInterval = try seconds("TILL_DELIVERY_SWEEP_INTERVAL_S", in: 1...86_400)
+            ?? configuration.deliverySweepInterval
         // A fresh sale's attempt counts from its journaling and is sent within the deadline; it can land until
         // the request times out. Re-sending before then could make a duplicate.
         guard configuration.inDoubtWindow > configuration.metrcTimeout + configuration.reportDeadline else {

@@ -219,14 +219,19 @@ struct ReportingView: Encodable {
     var journal: JournalView
     /// Returns whose writes Metrc still owes, and returns Metrc refused (each also in `journal.refused`).
     var returns: ReturnCounts
-    /// Days whose sales are still unreported as the state's deadline nears (or has passed).
+    /// What a manager must look at: days whose sales are still unreported as the state's deadline nears (or
+    /// has passed), and deliveries or trips frozen because Metrc shows a step Till did not take.
     var alerts: [DeadlineAlert] = []
 
     struct DeadlineAlert: Encodable {
-        var date: String
-        var pending: Int
-        var deadline: Date
-        var overdue: Bool
+        /// `reporting_deadline`, `delivery_frozen` or `trip_frozen`.
+        var kind: String = "reporting_deadline"
+        var date: String?
+        var pending: Int?
+        var deadline: Date?
+        var overdue: Bool?
+        /// A frozen delivery or trip: `delivery:7`, `trip:3`.
+        var subject: String?
         var message: String
     }
 

@@ -349,6 +349,8 @@ public struct Trip: Sendable, Hashable {
     public var driver: Driver
     public var vehicle: Vehicle
     public var estimatedDeparture: String
+    /// What was loaded at creation, as asked (prices included).
+    public var load: [TripLoadLine]
     public var status: TripStatus
     public var frozenReason: String?
     public var metrcTripId: Int64?
@@ -360,13 +362,14 @@ public struct Trip: Sendable, Hashable {
     public var steps: [DeliveryStep]
 
     public init(id: Int64, clientTripId: String, driver: Driver, vehicle: Vehicle, estimatedDeparture: String,
-                status: TripStatus, frozenReason: String?, metrcTripId: Int64?, createdAt: Date, businessDate: String,
+                load: [TripLoadLine], status: TripStatus, frozenReason: String?, metrcTripId: Int64?, createdAt: Date, businessDate: String,
                 dateTime: String, stock: [TripStock], events: [TripEvent], steps: [DeliveryStep]) {
         self.id = id
         self.clientTripId = clientTripId
         self.driver = driver
         self.vehicle = vehicle
         self.estimatedDeparture = estimatedDeparture
+        self.load = load
         self.status = status
         self.frozenReason = frozenReason
         self.metrcTripId = metrcTripId
@@ -578,12 +581,12 @@ public struct DeliveryRules: Sendable, Hashable {
         for (index, returned) in completion.returned.enumerated() {
             let at = ["returned": "\(index)", "label": returned.label]
             guard let requiresNote = reasons.first(where: { $0.key.caseInsensitiveCompare(returned.reason) == .orderedSame })?.value else {
-                throw .unprocessable("unknown_return_reason",
+                throw .invalid("unknown_return_reason",
                                      "returned[\(index)]: '\(returned.reason)' is not one of Metrc's return reasons (\(reasons.keys.sorted().joined(separator: ", "))).",
                                      details: at)
             }
             guard !requiresNote || !(returned.note?.trimmingCharacters(in: .whitespaces).isEmpty ?? true) else {
-                throw .unprocessable("note_required", "returned[\(index)]: Metrc requires a note with the reason '\(returned.reason)'.",
+                throw .invalid("note_required", "returned[\(index)]: Metrc requires a note with the reason '\(returned.reason)'.",
                                      details: at)
             }
             let line = delivery.lines.first { $0.packageLabel == returned.label }!

@@ -71,6 +71,11 @@ public final class PatientDirectory: Sendable {
     /// Fetches what the facility may sell to (call at start; it is also refreshed hourly by itself).
     public func refreshFacility() async { await facility.refresh() }
 
+    /// What the facility's license says about deliveries; asked of Metrc first if Till has not heard yet.
+    public func deliveryRules() async -> DeliveryRules {
+        await facility.deliveryRules()
+    }
+
     /// The refusal of a customer type the facility is not licensed for (when Metrc has said so), or nil.
     public func facilityRefusal(for customerType: CustomerType) -> TillError? {
         guard let allowed = facility.canSell(to: customerType), !allowed else { return nil }
@@ -242,6 +247,19 @@ final class FacilityProfile: Sendable {
             state.facility = facility
             state.fetchedAt = at
         }
+    }
+
+    func deliveryRules() async -> DeliveryRules {
+        if state.withLock({ $0.facility == nil }) { await refresh() }
+        _ = canSell(to: .consumer)  // refreshes hourly
+        guard let flags = state.withLock({ $0.facility?.delivery }) else { return DeliveryRules() }
+        return DeliveryRules(canDeliverToConsumers: flags.canDeliverSalesToConsumers, canDeliverToPatients: flags.canDeliverSalesToPatients,
+                             requireConsumerId: flags.requireConsumerId, requirePatientNumber: flags.requirePatientNumber,
+                             requireRecipientName: flags.requireRecipientName, allowPlannedRoute: flags.allowPlannedRoute,
+                             allowAddress: flags.allowAddress, allowCity: flags.allowCity, allowState: flags.allowState,
+                             allowCounty: flags.allowCounty, allowZip: flags.allowZip, retailerDelivery: flags.retailerDelivery,
+                             requirePrice: flags.retailerDeliveryRequirePrice,
+                             allowPartialPackages: flags.retailerDeliveryAllowPartialPackages)
     }
 
     /// nil when Metrc has not said yet (unreachable, or the flag is absent): Metrc itself will refuse if need be.

@@ -284,8 +284,12 @@ extension DayDesk {
         let window = try Self.window(date, timeZone)
         let listed = try await Self.askingMetrc { try await cache.receipts(on: date, from: window.start, to: window.end) }
         if try await Self.askingMetrc({ try sweep.archiveDuplicates(among: listed) }) > 0 { reporter.wake() }
-        var blockers: [CloseBlocker] = try store.owedWrites(businessDate: date).map { row in
-            let receipt = (try? store.sale(id: row.subject.id))?.map { " (receipt \($0.receiptNumber))" } ?? ""
+        var blockers: [CloseBlocker] = try store.openDeliveriesAndTrips(businessDate: date).map { open in
+            CloseBlocker(kind: open.subject.type == "trip" ? "trip_open" : "delivery_open", subject: "\(open.subject)",
+                         message: open.subject.type == "trip" ? "the trip has not ended (\(open.status))" : "the delivery is not completed or voided")
+        }
+        blockers += try store.owedWrites(businessDate: date).map { row in
+            let receipt = row.subject.type != "sale" ? "" : (try? store.sale(id: row.subject.id))?.map { " (receipt \($0.receiptNumber))" } ?? ""
             return CloseBlocker(kind: row.inDoubt ? "write_in_doubt" : "write_pending", subject: "\(row.subject)\(receipt)",
                                 message: "\(row.kind.rawValue) is still owed to Metrc" + (row.lastError.map { " (\($0))" } ?? ""))
         }

@@ -61,8 +61,11 @@ extension TillStore {
     public func owedWrites(businessDate: String) throws -> [JournalRow] {
         try pool.read { db in
             try JournalRow.fetchAll(db, sql: """
-                SELECT j.* FROM metrc_journal j JOIN sales s ON s.id = j.subject_id AND j.subject_type = 'sale'
-                WHERE s.business_date_local = ? AND j.state = 'pending' AND j.origin_type IS NOT 'day'
+                SELECT j.* FROM metrc_journal j
+                WHERE j.state = 'pending' AND j.origin_type IS NOT 'day' AND (
+                    (j.subject_type = 'sale' AND j.subject_id IN (SELECT id FROM sales WHERE business_date_local = ?1))
+                    OR (j.subject_type = 'delivery' AND j.subject_id IN (SELECT id FROM deliveries WHERE business_date_local = ?1))
+                    OR (j.subject_type = 'trip' AND j.subject_id IN (SELECT id FROM trips WHERE business_date_local = ?1)))
                 ORDER BY j.id
                 """, arguments: [businessDate])
         }

@@ -152,11 +152,18 @@ extension TillStore {
 
     /// Freezes a delivery or trip that Metrc shows changed by someone else: its owed writes are refused here
     /// (nothing more is sent), a manager alert is raised, and new steps are refused.
-    public func freeze(_ subject: JournalSubject, reason: String, at: Date) throws {
+    ///
+    /// - Parameter whileStatus: freezes only while the subject still stands so (a step Till journals meanwhile
+    ///   is its own, not one taken behind its back). Returns whether it froze it.
+    @discardableResult
+    public func freeze(_ subject: JournalSubject, reason: String, whileStatus statuses: [String], at: Date) throws -> Bool {
         try pool.write { db in
             let table = subject.type == "delivery" ? "deliveries" : "trips"
-            try db.run("UPDATE \(table) SET frozen_reason = ? WHERE id = ? AND frozen_reason IS NULL", [reason, subject.id])
-            guard db.changesCount == 1 else { return }
+            try db.run("""
+                UPDATE \(table) SET frozen_reason = ? WHERE id = ? AND frozen_reason IS NULL
+                AND status IN (\(databaseQuestionMarks(count: statuses.count)))
+                """, StatementArguments([reason, subject.id] as [any DatabaseValueConvertible] + statuses))
+            guard db.changesCount == 1 else { return false }
             let refusal = String(decoding: try JSONEncoder().encode(["not sent: \(reason)"]), as: UTF8.self)
             try db.run("""
                 UPDATE metrc_journal SET state = 'refused', refusal_json = ?, refused_at = ?, in_doubt = 0,
@@ -169,6 +176,7 @@ extension TillStore {
                 """, [subject.type, subject.id, reason, at.epochMilliseconds])
             try Self.appendAudit(AuditEvent(actor: "delivery-sweep", action: "\(subject.type).frozen", subject: "\(subject)",
                                             detail: reason), at: at, db)
+            return true
         }
     }
 

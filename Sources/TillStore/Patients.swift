@@ -46,12 +46,37 @@ extension TillStore {
                     for line in saleReturn.lines { credited[saleReturn.saleId, default: [:]][line.lineNumber, default: 0] += line.quantity }
                 }
             }
-            return sales.flatMap { sale in
+            let fromSales: [(line: SaleLine, package: PackageSnapshot)] = sales.flatMap { sale in
                 sale.lines.enumerated().compactMap { number, line in
                     guard let kept = ReturnRules.remaining(of: line, returned: credited[sale.id]?[number] ?? 0) else { return nil }
                     return byLabel[line.packageLabel].map { (kept, $0) }
                 }
             }
+            return fromSales + (try Self.patientDeliveryPurchases(patientLicenseNumber, since: since, db))
         }
+    }
+
+    /// Lines of this patient's deliveries (not voided) and sales from vehicles since `since`: they count against
+    /// the allowance as counter sales do.
+    private static func patientDeliveryPurchases(_ number: String, since: Date, _ db: Database) throws -> [(line: SaleLine, package: PackageSnapshot)] {
+        var lines: [SaleLine] = try db.rows("""
+            SELECT l.* FROM delivery_lines l JOIN deliveries d ON d.id = l.delivery_id
+            WHERE upper(d.patient_license_number) = upper(?) AND d.created_at >= ? AND d.status <> 'voided'
+            """, [number, since.epochMilliseconds]).map { row in
+            SaleLine(packageLabel: row["package_label"], quantity: Decimal(string: row["quantity"]) ?? 0, unit: row["unit"],
+                     totalAmount: Money(cents: row["total_cents"]), discountAmount: nil, taxes: nil,
+                     packageDecrementPicos: row["package_quantity_picos"])
+        }
+        for detail in try String.fetchAll(db, sql: """
+            SELECT detail_json FROM trip_events WHERE kind = 'sale' AND upper(patient_license_number) = upper(?) AND at >= ?
+            """, arguments: [number, since.epochMilliseconds]) {
+            guard let sale = try Self.decoded(TripEventDetail.self, detail).sale else { continue }
+            lines += sale.lines.map {
+                SaleLine(packageLabel: $0.packageLabel, quantity: $0.quantity, unit: $0.unit, totalAmount: $0.totalAmount,
+                         discountAmount: nil, taxes: nil, packageDecrementPicos: 0)
+            }
+        }
+        let packages = try Self.packages(labels: lines.map(\.packageLabel), db)
+        return lines.compactMap { line in packages[line.packageLabel].map { (line, $0) } }
     }
 }

@@ -240,7 +240,7 @@ extension TillStore {
             TripStock(packageLabel: $0["package_label"], quantity: Quantities.decimal(picos: $0["quantity_picos"]), unit: $0["unit"] ?? "")
         }
         return Trip(id: id, clientTripId: row["client_trip_id"], driver: details.driver, vehicle: details.vehicle,
-                    estimatedDeparture: details.estimatedDeparture, status: TripStatus(rawValue: row["status"]) ?? .created,
+                    estimatedDeparture: details.estimatedDeparture, load: details.load, status: TripStatus(rawValue: row["status"]) ?? .created,
                     frozenReason: row["frozen_reason"], metrcTripId: row["metrc_trip_id"],
                     createdAt: Date(epochMilliseconds: row["created_at"]), businessDate: row["business_date_local"],
                     dateTime: row["date_time_local"], stock: stock, events: try tripEvents(id, db), steps: try steps(of: .trip(id), db))
