@@ -32,7 +32,7 @@ struct DeliveryRoutes: Sendable {
     // MARK: Sales deliveries
 
     @Sendable func postDelivery(_ request: Request, context: TillRequestContext) async throws -> Response {
-        let terminal = try context.requireTerminal(Self.deliveryRoles)
+        let terminal = try context.requireTerminal([.register, .manager])
         let body: DeliveryRequest = try RequestDecoding.decode(DeliveryRequest.self, from: try await Routes.readBody(request, context: context),
                                                                noun: "delivery", shape: Self.deliveryShape)
         let outcome = try await desk.create(body, digest: try Self.digest(body), terminal: terminal)
@@ -40,7 +40,7 @@ struct DeliveryRoutes: Sendable {
     }
 
     @Sendable func putDelivery(_ request: Request, context: TillRequestContext) async throws -> Response {
-        let terminal = try context.requireTerminal(Self.deliveryRoles)
+        let terminal = try context.requireTerminal([.register, .manager])
         let id = try Routes.idParameter(context, code: "invalid_delivery_id", noun: "delivery")
         let body: DeliveryRequest = try RequestDecoding.decode(DeliveryRequest.self, from: try await Routes.readBody(request, context: context),
                                                                noun: "delivery", shape: Self.deliveryShape)
@@ -49,7 +49,7 @@ struct DeliveryRoutes: Sendable {
     }
 
     @Sendable func completeDelivery(_ request: Request, context: TillRequestContext) async throws -> Response {
-        let terminal = try context.requireTerminal(Self.deliveryRoles)
+        let terminal = try context.requireTerminal([.register, .manager])
         let id = try Routes.idParameter(context, code: "invalid_delivery_id", noun: "delivery")
         let body = try RequestDecoding.decode(CompletionBody.self, from: try await Routes.readBody(request, context: context),
                                               noun: "completion", shape: Self.completionShape)
@@ -64,13 +64,13 @@ struct DeliveryRoutes: Sendable {
     }
 
     @Sendable func voidDelivery(_ request: Request, context: TillRequestContext) async throws -> Response {
-        let terminal = try context.requireTerminal(Self.deliveryRoles)
+        let terminal = try context.requireTerminal([.register, .manager])
         let id = try Routes.idParameter(context, code: "invalid_delivery_id", noun: "delivery")
         return JSONResponse.make(DeliveryJSON(try await desk.void(id: id, terminal: terminal).value))
     }
 
     @Sendable func getDelivery(_ request: Request, context: TillRequestContext) async throws -> Response {
-        _ = try context.requireTerminal(Self.deliveryRoles)
+        _ = try context.requireTerminal([.register, .manager])
         let id = try Routes.idParameter(context, code: "invalid_delivery_id", noun: "delivery")
         await services.store.caughtUp()
         guard let delivery = try desk.delivery(id: id) else {
@@ -80,7 +80,7 @@ struct DeliveryRoutes: Sendable {
     }
 
     @Sendable func listDeliveries(_ request: Request, context: TillRequestContext) async throws -> Response {
-        _ = try context.requireTerminal(Self.deliveryRoles)
+        _ = try context.requireTerminal([.register, .manager])
         let date = request.uri.queryParameters.get("date")
             ?? FacilityDate.string(of: Date(), in: services.configuration.timeZone)
         guard Routes.isCalendarDate(date) else {
@@ -94,7 +94,7 @@ struct DeliveryRoutes: Sendable {
     // MARK: Vehicle trips
 
     @Sendable func postTrip(_ request: Request, context: TillRequestContext) async throws -> Response {
-        let terminal = try context.requireTerminal(Self.tripRoles)
+        let terminal = try context.requireTerminal([.driver, .manager])
         let body = try RequestDecoding.decode(TripRequest.self, from: try await Routes.readBody(request, context: context),
                                               noun: "trip", shape: Self.tripShape)
         let outcome = try await desk.createTrip(body, digest: try Self.digest(body), terminal: terminal)
@@ -102,14 +102,14 @@ struct DeliveryRoutes: Sendable {
     }
 
     @Sendable func departTrip(_ request: Request, context: TillRequestContext) async throws -> Response {
-        let terminal = try context.requireTerminal(Self.tripRoles)
+        let terminal = try context.requireTerminal([.driver, .manager])
         let id = try Routes.idParameter(context, code: "invalid_trip_id", noun: "trip")
         try Self.emptyObject(try await Routes.readBody(request, context: context), noun: "departure")
         return Self.answer(try await desk.depart(tripId: id, terminal: terminal))
     }
 
     @Sendable func sellFromTrip(_ request: Request, context: TillRequestContext) async throws -> Response {
-        let terminal = try context.requireTerminal(Self.tripRoles)
+        let terminal = try context.requireTerminal([.driver, .manager])
         let id = try Routes.idParameter(context, code: "invalid_trip_id", noun: "trip")
         let body = try RequestDecoding.decode(TripSaleRequest.self, from: try await Routes.readBody(request, context: context),
                                               noun: "sale", shape: Self.tripSaleShape)
@@ -121,7 +121,7 @@ struct DeliveryRoutes: Sendable {
     }
 
     @Sendable func restockTrip(_ request: Request, context: TillRequestContext) async throws -> Response {
-        let terminal = try context.requireTerminal(Self.tripRoles)
+        let terminal = try context.requireTerminal([.driver, .manager])
         let id = try Routes.idParameter(context, code: "invalid_trip_id", noun: "trip")
         let body = try RequestDecoding.decode(RestockBody.self, from: try await Routes.readBody(request, context: context),
                                               noun: "restock", shape: Self.restockShape)
@@ -130,7 +130,7 @@ struct DeliveryRoutes: Sendable {
     }
 
     @Sendable func endTrip(_ request: Request, context: TillRequestContext) async throws -> Response {
-        let terminal = try context.requireTerminal(Self.tripRoles)
+        let terminal = try context.requireTerminal([.driver, .manager])
         let id = try Routes.idParameter(context, code: "invalid_trip_id", noun: "trip")
         let body = try RequestDecoding.decode(EndBody.self, from: try await Routes.readBody(request, context: context),
                                               noun: "trip end", shape: Self.endShape)
@@ -139,13 +139,13 @@ struct DeliveryRoutes: Sendable {
     }
 
     @Sendable func voidTrip(_ request: Request, context: TillRequestContext) async throws -> Response {
-        let terminal = try context.requireTerminal(Self.tripRoles)
+        let terminal = try context.requireTerminal([.driver, .manager])
         let id = try Routes.idParameter(context, code: "invalid_trip_id", noun: "trip")
         return Self.answer(try await desk.voidTrip(id: id, terminal: terminal))
     }
 
     @Sendable func getTrip(_ request: Request, context: TillRequestContext) async throws -> Response {
-        _ = try context.requireTerminal(Self.tripRoles)
+        _ = try context.requireTerminal([.driver, .manager])
         let id = try Routes.idParameter(context, code: "invalid_trip_id", noun: "trip")
         await services.store.caughtUp()
         guard let trip = try desk.trip(id: id) else {

@@ -406,7 +406,7 @@ private enum SourceTree {
 
     /// Every `<group>.<method>("path", use: handler)` of Routes.swift, with the roles its handler requires.
     static func routes() throws -> [Route] {
-        let source = try text("Sources/TillAPI/Routes.swift")
+        let source = try text("Sources/TillAPI/Routes.swift") + "\n" + text("Sources/TillAPI/DeliveryRoutes.swift")
         var prefixes = ["router": ""]
         for match in source.matches(of: /let\s+(\w+)\s*=\s*router\.group\("([^"]*)"\)/) {
             prefixes[String(match.1)] = "/" + match.2
