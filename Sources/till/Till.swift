@@ -264,11 +264,11 @@ struct Terminals: AsyncParsableCommand {
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a terminal; its token is the last line printed.")
         @Argument var name: String
-        @Option(help: "register, pharmacist or manager") var role: String = "register"
+        @Option(help: "register, pharmacist, manager or driver") var role: String = "register"
 
         func run() async throws {
             guard let role = TerminalRole(rawValue: role) else {
-                throw ValidationError("--role must be register, pharmacist or manager")
+                throw ValidationError("--role must be register, pharmacist, manager or driver")
             }
             let store = try Startup.openStore(try Startup.configuration())
             do {
