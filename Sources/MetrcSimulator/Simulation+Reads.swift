@@ -239,12 +239,9 @@ extension MetrcSimulation {
                 ("SalesRequireExternalPatientIdentificationMethod", .bool(false)),
                 ("SalesRequireCaregiverNumber", .bool(f.canSellToCaregivers)),
                 ("SalesRequireCaregiverPatientNumber", .bool(false)),
-                ("CanDeliverSalesToConsumers", .bool(false)),
-                ("CanDeliverSalesToPatients", .bool(false)),
                 ("CanHaveMemberPatients", .bool(false)),
                 ("CanReportPatientCheckIns", .bool(f.canReportPatientCheckIns)),
-                ("RetailerDelivery", .bool(false)),
-            ])),
+            ] + f.deliveryFlags.facilityTypeMembers)),
             ("License", .object([
                 ("Number", .string(f.licenseNumber)),
                 ("StartDate", .string("2024-01-01")),
