@@ -18,7 +18,7 @@ struct ReceiptDraft {
 /// cannot each fit an allowance that both together exceed.
 struct Ledger {
     var quantities: [String: Decimal] = [:]
-    /// Where the request's lines take from.
+    /// Where the request's lines take from; `MetrcSimulation.shopLedger` gives the shop with the vehicles' loads.
     var source: Source = .shop(carried: [:])
     /// Grams per allowance taken by this request's receipts so far, per upper-cased patient license.
     var patientGrams: [String: [SimAllowance: Decimal]] = [:]
@@ -68,7 +68,7 @@ extension MetrcSimulation {
         let items: [JSON]
         do { items = try bodyArray(scoped.request) } catch { return error.response }
         let state = facilities[scoped.license!]!
-        var ledger = Ledger()
+        var ledger = shopLedger(license: scoped.license!)
         var errors: [RowError] = []
         var drafts: [ReceiptDraft] = []
         for (row, item) in items.enumerated() {
@@ -134,7 +134,7 @@ extension MetrcSimulation {
         }
 
         // The old lines go back on their packages first, so an edit may re-use what it gives back.
-        var ledger = Ledger()
+        var ledger = shopLedger(license: license)
         ledger.replacedReceipts = Set(targets.values.map { receiptList[$0].id })
         var formerLabels: Set<String> = []
         for index in targets.values {
