@@ -42,6 +42,11 @@ public struct SimulatorConfiguration: Sendable {
     public var allowanceGramsPerMilliliter: Decimal? = nil
     /// What `GET /packages/v2/adjust/reasons` lists and `POST /packages/v2/adjust` accepts.
     public var adjustReasons: [SimAdjustReason] = SimAdjustReason.standard
+    /// What `GET /sales/v2/deliveries/returnreasons` lists and a delivery's completion accepts.
+    public var deliveryReturnReasons: [SimDeliveryReturnReason] = SimDeliveryReturnReason.standard
+    /// `GET /sales/v2/deliveries/retailer/active|inactive` refuse (400) a call without `lastModifiedStart/End`, as
+    /// the specification marks them required; false (the default) lists everything, as the sales lists do.
+    public var retailerDeliveryListsRequireWindow = false
     /// The facilities the user key can reach; any other `licenseNumber` is answered 401.
     public var facilities: [SimFacility] = [.demo]
 
@@ -67,13 +72,15 @@ public struct SimFacility: Sendable {
     public var caregivers: [SimCaregiver]
     /// What `GET /patient-checkins/v2/locations` lists and `CheckInLocationId` may name.
     public var checkInLocations: [SimCheckInLocation]
+    /// The facility's sales- and retailer-delivery flags (`FacilityType`); `MetrcSimulation.setDeliveryFlags` changes them.
+    public var deliveryFlags: SimDeliveryFlags
 
     public init(licenseNumber: String, name: String, timeZoneIdentifier: String = "America/Denver",
                 licenseType: String = "Retail Marijuana Store",
                 canSellToConsumers: Bool = true, canSellToPatients: Bool = true, canSellToCaregivers: Bool = true,
                 canSellToExternalPatients: Bool = true, canReportPatientCheckIns: Bool = true,
                 packages: [SimPackage] = [], patients: [SimPatient] = [], caregivers: [SimCaregiver] = [],
-                checkInLocations: [SimCheckInLocation] = []) {
+                checkInLocations: [SimCheckInLocation] = [], deliveryFlags: SimDeliveryFlags = .demo) {
         self.licenseNumber = licenseNumber
         self.name = name
         self.timeZoneIdentifier = timeZoneIdentifier
@@ -87,6 +94,7 @@ public struct SimFacility: Sendable {
         self.patients = patients
         self.caregivers = caregivers
         self.checkInLocations = checkInLocations
+        self.deliveryFlags = deliveryFlags
     }
 }
 
@@ -225,6 +233,9 @@ extension SimFacility {
     /// | CG-INACTIVE-0002 | **no** | PT-ACTIVE-0001 |
     ///
     /// Check-in locations: 1 "Front desk", 2 "Pharmacy window".
+    ///
+    /// Deliveries: `SimDeliveryFlags.demo` (to consumers and patients; recipient name, price and a patient's number
+    /// required; every address part and the planned route allowed; retailer delivery with partial packages).
     public static let demo = SimFacility(
         licenseNumber: "LIC-DEMO-0001",
         name: "Till Demo Dispensary",

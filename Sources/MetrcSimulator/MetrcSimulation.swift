@@ -53,6 +53,8 @@ public actor MetrcSimulation {
     var nextAdjustmentId: Int64 = 7_000_001
     /// Patient and caregiver status answers, each served unchanged for `statusCacheSeconds`.
     var statusCache: [StatusKey: CachedStatus] = [:]
+    /// Sales deliveries and retailer deliveries (trips).
+    var deliveryBook = DeliveryBook()
 
     struct RouteKey: Hashable {
         var method: String

@@ -63,7 +63,7 @@ extension MetrcSimulation {
         do { items = try bodyArray(scoped.request) } catch { return error.response }
         let license = scoped.license!
         let state = facilities[license]!
-        var ledger = Ledger()
+        var ledger = shopLedger(license: license)
         var errors: [RowError] = []
         var drafts: [SimAdjustment] = []
         for (row, item) in items.enumerated() {

@@ -16,7 +16,15 @@ import Foundation
 /// - `POST|PUT|DELETE /_sim/website/{Metrc path}[?licenseNumber=]` changes Metrc's records as a person on Metrc's
 ///   website would, behind a client's back: `/_sim/website/sales/v2/receipts` creates or edits receipts (the
 ///   API's bodies), `DELETE /_sim/website/sales/v2/receipts/{id}` archives one. The API's rules apply; faults,
-///   rate limits and request counts do not.
+///   rate limits and request counts do not. Deliveries the same way: `PUT /_sim/website/sales/v2/deliveries/complete`
+///   (`[{"Id":n}]`; as on the website, `ActualArrivalDateTime` defaults to now and every package not in
+///   `ReturnedPackages` is accepted), `DELETE /_sim/website/sales/v2/deliveries/{id}` voids one;
+///   `POST /_sim/website/sales/v2/deliveries/retailer/depart` (`[{"RetailerDeliveryId":n}]`), `…/retailer/end`
+///   (`Packages` default to what the vehicle holds) and `DELETE /_sim/website/sales/v2/deliveries/retailer/{id}`.
+/// - `GET /_sim/deliveries[?licenseNumber=]` and `GET /_sim/trips[?licenseNumber=]` list every sales delivery and every
+///   retailer delivery as Metrc writes them, plus `License`.
+/// - `GET|PUT /_sim/facilities/deliveryflags[?licenseNumber=]` reads or changes a facility's delivery flags: the body
+///   is an object of `FacilityType` names and booleans (`{"RetailerDelivery":false}`), the answer all of them.
 struct FaultListError: Error {
     var message: String
 }
@@ -67,6 +75,8 @@ extension MetrcSimulation {
                 }
             }
             return .json(200, .array(items))
+        case ("GET", "/_sim/deliveries"), ("GET", "/_sim/trips"), (_, "/_sim/facilities/deliveryflags"):
+            return deliveryAdmin(request, path: path.lowercased())
         case (_, let lowered) where lowered.hasPrefix("/_sim/website/"):
             let license = Self.parseQuery(request.query)["licensenumber"] ?? facilityOrder.first ?? ""
             return onWebsite(request.method, String(path.dropFirst("/_sim/website".count)), license: license,
@@ -80,8 +90,9 @@ extension MetrcSimulation {
     /// the API's rules, without faults, rate limits or request counts.
     public func onWebsite(_ method: String, _ path: String, license: String, body: String = "") -> SimHTTPResponse {
         let credentials = Data("\(configuration.vendorKey):\(configuration.userKey)".utf8).base64EncodedString()
+        let form = websiteForm(method, path, license: license, body: body)
         let request = SimHTTPRequest(method: method, path: path, query: "licenseNumber=\(license)",
-                                     headers: ["Authorization": "Basic \(credentials)"], body: Data(body.utf8))
+                                     headers: ["Authorization": "Basic \(credentials)"], body: Data(form.utf8))
         return handle(request, path: Self.normalize(path), limited: false)
     }
 

@@ -62,30 +62,24 @@ extension MetrcSimulation {
     // MARK: Receipts
 
     func listReceipts(active: Bool, _ scoped: ScopedRequest) -> SimHTTPResponse {
-        let q = scoped.query
-        let bySalesDate = q["salesdatestart"] != nil || q["salesdateend"] != nil
-        let byLastModified = q["lastmodifiedstart"] != nil || q["lastmodifiedend"] != nil
-        if bySalesDate && byLastModified {
-            return .message(400, "Sales date and last modified filters cannot be combined; use one or the other.")
-        }
         let state = facilities[scoped.license!]!
-        let paging: Paging, window: DateInterval?
+        let paging: Paging, window: ListWindow?
         do {
-            paging = try parsePaging(q)
-            window = bySalesDate ? try parseWindow(q, start: "salesDateStart", end: "salesDateEnd")
-                                 : try parseWindow(q, start: "lastModifiedStart", end: "lastModifiedEnd")
+            paging = try parsePaging(scoped.query)
+            window = try parseListWindow(scoped.query)
         } catch {
             return error.response
         }
         let chosen = receiptList.filter { receipt in
             guard receipt.license == scoped.license, receipt.archived != active else { return false }
-            guard let window else { return true }
-            if bySalesDate {
+            switch window {
+            case nil: return true
+            case .lastModified(let interval): return interval.contains(receipt.lastModified)
+            case .salesDate(let interval):
                 // SalesDateTime is the facility's wall-clock time: place it in the facility's zone to compare.
                 guard let instant = salesInstant(of: receipt, in: state.timeZone) else { return false }
-                return window.contains(instant)
+                return interval.contains(instant)
             }
-            return window.contains(receipt.lastModified)
         }
         return .json(200, paging.page(chosen, receiptJSON))
     }
@@ -151,6 +145,27 @@ extension MetrcSimulation {
             throw EarlyAnswer(.message(400, "The page size of \(size) exceeds the maximum of \(configuration.maxPageSize)."))
         }
         return Paging(number: number, size: size)
+    }
+
+    /// A list's date filter.
+    enum ListWindow {
+        /// `salesDateStart/End`: SalesDateTime, the facility's wall clock, placed in its zone.
+        case salesDate(DateInterval)
+        /// `lastModifiedStart/End`.
+        case lastModified(DateInterval)
+    }
+
+    /// `salesDateStart/End` (when the list offers it) or `lastModifiedStart/End`, not both; nil when neither is given.
+    func parseListWindow(_ q: [String: String], salesDates: Bool = true) throws(EarlyAnswer) -> ListWindow? {
+        let bySalesDate = salesDates && (q["salesdatestart"] != nil || q["salesdateend"] != nil)
+        let byLastModified = q["lastmodifiedstart"] != nil || q["lastmodifiedend"] != nil
+        if bySalesDate && byLastModified {
+            throw EarlyAnswer(.message(400, "Sales date and last modified filters cannot be combined; use one or the other."))
+        }
+        if bySalesDate {
+            return try parseWindow(q, start: "salesDateStart", end: "salesDateEnd").map(ListWindow.salesDate)
+        }
+        return try parseWindow(q, start: "lastModifiedStart", end: "lastModifiedEnd").map(ListWindow.lastModified)
     }
 
     /// A start/end pair of query timestamps (ISO 8601 with `Z` or an offset), at most 24 hours apart, both
@@ -224,12 +239,9 @@ extension MetrcSimulation {
                 ("SalesRequireExternalPatientIdentificationMethod", .bool(false)),
                 ("SalesRequireCaregiverNumber", .bool(f.canSellToCaregivers)),
                 ("SalesRequireCaregiverPatientNumber", .bool(false)),
-                ("CanDeliverSalesToConsumers", .bool(false)),
-                ("CanDeliverSalesToPatients", .bool(false)),
                 ("CanHaveMemberPatients", .bool(false)),
                 ("CanReportPatientCheckIns", .bool(f.canReportPatientCheckIns)),
-                ("RetailerDelivery", .bool(false)),
-            ])),
+            ] + f.deliveryFlags.facilityTypeMembers)),
             ("License", .object([
                 ("Number", .string(f.licenseNumber)),
                 ("StartDate", .string("2024-01-01")),
@@ -307,30 +319,8 @@ extension MetrcSimulation {
         let state = facilities[r.license]
         let archived: JSON = r.archivedDate.map { .string(SimDates.utcText($0)) } ?? .null
         let lines: [JSON] = r.transactions.map { t in
-            let package = state?.package(label: t.packageLabel)
-            let unit = SimUnits.unit(named: t.unitOfMeasure)
-            return .object([
-                ("PackageId", JSON(package?.id ?? 0)),
-                ("PackageLabel", .string(t.packageLabel)),
-                ("ProductName", JSON(package?.itemName)),
-                ("ProductCategoryName", JSON(package?.category)),
-                ("ItemStrainName", JSON(package?.strainName)),
-                ("ItemUnitThcContent", JSON(package?.unitThcContent)),
-                ("ItemUnitThcContentUnitOfMeasureName", JSON(package?.unitThcContentUnitOfMeasure)),
-                ("ItemUnitVolume", JSON(package?.unitVolume)),
-                ("ItemUnitVolumeUnitOfMeasureName", JSON(package?.unitVolumeUnitOfMeasure)),
-                ("ItemUnitWeight", JSON(package?.unitWeight)),
-                ("ItemUnitWeightUnitOfMeasureName", JSON(package?.unitWeightUnitOfMeasure)),
-                ("QuantitySold", .number(t.quantity)),
-                ("UnitOfMeasureName", .string(t.unitOfMeasure)),
-                ("UnitOfMeasureAbbreviation", JSON(unit?.abbreviation)),
-                ("TotalPrice", .number(t.totalAmount)),
-                ("SalesDeliveryState", .null),
-                ("ArchivedDate", archived),
-                ("RecordedDateTime", .string(SimDates.utcText(r.recordedAt))),
-                ("RecordedByUserName", .string("Till Simulator")),
-                ("LastModified", .string(SimDates.utcText(r.lastModified))),
-            ])
+            saleTransactionJSON(t, package: state?.package(label: t.packageLabel), salesDeliveryState: nil,
+                                archivedDate: r.archivedDate, recordedAt: r.recordedAt, lastModified: r.lastModified)
         }
         return .object([
             ("Id", JSON(r.id)),
@@ -349,6 +339,34 @@ extension MetrcSimulation {
             ("RecordedDateTime", .string(SimDates.utcText(r.recordedAt))),
             ("RecordedByUserName", .string("Till Simulator")),
             ("LastModified", .string(SimDates.utcText(r.lastModified))),
+        ])
+    }
+
+    /// A receipt's or a sales delivery's line as Metrc writes it (`SaleTransaction`), with its package's item.
+    func saleTransactionJSON(_ t: SimTransaction, package: SimPackage?, salesDeliveryState: String?, archivedDate: Date?,
+                             recordedAt: Date, lastModified: Date) -> JSON {
+        let unit = SimUnits.unit(named: t.unitOfMeasure)
+        return .object([
+            ("PackageId", JSON(package?.id ?? 0)),
+            ("PackageLabel", .string(t.packageLabel)),
+            ("ProductName", JSON(package?.itemName)),
+            ("ProductCategoryName", JSON(package?.category)),
+            ("ItemStrainName", JSON(package?.strainName)),
+            ("ItemUnitThcContent", JSON(package?.unitThcContent)),
+            ("ItemUnitThcContentUnitOfMeasureName", JSON(package?.unitThcContentUnitOfMeasure)),
+            ("ItemUnitVolume", JSON(package?.unitVolume)),
+            ("ItemUnitVolumeUnitOfMeasureName", JSON(package?.unitVolumeUnitOfMeasure)),
+            ("ItemUnitWeight", JSON(package?.unitWeight)),
+            ("ItemUnitWeightUnitOfMeasureName", JSON(package?.unitWeightUnitOfMeasure)),
+            ("QuantitySold", .number(t.quantity)),
+            ("UnitOfMeasureName", .string(t.unitOfMeasure)),
+            ("UnitOfMeasureAbbreviation", JSON(unit?.abbreviation)),
+            ("TotalPrice", .number(t.totalAmount)),
+            ("SalesDeliveryState", JSON(salesDeliveryState)),
+            ("ArchivedDate", JSON(archivedDate.map(SimDates.utcText))),
+            ("RecordedDateTime", .string(SimDates.utcText(recordedAt))),
+            ("RecordedByUserName", .string("Till Simulator")),
+            ("LastModified", .string(SimDates.utcText(lastModified))),
         ])
     }
 }

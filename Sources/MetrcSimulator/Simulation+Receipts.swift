@@ -18,18 +18,47 @@ struct ReceiptDraft {
 /// cannot each fit an allowance that both together exceed.
 struct Ledger {
     var quantities: [String: Decimal] = [:]
+    /// Where the request's lines take from; `MetrcSimulation.shopLedger` gives the shop with the vehicles' loads.
+    var source: Source = .shop(carried: [:])
     /// Grams per allowance taken by this request's receipts so far, per upper-cased patient license.
     var patientGrams: [String: [SimAllowance: Decimal]] = [:]
     /// Receipts this request rewrites (an edit): their old lines no longer count against a patient.
     var replacedReceipts: Set<Int64> = []
 
-    func available(_ package: SimPackage) -> Decimal {
+    enum Source {
+        /// The shop: a package's quantity less what active trips' vehicles carry of it (by upper-cased label).
+        case shop(carried: [String: Decimal])
+        /// One trip's vehicle, what it holds by upper-cased label: lines taken come off the vehicle and the package.
+        case vehicle([String: Decimal])
+    }
+
+    /// The package's quantity as the request leaves it so far.
+    func quantity(_ package: SimPackage) -> Decimal {
         quantities[package.label.uppercased()] ?? package.quantity
     }
 
-    mutating func add(_ amount: Decimal, to package: SimPackage) {
-        quantities[package.label.uppercased()] = available(package) + amount
+    /// What the request may still take of the package.
+    func available(_ package: SimPackage) -> Decimal {
+        switch source {
+        case .shop(let carried): quantity(package) - (carried[package.label.uppercased()] ?? 0)
+        case .vehicle(let stock): stock[package.label.uppercased()] ?? 0
+        }
     }
+
+    mutating func add(_ amount: Decimal, to package: SimPackage) {
+        let key = package.label.uppercased()
+        quantities[key] = quantity(package) + amount
+        if case .vehicle(var stock) = source {
+            stock[key, default: 0] += amount
+            source = .vehicle(stock)
+        }
+    }
+}
+
+/// Why one field or line of a request is refused, in Metrc's words.
+struct RowProblem: Error {
+    var message: String
+    init(_ message: String) { self.message = message }
 }
 
 extension MetrcSimulation {
@@ -39,7 +68,7 @@ extension MetrcSimulation {
         let items: [JSON]
         do { items = try bodyArray(scoped.request) } catch { return error.response }
         let state = facilities[scoped.license!]!
-        var ledger = Ledger()
+        var ledger = shopLedger(license: scoped.license!)
         var errors: [RowError] = []
         var drafts: [ReceiptDraft] = []
         for (row, item) in items.enumerated() {
@@ -105,7 +134,7 @@ extension MetrcSimulation {
         }
 
         // The old lines go back on their packages first, so an edit may re-use what it gives back.
-        var ledger = Ledger()
+        var ledger = shopLedger(license: license)
         ledger.replacedReceipts = Set(targets.values.map { receiptList[$0].id })
         var formerLabels: Set<String> = []
         for index in targets.values {
@@ -231,22 +260,7 @@ extension MetrcSimulation {
         var reader = FieldReader(item)
         let facility = state.facility
 
-        let salesDateText = reader.string("SalesDateTime")
-        var salesDateTime: String? = nil
-        if let salesDateText {
-            if let parsed = SimDateTime(salesDateText) {
-                if parsed.offsetSeconds != nil {
-                    fail("SalesDateTime '\(salesDateText)' must be the facility's local time without a time zone "
-                        + "(e.g. 2026-11-22T14:05:00.000), not UTC or an offset.")
-                } else {
-                    salesDateTime = parsed.localText
-                }
-            } else {
-                fail("SalesDateTime '\(salesDateText)' is not a valid date and time.")
-            }
-        } else if item["SalesDateTime"] == nil || item["SalesDateTime"]!.isNull {
-            fail("SalesDateTime is required.")
-        }
+        let salesDateTime = Self.localDateTime("SalesDateTime", of: item, reader: &reader, fail: fail)
 
         var customerType: String? = nil
         if let given = reader.string("SalesCustomerType") {
@@ -309,8 +323,10 @@ extension MetrcSimulation {
             externalReceiptNumber: external, transactions: transactions)
     }
 
-    private func validateLine(_ line: JSON, number: Int, facility state: FacilityState, ledger: inout Ledger,
-                              allowFinished: Set<String>, fail: (String) -> Void) -> SimTransaction? {
+    /// Checks one line (`PackageLabel`, `Quantity`, `UnitOfMeasure`, `TotalAmount`) against the package and takes it
+    /// from `ledger`; every problem goes to `fail`, prefixed with the line's number.
+    func validateLine(_ line: JSON, number: Int, facility state: FacilityState, ledger: inout Ledger,
+                      allowFinished: Set<String>, fail: (String) -> Void) -> SimTransaction? {
         let prefix = "Transaction \(number): "
         guard case .object = line else {
             fail(prefix + "must be a JSON object, not \(line.kindName).")
@@ -334,13 +350,7 @@ extension MetrcSimulation {
         if let label, !label.isEmpty {
             package = state.package(label: label)
             if let found = package {
-                if found.isFinished && !allowFinished.contains(found.label.uppercased()) {
-                    problem("Package \(found.label) is finished and cannot be sold from.")
-                }
-                if found.isOnHold { problem("Package \(found.label) is on hold and cannot be sold.") }
-                if !["TestPassed", "NotRequired", "TestingInProgress"].contains(found.labTestingState) {
-                    problem("Package \(found.label) has lab testing state \(found.labTestingState) and cannot be sold.")
-                }
+                Self.unsellable(found, allowFinished: allowFinished).forEach(problem)
             } else {
                 problem("Package \(label) was not found in the inventory of facility \(state.facility.licenseNumber).")
             }
@@ -368,30 +378,16 @@ extension MetrcSimulation {
             problem("TotalAmount is required.")
         }
 
-        guard let package, let unit, let quantity, quantity > 0, let packageUnit = SimUnits.unit(named: package.unitOfMeasure)
-        else { return nil }
-        guard unit.quantityType == packageUnit.quantityType else {
-            problem("UnitOfMeasure \(unit.name) (\(unit.quantityType)) cannot be used for package \(package.label), "
-                + "which is measured in \(packageUnit.name) (\(packageUnit.quantityType)).")
-            return nil
-        }
+        guard let package, let unit, let quantity, quantity > 0 else { return nil }
         let amount: Decimal
-        switch SimUnits.convert(quantity, from: unit, to: packageUnit, places: configuration.quantityDecimalPlaces) {
-        case .success(let converted):
-            amount = converted
-        case .failure:
-            problem("Quantity \(quantity) \(unit.name) does not convert exactly to \(packageUnit.name) within "
-                + "\(configuration.quantityDecimalPlaces) decimal places for package \(package.label).")
-            return nil
-        }
-        if packageUnit.quantityType == "CountBased" && Int64(exactly: amount) == nil {
-            problem("Quantity \(quantity) is not a whole number of \(packageUnit.name) for package \(package.label).")
+        do { amount = try packageAmount(quantity, unit, of: package) } catch {
+            problem(error.message)
             return nil
         }
         let available = ledger.available(package)
         guard amount <= available else {
-            problem("Package \(package.label) has \(available) \(packageUnit.name) available; "
-                + "this request would take \(amount) \(packageUnit.name).")
+            problem("Package \(package.label) has \(available) \(package.unitOfMeasure) available; "
+                + "this request would take \(amount) \(package.unitOfMeasure).")
             return nil
         }
         guard !failed, let totalAmount else { return nil }
@@ -399,6 +395,61 @@ extension MetrcSimulation {
         return SimTransaction(packageLabel: package.label, quantity: quantity, unitOfMeasure: unit.name,
                               totalAmount: totalAmount, discountAmount: reader.decimal("DiscountAmount"),
                               salesTax: reader.decimal("SalesTax"), exciseTax: reader.decimal("ExciseTax"))
+    }
+
+    /// A facility-local date and time (no zone), normalised to Metrc's `yyyy-MM-ddTHH:mm:ss.SSS`; nil, the problem
+    /// told to `fail`, when it is missing (and `required`), carries a zone or is no date and time.
+    static func localDateTime(_ key: String, of item: JSON, reader: inout FieldReader, required: Bool = true,
+                              fail: (String) -> Void) -> String? {
+        guard let text = reader.string(key) else {
+            if required && (item[key] == nil || item[key]!.isNull) { fail("\(key) is required.") }
+            return nil
+        }
+        guard let parsed = SimDateTime(text) else {
+            fail("\(key) '\(text)' is not a valid date and time.")
+            return nil
+        }
+        guard parsed.offsetSeconds == nil else {
+            fail("\(key) '\(text)' must be the facility's local time without a time zone "
+                + "(e.g. 2026-11-22T14:05:00.000), not UTC or an offset.")
+            return nil
+        }
+        return parsed.localText
+    }
+
+    /// Why a package cannot be sold (or loaded on a vehicle) from, if it cannot.
+    /// - Parameter allowFinished: upper-cased labels whose finished packages an edit may take from again.
+    static func unsellable(_ package: SimPackage, allowFinished: Set<String> = []) -> [String] {
+        var reasons: [String] = []
+        if package.isFinished && !allowFinished.contains(package.label.uppercased()) {
+            reasons.append("Package \(package.label) is finished and cannot be sold from.")
+        }
+        if package.isOnHold { reasons.append("Package \(package.label) is on hold and cannot be sold.") }
+        if !["TestPassed", "NotRequired", "TestingInProgress"].contains(package.labTestingState) {
+            reasons.append("Package \(package.label) has lab testing state \(package.labTestingState) and cannot be sold.")
+        }
+        return reasons
+    }
+
+    /// `quantity` of `unit` in the package's own unit, exactly: refused for another quantity type, for more decimal
+    /// places than a package keeps, and for part of a count.
+    func packageAmount(_ quantity: Decimal, _ unit: SimUnits.Unit, of package: SimPackage) throws(RowProblem) -> Decimal {
+        guard let packageUnit = SimUnits.unit(named: package.unitOfMeasure) else {
+            throw RowProblem("Package \(package.label) is kept in an unknown unit, \(package.unitOfMeasure).")
+        }
+        guard unit.quantityType == packageUnit.quantityType else {
+            throw RowProblem("UnitOfMeasure \(unit.name) (\(unit.quantityType)) cannot be used for package \(package.label), "
+                + "which is measured in \(packageUnit.name) (\(packageUnit.quantityType)).")
+        }
+        guard case .success(let amount) = SimUnits.convert(quantity, from: unit, to: packageUnit,
+                                                           places: configuration.quantityDecimalPlaces) else {
+            throw RowProblem("Quantity \(quantity) \(unit.name) does not convert exactly to \(packageUnit.name) within "
+                + "\(configuration.quantityDecimalPlaces) decimal places for package \(package.label).")
+        }
+        if packageUnit.quantityType == "CountBased" && Int64(exactly: amount) == nil {
+            throw RowProblem("Quantity \(quantity) is not a whole number of \(packageUnit.name) for package \(package.label).")
+        }
+        return amount
     }
 
     /// How much of `package`, in its own unit, a line took. Exact because it was checked when the line was taken.

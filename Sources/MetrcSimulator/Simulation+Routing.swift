@@ -25,6 +25,8 @@ enum MetrcRoute {
     case adjustReasons
     case postAdjustments
     case adjustments
+    /// Anything under `/sales/v2/deliveries`: sales deliveries and retailer deliveries (trips).
+    case delivery(DeliveryRoute)
 
     enum PackageList { case active, onHold, inactive }
 
@@ -43,6 +45,7 @@ enum MetrcRoute {
         case .facilities, .unitsOfMeasure, .customerTypes: .none
         // Check-in locations are reference data: the specification gives the call no licenseNumber.
         case .packageByID, .packageByLabel, .receiptByID, .receiptsByExternalNumber, .checkInLocations: .optional
+        case .delivery(let route): route.licenseUse
         default: .required
         }
     }
@@ -114,6 +117,7 @@ extension MetrcSimulation {
         case .postCheckIns: return postCheckIns(scoped)
         case .putCheckIns: return putCheckIns(scoped)
         case .archiveCheckIn(let id): return archiveCheckIn(id: id, scoped)
+        case .delivery(let route): return handleDelivery(route, scoped)
         }
     }
 
@@ -170,6 +174,8 @@ extension MetrcSimulation {
                 guard let id = Int64(parts[3]) else { break }
                 allowed = ["GET": .receiptByID(id), "DELETE": .archiveReceipt(id)]
             }
+        case 3...5 where lower[0] == "sales" && lower[1] == "v2" && lower[2] == "deliveries":
+            allowed = DeliveryRoute.allowed(Array(parts.dropFirst(3)), Array(lower.dropFirst(3)))
         case 5 where lower[0] == "sales" && lower[1] == "v2" && lower[2] == "receipts" && lower[3] == "external":
             allowed = ["GET": .receiptsByExternalNumber(parts[4])]
         case 4 where lower[0] == "patients" && lower[1] == "v2" && lower[2] == "statuses":
