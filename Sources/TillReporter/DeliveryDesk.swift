@@ -82,7 +82,7 @@ public final class DeliveryDesk: Sendable {
         for index in completion.returned.indices where completion.returned[index].disposition == nil {
             completion.returned[index].disposition = returns.defaultDisposition
         }
-        if delivery.status == .completed && delivery.completion == completion {
+        if delivery.status == .completed && delivery.completion.map({ Self.sameCompletion($0, completion) }) == true {
             return StepOutcome(value: delivery, reported: delivery.isReported)
         }
         guard let known = await reasons.current() else {
@@ -231,6 +231,16 @@ public final class DeliveryDesk: Sendable {
                                        reread: @Sendable () throws -> T) async -> StepOutcome<T> {
         let reported = await waitForMetrc(subject) ?? false
         return StepOutcome(value: (try? reread()) ?? value, reported: reported)
+    }
+
+    /// The same completion, its time to the millisecond (as stored).
+    private static func sameCompletion(_ a: DeliveryCompletion, _ b: DeliveryCompletion) -> Bool {
+        var a = a, b = b
+        for completion in [\DeliveryCompletion.actualArrival] {
+            a[keyPath: completion] = Date(timeIntervalSince1970: (a[keyPath: completion].timeIntervalSince1970 * 1000).rounded() / 1000)
+            b[keyPath: completion] = Date(timeIntervalSince1970: (b[keyPath: completion].timeIntervalSince1970 * 1000).rounded() / 1000)
+        }
+        return a == b
     }
 
     private static func allReported(_ steps: [DeliveryStep]) -> Bool { steps.allSatisfy { $0.status == .reported } }

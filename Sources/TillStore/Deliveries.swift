@@ -152,7 +152,11 @@ extension TillStore {
                                  actualArrival: String, wasteNote: String, _ context: DeliveryContext) throws -> Delivery {
         try pool.write { db in
             guard let current = try Self.delivery(id: id, db) else { throw Self.deliveryNotFound(id) }
-            if current.status == .completed, current.completion == completion { return current }
+            // The same completion again (as stored, to the millisecond): a retry.
+            if current.status == .completed,
+               try String.fetchOne(db, sql: "SELECT completion_json FROM deliveries WHERE id = ?", arguments: [id]) == Self.json(completion) {
+                return current
+            }
             try Self.requireOpen(current)
             try db.run("UPDATE deliveries SET status = 'completed', completion_json = ?, completed_at = ? WHERE id = ?",
                        [try Self.json(completion), context.at.epochMilliseconds, id])
