@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import zoneinfo
@@ -44,7 +45,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from independent_metrc import (LICENSE, USER_KEY, VENDOR_KEY, IndependentMetrc, Request,  # noqa: E402
-                               camel, dumps, loads)
+                               _unit, camel, convert, dumps, loads)
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEZONE = "America/Denver"
@@ -2334,6 +2335,460 @@ class DayTests(ExternalMetrcTestCase):
                          [("receipt.update", edited["receiptNumber"])])
 
 
+#: Till's delivery API (docs/deliveries.md "Till's side") is being written and is not in every binary yet: while this
+#: is True, DeliveryTests skip when `POST /v1/trips` answers 404. Once the API has landed, delete this constant and
+#: the check that reads it in DeliveryTests.start_delivery_till.
+SKIP_DELIVERIES_UNTIL_TILL_HAS_THEM = True
+
+
+class DeliveryTests(ExternalMetrcTestCase):
+    """Sales deliveries and vehicle trips driven through Till's API (docs/deliveries.md "Till's side": deliveries
+    from a register, trips from a `driver` terminal), every scenario checked against what the independent Metrc
+    holds (README "Deliveries"; the spec's /sales/v2/deliveries* paths; docs/deliveries.md "Metrc's side")."""
+
+    _no_delivery_api: Optional[str] = None  # why the binary was found without it (skips the rest at once)
+
+    DRIVER = {"employeeId": "EMP-7", "name": "Dana Driver", "licenseNumber": "DL-7001"}
+    VEHICLE = {"make": "Ford", "model": "Transit", "plate": "CO-123"}
+
+    def setUp(self) -> None:
+        if SKIP_DELIVERIES_UNTIL_TILL_HAS_THEM and DeliveryTests._no_delivery_api:
+            self.skipTest(DeliveryTests._no_delivery_api)
+        super().setUp()
+        self._counter = 0
+
+    def start_delivery_till(self) -> None:
+        """A driver and a manager terminal beside the register, then `till serve`."""
+        added = self.till.command("terminals", "add", "drv1", "--role", "driver", check=False)
+        self.driver_token = added.stdout.strip().splitlines()[-1] if added.returncode == 0 and added.stdout.strip() else None
+        manager = self.till.command("terminals", "add", "mgr1", "--role", "manager", check=False)
+        self.manager_token = manager.stdout.strip().splitlines()[-1] if manager.returncode == 0 else None
+        self.start_till()
+        if SKIP_DELIVERIES_UNTIL_TILL_HAS_THEM:
+            status, body = self.till.call("POST", "/v1/trips", {})
+            if status == 404:
+                DeliveryTests._no_delivery_api = ("Till's delivery API (docs/deliveries.md) is not in this binary yet: "
+                                                  f"POST /v1/trips answers 404 {body}")
+                self.skipTest(DeliveryTests._no_delivery_api)
+        self.assertIsNotNone(self.driver_token, f"till terminals add drv1 --role driver: {added.stdout}{added.stderr}")
+        self.assertIsNotNone(self.manager_token, f"till terminals add mgr1 --role manager: {manager.stderr}")
+
+    # ---------------------------------------------------------------- helpers
+
+    def next_id(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}-{self.id().rsplit('.', 1)[-1][:30]}-{self._counter}"
+
+    @staticmethod
+    def at(minutes: float = 0) -> str:
+        """An instant as Till takes it: ISO 8601 with the facility's offset."""
+        moment = dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)) + dt.timedelta(minutes=minutes)
+        return moment.isoformat(timespec="seconds")
+
+    def as_driver(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return self.till.call(method, path, body, token=self.driver_token)
+
+    def create_delivery(self, lines: list[dict], **extra: Any) -> tuple[int, Any]:
+        body = {"clientDeliveryId": self.next_id("dlv"), "customerType": "Consumer",
+                "recipient": {"name": "Rita Recipient", "street1": "1 Main St", "city": "Denver", "state": "CO",
+                              "postalCode": "80202", "phone": "555-0100"},
+                "driver": self.DRIVER, "vehicle": self.VEHICLE, "estimatedDeparture": self.at(5),
+                "estimatedArrival": self.at(40), "lines": lines, **extra}
+        return self.till.call("POST", "/v1/deliveries", body)
+
+    def complete_delivery(self, delivery_id: Any, accepted: list[str], returned: list[dict]) -> tuple[int, Any]:
+        return self.till.call("POST", f"/v1/deliveries/{delivery_id}/complete",
+                              {"actualArrival": self.at(), "accepted": accepted, "returned": returned})
+
+    def till_delivery(self, delivery_id: Any) -> dict:
+        status, body = self.till.call("GET", f"/v1/deliveries/{delivery_id}")
+        self.assertEqual(status, 200, body)
+        return body
+
+    def till_trip(self, trip_id: Any) -> dict:
+        status, body = self.as_driver("GET", f"/v1/trips/{trip_id}")
+        self.assertEqual(status, 200, body)
+        return body
+
+    def wait_steps(self, read: Callable[[], dict], count: int, what: str, timeout: float = 30) -> dict:
+        """Until ``count`` steps are recorded and every one of them is reported (a refused one fails at once)."""
+        def settled() -> Optional[dict]:
+            record = read()
+            steps = record.get("steps") or []
+            refused = [s for s in steps if s.get("status") == "refused"]
+            if refused:
+                self.fail(f"{what}: Metrc refused {refused}\n{record}")
+            return record if len(steps) >= count and all(s.get("status") == "reported" for s in steps) else None
+        return self.wait_for(settled, timeout, what, interval=0.1)
+
+    def wait_delivery(self, delivery_id: Any, steps: int, timeout: float = 30) -> dict:
+        return self.wait_steps(lambda: self.till_delivery(delivery_id), steps, f"delivery {delivery_id}: {steps} steps reported",
+                               timeout)
+
+    def wait_trip(self, trip_id: Any, steps: int, timeout: float = 30) -> dict:
+        return self.wait_steps(lambda: self.till_trip(trip_id), steps, f"trip {trip_id}: {steps} steps reported", timeout)
+
+    def trip_body(self, load: list[dict]) -> dict:
+        return {"clientTripId": self.next_id("trip"), "driver": self.DRIVER, "vehicle": self.VEHICLE,
+                "estimatedDeparture": self.at(10), "load": load}
+
+    @staticmethod
+    def load(label: str, quantity: Any, unit: str = "Grams", price: Any = 20) -> dict:
+        return {"packageLabel": label, "quantity": quantity, "unit": unit, "totalPrice": price}
+
+    def trip_sale_body(self, lines: list[dict]) -> dict:
+        return {"clientSaleId": self.next_id("tsale"), "customerType": "Consumer",
+                "recipient": {"name": "Sam Shopper", "street1": "9 Elm St", "city": "Denver", "state": "CO",
+                              "postalCode": "80203"}, "lines": lines}
+
+    def trip_step(self, trip_id: Any, step: str, body: Any) -> tuple[int, Any]:
+        return self.as_driver("POST", f"/v1/trips/{trip_id}/{step}", body)
+
+    def in_package_unit(self, label: str, quantity: Any, unit: str) -> Decimal:
+        package = self.metrc.package(label)
+        value = convert(Decimal(str(quantity)), _unit(unit), package["UnitOfMeasureName"])
+        self.assertIsNotNone(value, f"{quantity} {unit} for {label}")
+        return value
+
+    def local_quantity(self, label: str) -> Decimal:
+        """Till's sellable shelf stock of a package, in the package's unit (0 when it lists none)."""
+        local = self.local_packages().get(label)
+        return Decimal(0) if local is None else self.in_package_unit(label, local["quantity"], local["unit"])
+
+    def assert_trip_agrees_with_metrc(self, trip: dict, labels: list[str]) -> None:
+        """Metrc's vehicle equals Till's trip stock, and Metrc's shop quantity (Quantity less what vehicles carry)
+        equals Till's sellable stock, package by package, exactly."""
+        held = self.metrc.trip(trip["metrcTripId"])
+        vehicle = {label: e["PackageQuantity"] for label, e in held["Vehicle"].items() if e["PackageQuantity"] != 0}
+        stock = {s["packageLabel"]: self.in_package_unit(s["packageLabel"], s["quantity"], s["unit"])
+                 for s in trip.get("stock") or []}
+        stock = {label: q for label, q in stock.items() if q != 0}
+        self.assertEqual(stock, vehicle, f"Till's trip stock against Metrc's vehicle:\n{trip}\n{held}")
+        for label in labels:
+            self.assertEqual(self.local_quantity(label), self.metrc.shop_quantity(label),
+                             f"{label}: Till's shelf against Metrc's shop (Quantity less the vehicles)")
+
+    def trip_writes(self, metrc_trip_id: int) -> list[tuple[str, Request]]:
+        """Every write to Metrc about this trip, in the order received: (step, request). Every retailer create counts
+        (the tests that read this make one trip)."""
+        found = []
+        for r in self.metrc.delivery_requests():
+            tail = r.path.rstrip("/").lower()
+            if not tail.startswith("/sales/v2/deliveries/retailer") or r.method == "GET":
+                continue
+            if r.method == "DELETE":
+                if tail.endswith(f"/{metrc_trip_id}"):
+                    found.append(("void", r))
+                continue
+            step = tail.rsplit("/", 1)[-1]
+            if step == "retailer":
+                found.append(("update" if r.method == "PUT" else "create", r))
+                continue
+            items = r.json if isinstance(r.json, list) else []
+            if any(isinstance(i, dict) and i.get("RetailerDeliveryId") == metrc_trip_id for i in items):
+                found.append((step, r))
+        return found
+
+    def assert_delivery_hygiene(self) -> None:
+        """What Till's delivery writes must look like (README; docs/deliveries.md): facility-local times without
+        zone, and sales delivery lines in both spellings, equal."""
+        times = {"/sales/v2/deliveries": ("SalesDateTime", "EstimatedDepartureDateTime", "EstimatedArrivalDateTime"),
+                 "/sales/v2/deliveries/complete": ("ActualArrivalDateTime",),
+                 "/sales/v2/deliveries/retailer": ("DateTime", "EstimatedDepartureDateTime"),
+                 "/sales/v2/deliveries/retailer/sale": ("SalesDateTime",),
+                 "/sales/v2/deliveries/retailer/restock": ("DateTime",),
+                 "/sales/v2/deliveries/retailer/end": ("ActualArrivalDateTime",)}
+        for r in self.metrc.delivery_requests():
+            if r.method not in ("POST", "PUT") or not isinstance(r.json, list):
+                continue
+            for item in r.json:
+                for key in times.get(r.path.rstrip("/").lower(), ()):
+                    self.assertRegex(str(item.get(key)), LOCAL_NO_ZONE, f"{r.method} {r.path} {key}: {item}")
+                if r.path.rstrip("/").lower() == "/sales/v2/deliveries":
+                    for t in item["Transactions"]:
+                        self.assertEqual((Decimal(str(t["QuantitySold"])), t["UnitOfMeasureName"], Decimal(str(t["TotalPrice"]))),
+                                         (Decimal(str(t["Quantity"])), t["UnitOfMeasure"], Decimal(str(t["TotalAmount"]))),
+                                         f"docs/deliveries.md: Till sends both spellings on every line: {t}")
+        self.assert_protocol_hygiene()
+
+    # ---------------------------------------------------------------- sales deliveries
+
+    def test_delivery_completed_with_one_package_returned(self) -> None:
+        self.start_delivery_till()
+        flower, preroll = self.metrc.FLOWER, self.metrc.PREROLL
+        before = {label: self.metrc.package(label)["Quantity"] for label in (flower, preroll)}
+        status, created = self.create_delivery([self.line(flower, Decimal("3.5"), "Grams", Decimal("35.10")),
+                                                self.line(preroll, 2, "Each", Decimal("18.99"))])
+        self.assertIn(status, (201, 202), created)
+        delivery = self.wait_delivery(created["id"], 1)
+        held = self.metrc.delivery(delivery["metrcDeliveryId"])
+        self.assertEqual((held["SalesDeliveryState"], [(l["PackageLabel"], l["Quantity"], l["UnitOfMeasure"], l["TotalAmount"])
+                                                       for l in held["Transactions"]]),
+                         ("InTransit", [(flower, Decimal("3.5"), "Grams", Decimal("35.10")),
+                                        (preroll, Decimal(2), "Each", Decimal("18.99"))]))
+        self.assertEqual(self.metrc.package(flower)["Quantity"], before[flower] - Decimal("3.5"))
+        self.assertEqual(self.local_quantity(flower), self.metrc.package(flower)["Quantity"])
+        # the customer takes the flower and refuses one preroll, which goes back on the shelf
+        status, done = self.complete_delivery(created["id"], [flower], [
+            {"label": preroll, "quantity": 1, "unit": "Each", "reason": "Customer Refused", "disposition": "restock"}])
+        self.assertEqual(status, 200, done)
+        self.assertEqual(done["status"], "completed")
+        self.wait_delivery(created["id"], 2)
+        held = self.metrc.delivery(delivery["metrcDeliveryId"])
+        self.assertEqual((held["SalesDeliveryState"], held["CompletedDateTime"] is not None, held["AcceptedPackages"],
+                          [(r["Label"], r["ReturnQuantityVerified"], r["ReturnUnitOfMeasure"], r["ReturnReason"])
+                           for r in held["ReturnedPackages"]]),
+                         ("Delivered", True, [flower], [(preroll, Decimal(1), "Each", "Customer Refused")]))
+        self.assertEqual(self.metrc.package(flower)["Quantity"], before[flower] - Decimal("3.5"))
+        self.assertEqual(self.metrc.package(preroll)["Quantity"], before[preroll] - 1)
+        for label in (flower, preroll):
+            self.assertEqual(self.local_quantity(label), self.metrc.package(label)["Quantity"], label)
+        self.assertEqual([r.status for r in self.metrc.requests("POST", "/sales/v2/deliveries")], [200])
+        self.assertEqual([r.status for r in self.metrc.requests("PUT", "/sales/v2/deliveries/complete")], [200])
+        self.assert_delivery_hygiene()
+
+    def test_void_before_completion_restocks_and_after_completion_is_refused(self) -> None:
+        self.start_delivery_till()
+        label = self.metrc.CONCENTRATE
+        before = self.metrc.package(label)["Quantity"]
+        status, first = self.create_delivery([self.line(label, Decimal("1.25"), "Grams", 30)])
+        self.assertIn(status, (201, 202), first)
+        metrc_id = self.wait_delivery(first["id"], 1)["metrcDeliveryId"]
+        self.assertEqual((self.metrc.package(label)["Quantity"], self.local_quantity(label)),
+                         (before - Decimal("1.25"), before - Decimal("1.25")))
+        status, voided = self.till.call("DELETE", f"/v1/deliveries/{first['id']}")
+        self.assertEqual((status, voided.get("status")), (200, "voided"), voided)
+        self.wait_delivery(first["id"], 2)
+        held = self.metrc.delivery(metrc_id)
+        self.assertEqual((held["SalesDeliveryState"], held["VoidedDate"] is not None), ("Voided", True))
+        self.assertEqual((self.metrc.package(label)["Quantity"], self.local_quantity(label)), (before, before))
+        # completed: a void is refused by Till, and nothing is sent
+        status, second = self.create_delivery([self.line(label, 1, "Grams", 25)])
+        self.assertIn(status, (201, 202), second)
+        second_metrc = self.wait_delivery(second["id"], 1)["metrcDeliveryId"]
+        status, done = self.complete_delivery(second["id"], [label], [])
+        self.assertEqual(status, 200, done)
+        self.wait_delivery(second["id"], 2)
+        status, refused = self.till.call("DELETE", f"/v1/deliveries/{second['id']}")
+        self.assertEqual((status, refused["error"]["code"]), (409, "delivery_completed"), refused)
+        self.assertEqual([r.path for r in self.metrc.requests("DELETE", "/sales/v2/deliveries/*")],
+                         [f"/sales/v2/deliveries/{metrc_id}"])
+        self.assertEqual(self.metrc.delivery(second_metrc)["SalesDeliveryState"], "Delivered")
+        self.assertEqual((self.metrc.package(label)["Quantity"], self.local_quantity(label)), (before - 1, before - 1))
+        self.assert_delivery_hygiene()
+
+    def test_completion_leaving_out_a_label_or_a_required_note_is_refused_before_metrc(self) -> None:
+        self.start_delivery_till()
+        flower, edible = self.metrc.FLOWER, self.metrc.EDIBLE
+        status, created = self.create_delivery([self.line(flower, 2, "Grams", 20), self.line(edible, 2, "Each", 24)])
+        self.assertIn(status, (201, 202), created)
+        metrc_id = self.wait_delivery(created["id"], 1)["metrcDeliveryId"]
+        status, body = self.complete_delivery(created["id"], [flower], [])
+        self.assertEqual((status, body["error"]["code"]), (422, "labels_not_accounted"), body)
+        self.assertIn(edible, json.dumps(body), "the refusal names the label left out")
+        # Damaged requires a note (GET /sales/v2/deliveries/returnreasons: RequiresNote)
+        status, body = self.complete_delivery(created["id"], [flower], [
+            {"label": edible, "quantity": 1, "unit": "Each", "reason": "Damaged"}])
+        self.assertEqual((status, body["error"]["code"]), (422, "note_required"), body)
+        self.assertEqual(self.metrc.requests("PUT", "/sales/v2/deliveries/complete"), [], "Metrc heard nothing")
+        self.assertEqual(self.metrc.delivery(metrc_id)["SalesDeliveryState"], "InTransit")
+        self.assertEqual(self.till_delivery(created["id"])["status"], "open")
+        self.assert_delivery_hygiene()
+
+    # ---------------------------------------------------------------- trips
+
+    def test_full_trip_agrees_with_metrc_at_every_step(self) -> None:
+        self.start_delivery_till()
+        flower, preroll, edible = self.metrc.FLOWER, self.metrc.PREROLL, self.metrc.EDIBLE
+        labels = [flower, preroll, edible]
+        before = {label: self.metrc.package(label)["Quantity"] for label in labels}
+        status, created = self.as_driver("POST", "/v1/trips", self.trip_body(
+            [self.load(flower, 20, "Grams", 100), self.load(preroll, 10, "Each", 60)]))
+        self.assertIn(status, (201, 202), created)
+        tid = created["id"]
+        trip = self.wait_trip(tid, 1)
+        held = self.metrc.trip(trip["metrcTripId"])
+        self.assertEqual(held["RetailerDeliveryState"], "Created")
+        self.assert_trip_agrees_with_metrc(trip, labels)
+        self.assertEqual(self.metrc.shop_quantity(flower), before[flower] - 20)
+
+        status, body = self.trip_step(tid, "depart", {})
+        self.assertIn(status, (200, 201, 202), body)
+        trip = self.wait_trip(tid, 2)
+        self.assertEqual(self.metrc.trip(trip["metrcTripId"])["RetailerDeliveryState"], "InTransit")
+
+        for lines in ([self.line(flower, Decimal("3.5"), "Grams", 35)],
+                      [self.line(preroll, 2, "Each", 12), self.line(flower, 1, "Grams", 10)]):
+            status, body = self.trip_step(tid, "sales", self.trip_sale_body(lines))
+            self.assertIn(status, (200, 201, 202), body)
+        trip = self.wait_trip(tid, 4)
+        held = self.metrc.trip(trip["metrcTripId"])
+        self.assertEqual([[(l["PackageLabel"], l["Quantity"], l["UnitOfMeasure"]) for l in d["Transactions"]]
+                          for d in held["Destinations"]],
+                         [[(flower, Decimal("3.5"), "Grams")], [(preroll, Decimal(2), "Each"), (flower, Decimal(1), "Grams")]])
+        self.assert_trip_agrees_with_metrc(trip, labels)
+
+        # the restock swaps the prerolls (their 8 back to the shop) for edibles
+        status, body = self.trip_step(tid, "restock", {"clientRestockId": self.next_id("restock"),
+                                                       "add": [self.load(edible, 5, "Each", 40)], "remove": [preroll]})
+        self.assertIn(status, (200, 201, 202), body)
+        trip = self.wait_trip(tid, 5)
+        held = self.metrc.trip(trip["metrcTripId"])
+        self.assertEqual((sorted(held["Vehicle"]), held["Leg"], held["RestockDateTime"] is not None),
+                         (sorted([flower, edible]), 2, True))
+        self.assert_trip_agrees_with_metrc(trip, labels)
+        self.assertEqual(self.metrc.shop_quantity(preroll), before[preroll] - 2)
+
+        status, body = self.trip_step(tid, "end", {"actualArrival": self.at(), "counts": [
+            {"packageLabel": flower, "quantity": Decimal("15.5"), "unit": "Grams"},
+            {"packageLabel": edible, "quantity": 5, "unit": "Each"}]})
+        self.assertIn(status, (200, 201, 202), body)
+        trip = self.wait_trip(tid, 6)
+        held = self.metrc.trip(trip["metrcTripId"])
+        self.assertEqual((held["RetailerDeliveryState"], held["Vehicle"],
+                          sorted((e["Label"], e["EndQuantity"]) for e in held["EndPackages"])),
+                         ("Completed", {}, sorted([(flower, Decimal("15.5")), (edible, Decimal(5))])))
+        self.assertEqual(trip["status"], "ended")
+        self.assert_trip_agrees_with_metrc(trip, labels)
+        self.assertEqual([self.metrc.package(label)["Quantity"] for label in labels],
+                         [before[flower] - Decimal("4.5"), before[preroll] - 2, before[edible]])
+        for label in labels:
+            self.assertEqual(self.local_quantity(label), self.metrc.package(label)["Quantity"], label)
+        self.assertEqual([s["Step"] for s in held["Steps"]], ["create", "depart", "sale", "sale", "restock", "end"])
+        self.assertEqual([(step, r.status) for step, r in self.trip_writes(trip["metrcTripId"])],
+                         [("create", 200), ("depart", 200), ("sale", 200), ("sale", 200), ("restock", 200), ("end", 200)])
+        self.assert_delivery_hygiene()
+
+    def test_sale_before_departure_and_a_wrong_end_count_are_refused_by_till(self) -> None:
+        self.start_delivery_till()
+        flower = self.metrc.FLOWER
+        status, created = self.as_driver("POST", "/v1/trips", self.trip_body([self.load(flower, 10, "Grams", 50)]))
+        self.assertIn(status, (201, 202), created)
+        tid = created["id"]
+        metrc_id = self.wait_trip(tid, 1)["metrcTripId"]
+        status, body = self.trip_step(tid, "sales", self.trip_sale_body([self.line(flower, 1, "Grams", 10)]))
+        self.assertEqual((status, body["error"]["code"]), (409, "trip_not_departed"), body)
+        self.assertEqual(self.metrc.requests("POST", "/sales/v2/deliveries/retailer/sale"), [], "nothing sent")
+        self.assertEqual(self.trip_step(tid, "depart", {})[0] // 100, 2)
+        status, body = self.trip_step(tid, "sales", self.trip_sale_body([self.line(flower, 2, "Grams", 20)]))
+        self.assertEqual(status // 100, 2, body)
+        self.wait_trip(tid, 3)
+        status, body = self.trip_step(tid, "end", {"actualArrival": self.at(), "counts": [
+            {"packageLabel": flower, "quantity": 7, "unit": "Grams"}]})
+        self.assertEqual((status, body["error"]["code"]), (422, "end_count_mismatch"), body)
+        self.assertIn(flower, json.dumps(body), "the refusal names the package")
+        self.assertEqual(self.metrc.requests("POST", "/sales/v2/deliveries/retailer/end"), [], "nothing sent")
+        self.assertEqual(self.metrc.trip(metrc_id)["RetailerDeliveryState"], "InTransit")
+        self.assertEqual(self.metrc.carried_quantity(flower, metrc_id), Decimal(8))
+        status, body = self.trip_step(tid, "end", {"actualArrival": self.at(), "counts": [
+            {"packageLabel": flower, "quantity": 8, "unit": "Grams"}]})
+        self.assertEqual(status // 100, 2, body)
+        self.wait_trip(tid, 4)
+        self.assertEqual(self.metrc.trip(metrc_id)["RetailerDeliveryState"], "Completed")
+        self.assertEqual(self.local_quantity(flower), self.metrc.package(flower)["Quantity"])
+        self.assert_delivery_hygiene()
+
+    def test_sigkill_while_metrc_holds_each_trip_step(self) -> None:
+        # Each step's request is held by Metrc 1.5 s and applied whatever became of Till, which is killed meanwhile
+        # and restarted at once: every step must reach Metrc exactly once, in order (a step in doubt is looked up,
+        # docs/deliveries.md "How Till settles a delivery write in doubt", before anything is sent again).
+        self.start_delivery_till()
+        flower, preroll, edible = self.metrc.FLOWER, self.metrc.PREROLL, self.metrc.EDIBLE
+        trip_id: Any = None
+        create_body = self.trip_body([self.load(flower, 12, "Grams", 60), self.load(preroll, 6, "Each", 36)])
+        steps = [
+            ("create", "/sales/v2/deliveries/retailer", lambda: self.as_driver("POST", "/v1/trips", create_body)),
+            ("depart", "/sales/v2/deliveries/retailer/depart", lambda: self.trip_step(trip_id, "depart", {})),
+            ("sale", "/sales/v2/deliveries/retailer/sale",
+             lambda: self.trip_step(trip_id, "sales", self.trip_sale_body([self.line(flower, 2, "Grams", 20)]))),
+            ("restock", "/sales/v2/deliveries/retailer/restock",
+             lambda: self.trip_step(trip_id, "restock", {"clientRestockId": self.next_id("restock"),
+                                                         "add": [self.load(edible, 3, "Each", 24)], "remove": [preroll]})),
+            ("end", "/sales/v2/deliveries/retailer/end",
+             lambda: self.trip_step(trip_id, "end", {"actualArrival": self.at(), "counts": [
+                 {"packageLabel": flower, "quantity": 10, "unit": "Grams"},
+                 {"packageLabel": edible, "quantity": 3, "unit": "Each"}]})),
+        ]
+        for n, (step, path, call) in enumerate(steps, start=1):
+            self.metrc.add_fault("hold_then_apply", method="POST", path=path, exact=True, count=1, seconds=1.5)
+            answer: dict[str, Any] = {}
+
+            def ask(call: Callable = call) -> None:
+                try:
+                    answer["reply"] = call()
+                except (OSError, http.client.HTTPException) as error:  # Till killed before it answered
+                    answer["error"] = error
+            asking = threading.Thread(target=ask, daemon=True)
+            asking.start()
+            held = self.wait_for(lambda: next((r for r in self.metrc.requests("POST", path)
+                                              if r.fault == "hold_then_apply"), None), 30, f"Till to send the {step}")
+            self.till.kill9()  # while Metrc holds the request; it applies it all the same
+            asking.join(20)
+            self.assertFalse(asking.is_alive(), f"{step}: the API call did not come back after the kill")
+            if "reply" in answer:
+                self.assertEqual(answer["reply"][0] // 100, 2, f"{step}: {answer['reply']}")
+            self.start_till()
+            self.wait_for(lambda: held.applied, 5, f"Metrc to apply the held {step}")
+            if trip_id is None:  # the create's answer may have been lost with Till: the same clientTripId again
+                if "reply" not in answer:
+                    answer["reply"] = self.as_driver("POST", "/v1/trips", create_body)
+                    self.assertEqual(answer["reply"][0] // 100, 2, answer["reply"])
+                trip_id = answer["reply"][1]["id"]
+            trip = self.wait_trip(trip_id, n, timeout=40)
+        metrc_id = trip["metrcTripId"]
+        writes = self.trip_writes(metrc_id)
+        self.assertEqual([(step, r.status, r.applied) for step, r in writes],
+                         [(step, 200, True) for step, _, _ in steps], "each step once, in order")
+        held = self.metrc.trip(metrc_id)
+        self.assertEqual([s["Step"] for s in held["Steps"]], [step for step, _, _ in steps])
+        self.assertEqual(len([t for t in self.metrc.trips()]), 1, "one trip in Metrc")
+        self.assertEqual((held["RetailerDeliveryState"], len(held["Destinations"]), held["Leg"]), ("Completed", 1, 2))
+        for label in (flower, preroll, edible):
+            self.assertEqual(self.local_quantity(label), self.metrc.package(label)["Quantity"], label)
+        self.assert_delivery_hygiene()
+
+    def test_trip_ended_on_the_metrc_website_is_frozen_and_alerted(self) -> None:
+        self.till.env["TILL_DELIVERY_SWEEP_INTERVAL_S"] = "1"
+        self.start_delivery_till()
+        flower = self.metrc.FLOWER
+        body = self.trip_body([self.load(flower, 5, "Grams", 25)])
+        status, created = self.as_driver("POST", "/v1/trips", body)
+        self.assertIn(status, (201, 202), created)
+        tid = created["id"]
+        self.wait_trip(tid, 1)
+        self.assertEqual(self.trip_step(tid, "depart", {})[0] // 100, 2)
+        metrc_id = self.wait_trip(tid, 2)["metrcTripId"]
+        self.metrc.website_end_trip(metrc_id)  # behind Till's back (README: a known cause of failed reports)
+        self.assertEqual(self.metrc.trip(metrc_id)["RetailerDeliveryState"], "Completed")
+        frozen = self.wait_for(lambda: (lambda t: t if t["status"] == "frozen" else None)(self.till_trip(tid)), 20,
+                               "Till's sweep to freeze the trip ended on the website")
+        self.assertTrue(frozen.get("frozenReason"), frozen)
+        status, reporting = self.till.call("GET", "/v1/reporting", token=self.manager_token)
+        self.assertEqual(status, 200, reporting)
+        named = [a for a in reporting.get("alerts") or [] if str(metrc_id) in dumps(a) or body["clientTripId"] in dumps(a)
+                 or (isinstance(a, dict) and tid in a.values())]
+        self.assertTrue(named, f"an alert names the frozen trip: {reporting.get('alerts')}")
+        writes = len(self.trip_writes(metrc_id))
+        status, refused = self.trip_step(tid, "sales", self.trip_sale_body([self.line(flower, 1, "Grams", 10)]))
+        self.assertEqual((status, refused["error"]["code"]), (409, "trip_frozen"), refused)
+        self.assertEqual(len(self.trip_writes(metrc_id)), writes, "nothing sent for a frozen trip")
+        for r in self.metrc.requests("GET", "/sales/v2/deliveries/*"):
+            self.assertEqual(r.status, 200, f"Metrc refused the sweep's {r.raw_target}")
+        self.assert_delivery_hygiene()
+
+    def test_facility_without_retailer_delivery_refuses_trips(self) -> None:
+        self.metrc.set_facility_type(RetailerDelivery=False)
+        self.start_delivery_till()
+        flower = self.metrc.FLOWER
+        before = self.local_quantity(flower)
+        status, body = self.as_driver("POST", "/v1/trips", self.trip_body([self.load(flower, 5, "Grams", 25)]))
+        self.assertEqual((status, body["error"]["code"]), (422, "trip_not_allowed"), body)
+        self.assertEqual(self.metrc.requests(path="/sales/v2/deliveries/retailer*"), [], "Metrc heard nothing")
+        self.assertEqual(self.metrc.trips(), [])
+        self.assertEqual(self.local_quantity(flower), before)
+        self.assertEqual(self.metrc.shop_quantity(flower), self.metrc.package(flower)["Quantity"])
+
+
 class IndependentMetrcSelfTests(unittest.TestCase):
     """The independent Metrc itself, against the documentation (no Till): so that a Till failure is
     Till's and not the mock's."""
@@ -2936,6 +3391,11 @@ class IndependentMetrcSelfTests(unittest.TestCase):
                           (2, "RecipientAddressCity is not allowed for this facility's deliveries."),
                           (3, "PlannedRoute is not allowed for this facility's deliveries.")])
         self.post_delivery(self.delivery_item(ConsumerId="C-4", RecipientAddressCity=None, PlannedRoute=None))
+        self.metrc.set_facility_type(CanDeliverSalesToConsumers=False)
+        status, errors, _ = self.call("POST", "/sales/v2/deliveries", [self.delivery_item(ConsumerId="C-5",
+                                                                                          RecipientAddressCity=None,
+                                                                                          PlannedRoute=None)])
+        self.assertEqual((status, errors[0]["message"]), (400, "This facility cannot deliver sales to Consumer."))
 
     def test_sales_delivery_edit_complete_void_and_their_refusals(self) -> None:
         flower = self.metrc.package(self.metrc.FLOWER)["Quantity"]
@@ -3009,6 +3469,8 @@ class IndependentMetrcSelfTests(unittest.TestCase):
         self.assertEqual((held["SalesDeliveryState"], held["VoidedDate"] is not None), ("Voided", True))
         self.assertEqual(self.call("DELETE", f"/sales/v2/deliveries/{other}")[0], 400)
         self.assertEqual(self.call("DELETE", f"/sales/v2/deliveries/{other}", license=None)[0], 400)
+        status, rows, _ = self.call("PUT", "/sales/v2/deliveries", [dict(edit, Id=other)])
+        self.assertEqual((status, rows[0]["message"]), (400, f"Sales Delivery {other} is voided and cannot be edited."))
         now = dt.datetime.now(dt.timezone.utc)
         modified = (f"lastModifiedStart={(now - dt.timedelta(minutes=1)).strftime('%Y-%m-%dT%H:%M:%SZ')}"
                     f"&lastModifiedEnd={(now + dt.timedelta(minutes=1)).strftime('%Y-%m-%dT%H:%M:%SZ')}")
@@ -3104,7 +3566,14 @@ class IndependentMetrcSelfTests(unittest.TestCase):
         self.assertEqual((status, "does not have enough quantity" in rows[0]["message"]), (400, True))
         status, rows, _ = self.call("POST", "/sales/v2/deliveries/retailer", [self.trip_item([self.load(preroll, 31, "Each")])])
         self.assertEqual(status, 400, "a second trip only takes from the shop too")
+        status, rows, _ = self.call("POST", "/packages/v2/adjust", [{
+            "Label": preroll, "Quantity": -31, "UnitOfMeasure": "Each", "AdjustmentReason": "Waste",
+            "AdjustmentDate": dt.datetime.now(zoneinfo.ZoneInfo(TIMEZONE)).date().isoformat()}])
+        self.assertEqual((status, "does not have enough quantity" in rows[0]["message"]), (400, True),
+                         "what the vehicle carries cannot be adjusted away")
         self.assertEqual(self.trip_step("depart", {"RetailerDeliveryId": tid})[0], 200)
+        status, rows = self.trip_step("sale", self.trip_sale(tid, [self.receipt_line(flower, 1)], RecipientName=None))
+        self.assertEqual((status, rows[0]["message"]), (400, "RecipientName is required."), "the delivery flags apply")
         # sales from the vehicle: both go down
         status, answer = self.trip_step("sale", self.trip_sale(tid, [self.receipt_line(flower, Decimal("3.5")),
                                                                     self.spec_line(preroll, 4, "Each")]))
@@ -3167,6 +3636,19 @@ class IndependentMetrcSelfTests(unittest.TestCase):
                               f"allow partial packages on retailer deliveries).")])
         tid = self.post_trip([self.load(self.metrc.PREROLL, 40, "Each")])
         self.assert_split(self.metrc.PREROLL, 0, 40)
+        status, rows = self.trip_step("restock", {"RetailerDeliveryId": tid, "DateTime": "2026-11-22T10:00:00.000",
+                                                  "Packages": [no_price, self.load(self.metrc.FLOWER, 1)]})
+        self.assertEqual([(e["row"], e["message"]) for e in rows],
+                         [(0, f"TotalPrice is required for package {self.metrc.EDIBLE}."),
+                          (0, f"Package {self.metrc.FLOWER} must be taken whole: 250.5 Grams (this facility does not "
+                              f"allow partial packages on retailer deliveries).")], "the rules of a creation")
+        self.assertEqual(self.trip_step("restock", {"RetailerDeliveryId": tid, "DateTime": "2026-11-22T10:00:00.000",
+                                                    "Packages": [self.load(self.metrc.EDIBLE, 25, "Each")]})[0], 200,
+                         "a restock before departure")
+        self.assertEqual((self.metrc.trip(tid)["Leg"], self.metrc.trip(tid)["RetailerDeliveryState"]), (2, "Created"))
+        self.assert_split(self.metrc.EDIBLE, 0, 25)
+        self.assertEqual(self.call("DELETE", f"/sales/v2/deliveries/retailer/{tid}")[0], 200)
+        tid = self.post_trip([self.load(self.metrc.PREROLL, 40, "Each")])
         self.metrc.set_facility_type(RetailerDeliveryRequirePrice=False, RetailerDeliveryAllowPartialPackages=True)
         self.post_trip([no_price])
         self.assertEqual(self.metrc.trip(tid)["Vehicle"][self.metrc.PREROLL]["Quantity"], Decimal(40))
