@@ -2396,9 +2396,16 @@ class DeliveryTests(ExternalMetrcTestCase):
                 "estimatedArrival": self.at(40), "lines": lines, **extra}
         return self.till.call("POST", "/v1/deliveries", body)
 
-    def complete_delivery(self, delivery_id: Any, accepted: list[str], returned: list[dict]) -> tuple[int, Any]:
+    def complete_delivery(self, delivery_id: Any, accepted: list[str], returned: list[dict],
+                          arrival: Optional[str] = None) -> tuple[int, Any]:
         return self.till.call("POST", f"/v1/deliveries/{delivery_id}/complete",
-                              {"actualArrival": self.at(), "accepted": accepted, "returned": returned})
+                              {"actualArrival": arrival or self.at(), "accepted": accepted, "returned": returned})
+
+    @staticmethod
+    def wall_clock(instant: str) -> str:
+        """An instant as Metrc must get it: the facility's local wall clock, to the second, without zone."""
+        local = dt.datetime.fromisoformat(instant).astimezone(zoneinfo.ZoneInfo(TIMEZONE))
+        return local.strftime("%Y-%m-%dT%H:%M:%S")
 
     def till_delivery(self, delivery_id: Any) -> dict:
         status, body = self.till.call("GET", f"/v1/deliveries/{delivery_id}")
@@ -2529,8 +2536,10 @@ class DeliveryTests(ExternalMetrcTestCase):
         self.assertEqual(self.metrc.package(flower)["Quantity"], before[flower] - Decimal("3.5"))
         self.assertEqual(self.local_quantity(flower), self.metrc.package(flower)["Quantity"])
         # the customer takes the flower and refuses one preroll, which goes back on the shelf
+        arrival = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=2)).isoformat(timespec="seconds")
         status, done = self.complete_delivery(created["id"], [flower], [
-            {"label": preroll, "quantity": 1, "unit": "Each", "reason": "Customer Refused", "disposition": "restock"}])
+            {"label": preroll, "quantity": 1, "unit": "Each", "reason": "Customer Refused", "disposition": "restock"}],
+            arrival=arrival)
         self.assertEqual(status, 200, done)
         self.assertEqual(done["status"], "completed")
         self.wait_delivery(created["id"], 2)
@@ -2539,6 +2548,7 @@ class DeliveryTests(ExternalMetrcTestCase):
                           [(r["Label"], r["ReturnQuantityVerified"], r["ReturnUnitOfMeasure"], r["ReturnReason"])
                            for r in held["ReturnedPackages"]]),
                          ("Delivered", True, [flower], [(preroll, Decimal(1), "Each", "Customer Refused")]))
+        self.assertEqual(held["ActualArrivalDateTime"][:19], self.wall_clock(arrival), "the arrival given, Denver's time")
         self.assertEqual(self.metrc.package(flower)["Quantity"], before[flower] - Decimal("3.5"))
         self.assertEqual(self.metrc.package(preroll)["Quantity"], before[preroll] - 1)
         for label in (flower, preroll):
@@ -2639,7 +2649,8 @@ class DeliveryTests(ExternalMetrcTestCase):
         self.assert_trip_agrees_with_metrc(trip, labels)
         self.assertEqual(self.metrc.shop_quantity(preroll), before[preroll] - 2)
 
-        status, body = self.trip_step(tid, "end", {"actualArrival": self.at(), "counts": [
+        arrival = self.at(-3)
+        status, body = self.trip_step(tid, "end", {"actualArrival": arrival, "counts": [
             {"packageLabel": flower, "quantity": Decimal("15.5"), "unit": "Grams"},
             {"packageLabel": edible, "quantity": 5, "unit": "Each"}]})
         self.assertIn(status, (200, 201, 202), body)
@@ -2648,6 +2659,7 @@ class DeliveryTests(ExternalMetrcTestCase):
         self.assertEqual((held["RetailerDeliveryState"], held["Vehicle"],
                           sorted((e["Label"], e["EndQuantity"]) for e in held["EndPackages"])),
                          ("Completed", {}, sorted([(flower, Decimal("15.5")), (edible, Decimal(5))])))
+        self.assertEqual(held["ActualArrivalDateTime"][:19], self.wall_clock(arrival), "the arrival given, local time")
         self.assertEqual(trip["status"], "ended")
         self.assert_trip_agrees_with_metrc(trip, labels)
         self.assertEqual([self.metrc.package(label)["Quantity"] for label in labels],
