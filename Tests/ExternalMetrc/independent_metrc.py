@@ -28,9 +28,10 @@ All state is behind one lock; every accessor returns copies. Switches (attribute
 ``external_shape`` (envelope / object / array), ``customer_types_shape``, ``patient_status_shape``,
 ``caregiver_patients_shape``, ``unknown_person``, ``error_row_casing``, ``close_after_answer``,
 ``checkin_list_filter``, ``external_matches``, ``edit_external_number``, ``archive_again``, ``write_answer``,
-``adjustments_spelling``, ``adjust_date_format``, ``receipt_lines_spelling``;
+``adjustments_spelling``, ``adjust_date_format``, ``receipt_lines_spelling``, ``delivery_lines_read``,
+``retailer_list_window``;
 faults via ``add_fault`` (status, status_after_commit, drop_before_commit, drop_after_commit, empty_200,
-latency, hold_then_apply); Metrc-side edits via ``set_package``, ``set_facility_type``,
+latency, hold_then_apply; ``exact=True`` matches one path only, not the paths under it); Metrc-side edits via ``set_package``, ``set_facility_type``,
 ``revoke_access`` / ``restore_access``, ``set_patient_registrations``, ``seed_patients``, ``seed_checkins``,
 ``plant_receipt`` / ``duplicate_receipt`` (a receipt recorded as Metrc's website or another POST would),
 ``set_receipt`` (e.g. finalized on the website), ``website_edit`` (lines or SalesDateTime changed on the website,
@@ -41,6 +42,16 @@ local SalesDateTime is read in the facility's zone, so a day across a clock chan
 lastModifiedStart/End, never both, each window at most 24 hours, ends inclusive.
 Package adjustments: GET /packages/v2/adjust/reasons, POST /packages/v2/adjust, GET /packages/v2/adjustments
 (``adjustments()``, ``adjust_posts()``).
+Deliveries (README "Deliveries", the spec's /sales/v2/deliveries* paths, docs/deliveries.md where both are silent):
+sales deliveries (POST/PUT /sales/v2/deliveries, PUT .../complete, DELETE/GET .../{id}, GET .../active|inactive,
+GET .../returnreasons, PUT .../hub[/accept|/depart|/verifyID] for a delivery hub only) and retailer deliveries or
+"trips" (POST/PUT .../retailer, POST .../retailer/depart|sale|restock|end, DELETE/GET .../retailer/{id},
+GET .../retailer/active|inactive). A package's Quantity counts the shop and the vehicles; what active trips carry
+cannot be sold at the counter, delivered or adjusted away (``shop_quantity``, ``carried_quantity``). Read with
+``deliveries()``, ``delivery()``, ``trips()``, ``trip()``, ``delivery_requests()``; Metrc-side actions:
+``plant_delivery``, ``website_edit_delivery``, ``website_complete_delivery``, ``website_void_delivery``,
+``plant_trip``, ``website_depart_trip``, ``website_end_trip``, ``website_void_trip``, ``set_return_reasons``;
+delivery flags by ``set_facility_type`` (e.g. ``RetailerDelivery=False``).
 Every request is kept (``requests()``, ``receipt_posts()``) with its method, path, raw query, body, whether
 its Basic auth was good, its licenseNumber, the status answered (None: dropped) and the fault met.
 """
@@ -89,6 +100,9 @@ UNITS: dict[str, tuple[str, str, Decimal]] = {
 }
 
 CUSTOMER_TYPES = ["Consumer", "Patient", "Caregiver", "ExternalPatient"]  # + NonResidentConsumer in some states
+# GET /sales/v2/deliveries/returnreasons: (Name, RequiresNote). docs/deliveries.md: "Spoilage, Customer Refused (no
+# note), Damaged, Other (note required)".
+DELIVERY_RETURN_REASONS = [("Spoilage", False), ("Customer Refused", False), ("Damaged", True), ("Other", True)]
 
 _LOCAL_DT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?$")
 _HAS_ZONE = re.compile(r"(Z|z|[+-]\d{2}:?\d{2})$")
@@ -222,6 +236,8 @@ class Fault:
         killed), and only then try to send the normal answer; a client that has gone is ignored.
         README: a timeout or dropped connection is an ambiguous outcome (the request may yet be applied).
     count: how many matching requests it affects (None: until cleared).
+    exact: match ``path`` exactly (trailing slash ignored) rather than as a prefix, e.g. so that a fault on
+    ``/sales/v2/deliveries/retailer`` does not also meet ``/sales/v2/deliveries/retailer/depart``.
     """
     kind: str
     method: Optional[str] = None
@@ -231,13 +247,16 @@ class Fault:
     body: str = "html"
     retry_after: Optional[str] = None
     seconds: float = 0.0
+    exact: bool = False
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method:
             return False
-        if self.path is not None and not path.rstrip("/").lower().startswith(self.path.rstrip("/").lower()):
-            return False
+        if self.path is not None:
+            mine, theirs = self.path.rstrip("/").lower(), path.rstrip("/").lower()
+            if (theirs != mine) if self.exact else not theirs.startswith(mine):
+                return False
         return self.count is None or self.count > 0
 
 
@@ -350,6 +369,16 @@ class IndependentMetrc:
         #: TotalPrice, ...; no taxes) is the other reading: "sale_transaction". No primary source says which
         #: Metrc sends for receipts.
         self.receipt_lines_spelling = "receipt"
+        #: Transactions[] of a sales delivery (POST/PUT /sales/v2/deliveries): the spec types them SaleTransaction
+        #: (QuantitySold, UnitOfMeasureName, TotalPrice) while receipt lines say Quantity, UnitOfMeasure, TotalAmount.
+        #: Either spelling is read; when a line carries both, "spec" reads the SaleTransaction names, "receipt" the
+        #: receipt names (the other spelling only fills what is missing). Trip sales (SalesDeliveryTransaction) read
+        #: the receipt names first whatever this says.
+        self.delivery_lines_read = "spec"
+        #: GET /sales/v2/deliveries/retailer/active|inactive without lastModifiedStart/End: the field guide says
+        #: "optionally filtered by last modified date range" ("optional": every trip listed), the spec marks both
+        #: parameters required ("required": 400 without them).
+        self.retailer_list_window = "optional"
         #: the most GETs of one facility seen in flight at once
         self.max_gets_in_flight = 0
 
@@ -379,6 +408,13 @@ class IndependentMetrc:
         self._adjustments: dict[int, dict[str, Any]] = {}  # id → adjustment (internal record)
         self._caregivers: dict[str, dict[str, Any]] = {}
         self._facility_overrides: dict[str, Any] = {}
+        self._deliveries: dict[int, dict[str, Any]] = {}  # id → sales delivery (internal record)
+        self._trips: dict[int, dict[str, Any]] = {}  # id → retailer delivery (internal record)
+        self._delivery_ids = itertools.count(7_100_001)
+        self._trip_ids = itertools.count(8_200_001)
+        self._destination_ids = itertools.count(9_300_001)
+        #: GET /sales/v2/deliveries/returnreasons (spec: DeliveryReturnReason); docs/deliveries.md names these four
+        self._return_reasons: list[dict[str, Any]] = [self._reason(name, note) for name, note in DELIVERY_RETURN_REASONS]
         self._get_times: dict[str, list[float]] = {}
         self._gets_in_flight: dict[str, int] = {}
         self._seed(filler_packages)
@@ -514,11 +550,11 @@ class IndependentMetrc:
 
     def add_fault(self, kind: str, *, method: Optional[str] = None, path: Optional[str] = None,
                   count: Optional[int] = None, status: int = 503, body: str = "html",
-                  retry_after: Optional[str] = None, seconds: float = 0.0) -> Fault:
+                  retry_after: Optional[str] = None, seconds: float = 0.0, exact: bool = False) -> Fault:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}")
         fault = Fault(kind=kind, method=method, path=path, count=count, status=status, body=body,
-                      retry_after=retry_after, seconds=seconds)
+                      retry_after=retry_after, seconds=seconds, exact=exact)
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -1060,6 +1096,11 @@ class IndependentMetrc:
                         return self._archive(receipt)
                     return 405, None, {"Allow": "GET, DELETE"}, False
 
+            # ---- sales deliveries and retailer deliveries (trips)
+            if lower[:3] == ["sales", "v2", "deliveries"]:
+                return self._route_deliveries(method, parts[3:], lower[3:], q, body, body_error, lic, accessible,
+                                              need_license, optional_license, paging, window)
+
             # ---- patients and caregivers
             if lower[:3] == ["patients", "v2", "statuses"] and len(parts) == 4:
                 if method != "GET":
@@ -1129,7 +1170,11 @@ class IndependentMetrc:
 
     def _facility_json(self, f: Facility) -> dict[str, Any]:
         medical = f.sells
-        flags = {  # FacilityType, as the spec lists it (PascalCase on the wire)
+        # FacilityType, as the spec lists it (PascalCase on the wire). The dispensary delivers (docs/deliveries.md's
+        # demo facility): to consumers and patients, address, city, county, state, zip and planned route allowed,
+        # recipient name and (for patients) patient number required, no consumer Id required; retailer delivery
+        # with a price required and partial packages allowed. set_facility_type changes any of it per test.
+        flags = {
             "IsMedical": medical, "IsRetail": f.sells, "IsHemp": False, "IsSalesDeliveryHub": False,
             "RestrictHarvestPlantRestoreTimeHours": None, "TotalMemberPatientsAllowed": None,
             "CanGrowPlants": not f.sells, "CanCreateOpeningBalancePlantBatches": False,
@@ -1150,20 +1195,20 @@ class IndependentMetrc:
             "CanSellToCaregivers": f.sells, "AdvancedSales": False,
             "SalesRequirePatientNumber": f.sells, "SalesRequireExternalPatientNumber": f.sells,
             "SalesRequireExternalPatientIdentificationMethod": False, "SalesRequireCaregiverNumber": f.sells,
-            "SalesRequireCaregiverPatientNumber": f.sells, "CanDeliverSalesToConsumers": False,
-            "SalesDeliveryRequireConsumerId": False, "CanDeliverSalesToPatients": False,
-            "SalesDeliveryRequirePatientNumber": False, "SalesDeliveryRequireRecipientName": False,
+            "SalesRequireCaregiverPatientNumber": f.sells, "CanDeliverSalesToConsumers": f.sells,
+            "SalesDeliveryRequireConsumerId": False, "CanDeliverSalesToPatients": f.sells,
+            "SalesDeliveryRequirePatientNumber": f.sells, "SalesDeliveryRequireRecipientName": f.sells,
             "CanHaveMemberPatients": False, "CanReportPatientCheckIns": f.sells,
             "CanSpecifyPatientSalesLimitExemption": False, "CanReportPatientsAdverseResponses": False,
             "CanReportStrainProperties": False, "CanRecordProcessingJobs": False,
             "CanRecordProductForDestruction": False, "CanClonePlantBatches": False, "TestsRequireLabSample": False,
             "RestrictPlantBatchAdjustmentTimeHours": None, "CanTakePlantBatchesOnTrip": False,
             "CanTakePlantsOnTrip": False, "CanTakeHarvestsOnTrip": False, "CanTakePackagesOnTrip": False,
-            "CanSellFromPackagesOnTrip": False, "SalesDeliveryAllowPlannedRoute": False,
-            "SalesDeliveryAllowAddress": False, "SalesDeliveryAllowCity": False, "SalesDeliveryAllowState": False,
-            "SalesDeliveryAllowCounty": False, "SalesDeliveryAllowZip": False, "RetailerDelivery": False,
+            "CanSellFromPackagesOnTrip": False, "SalesDeliveryAllowPlannedRoute": f.sells,
+            "SalesDeliveryAllowAddress": f.sells, "SalesDeliveryAllowCity": f.sells, "SalesDeliveryAllowState": f.sells,
+            "SalesDeliveryAllowCounty": f.sells, "SalesDeliveryAllowZip": f.sells, "RetailerDelivery": f.sells,
             "RetailerDeliveryAllowTradeSamples": False, "RetailerDeliveryAllowDonations": False,
-            "RetailerDeliveryRequirePrice": False, "RetailerDeliveryAllowPartialPackages": False,
+            "RetailerDeliveryRequirePrice": f.sells, "RetailerDeliveryAllowPartialPackages": f.sells,
             "CanCreatePartialPackages": False, "CanAdjustSourcePackagesWithPartials": False,
             "CanReportOperationalExceptions": False, "CanReportAdulteration": False,
             "CanGenerateProductLabel": False, "CanPrintProductLabel": False,
@@ -1194,8 +1239,9 @@ class IndependentMetrc:
             public["Transactions"] = [self._sale_transaction(r, line) for line in r["Transactions"]]
         return public
 
-    def _sale_transaction(self, r: dict[str, Any], line: dict[str, Any]) -> dict[str, Any]:
-        """A receipt line spelt as the spec's SaleTransaction (switch ``receipt_lines_spelling``)."""
+    def _sale_transaction(self, r: dict[str, Any], line: dict[str, Any], state: Optional[str] = None) -> dict[str, Any]:
+        """A receipt line spelt as the spec's SaleTransaction (switch ``receipt_lines_spelling``), or a sales
+        delivery's line (``state``: its SalesDeliveryState)."""
         package = self._packages.get(line["PackageLabel"]) or {}
         item = package.get("Item") or {}
         unit = line["UnitOfMeasure"]
@@ -1207,7 +1253,7 @@ class IndependentMetrc:
             "ItemUnitWeight": item.get("UnitWeight"),
             "ItemUnitWeightUnitOfMeasureName": item.get("UnitWeightUnitOfMeasureName"),
             "QuantitySold": line["Quantity"], "UnitOfMeasureName": unit, "UnitOfMeasureAbbreviation": UNITS[unit][1],
-            "TotalPrice": line["TotalAmount"], "SalesDeliveryState": None, "ArchivedDate": r["ArchivedDate"],
+            "TotalPrice": line["TotalAmount"], "SalesDeliveryState": state, "ArchivedDate": r["ArchivedDate"],
             "RecordedDateTime": r["RecordedDateTime"], "RecordedByUserName": r["RecordedByUserName"],
             "LastModified": r["LastModified"],
         })
@@ -1341,7 +1387,7 @@ class IndependentMetrc:
                 lines.append(line)
             parsed.append({"row": row, "id": receipt_id, "item": item, "lines": lines})
         for label, need in demand.items():
-            have = self._packages[label]["Quantity"]
+            have = self._shop_quantity(label)  # what vehicles carry of it cannot be sold at the counter
             if need > have:
                 rows = sorted({p["row"] for p in parsed for l in p["lines"] if l["PackageLabel"] == label})
                 for row in rows or [0]:
@@ -1538,7 +1584,7 @@ class IndependentMetrc:
                            "package_quantity": in_package_unit, "reason": reason["Name"],
                            "note": note, "date": day.isoformat()})
         for label, delta in change.items():
-            have = self._packages[label]["Quantity"]
+            have = self._shop_quantity(label)  # what vehicles carry of it cannot be adjusted away
             if have + delta < 0:
                 for entry in parsed:
                     if entry["label"] == label:
@@ -1604,6 +1650,1067 @@ class IndependentMetrc:
                 "_License": lic,
             }
         return 200, None, {}, True
+
+    # ================================================================================== deliveries
+    #
+    # Sales deliveries (one order, one customer) and retailer deliveries ("trips": a vehicle selling on the road),
+    # from the spec's paths and schemas (PostSaleDeliveriesRequest, PutSaleDeliveryCompleteRequest, SaleDelivery,
+    # PostSaleDeliveryRetailerRequest, ...Depart/Sale/Restock/End, Retailer), README "Deliveries", and, where those
+    # are silent, docs/deliveries.md "Metrc's side". Every write is all or nothing: the rows are applied one after
+    # the other (a later row sees what an earlier one did) and, when any row is refused, everything is put back
+    # and the answer is 400 with every refused row.
+
+    _DRIVER_FIELDS = ("DriverEmployeeId", "DriverName", "DriversLicenseNumber", "VehicleMake", "VehicleModel",
+                      "VehicleLicensePlateNumber")
+    _RECIPIENT_FIELDS = ("RecipientAddressStreet1", "RecipientAddressStreet2", "RecipientAddressCity",
+                         "RecipientAddressCounty", "RecipientAddressState", "RecipientAddressPostalCode")
+    #: a part of the recipient's address (or the planned route) and the FacilityType flag that allows it
+    _ALLOW_FLAGS = (("RecipientAddressStreet1", "SalesDeliveryAllowAddress"),
+                    ("RecipientAddressStreet2", "SalesDeliveryAllowAddress"),
+                    ("RecipientAddressCity", "SalesDeliveryAllowCity"),
+                    ("RecipientAddressCounty", "SalesDeliveryAllowCounty"),
+                    ("RecipientAddressState", "SalesDeliveryAllowState"),
+                    ("RecipientAddressPostalCode", "SalesDeliveryAllowZip"),
+                    ("PlannedRoute", "SalesDeliveryAllowPlannedRoute"))
+    #: SaleDelivery as the spec lists it (GET /sales/v2/deliveries/{id}, .../active, .../inactive)
+    _SALE_DELIVERY_KEYS = ("Id", "DeliveryNumber", "FacilityLicenseNumber", "FacilityName", "TransporterFacilityId",
+                           "TransporterFacilityLicenseNumber", "TransporterFacilityName", "SalesDateTime",
+                           "SalesCustomerType", "PatientLicenseNumber", "ConsumerId", "DriverEmployeeId", "DriverName",
+                           "DriversLicenseNumber", "VehicleMake", "VehicleModel", "VehicleLicensePlateNumber",
+                           "RecipientName", "PlannedRoute", "Direction", "EstimatedDepartureDateTime",
+                           "ActualDepartureDateTime", "EstimatedArrivalDateTime", "ActualArrivalDateTime",
+                           "EstimatedReturnDepartureDateTime", "ActualReturnDepartureDateTime",
+                           "EstimatedReturnArrivalDateTime", "ActualReturnArrivalDateTime", "TotalPackages",
+                           "TotalPrice", "AcceptedDateTime", "Transactions", "CompletedDateTime", "SalesDeliveryState",
+                           "VoidedDate", "RecordedDateTime", "RecordedByUserName", "LastModified")
+    #: Retailer as the spec lists it (GET /sales/v2/deliveries/retailer/{id}, .../active, .../inactive)
+    _RETAILER_KEYS = ("Id", "RetailerDeliveryNumber", "FacilityLicenseNumber", "FacilityName", "DateTime",
+                      "DriverEmployeeId", "DriverName", "DriversLicenseNumber", "VehicleMake", "VehicleModel",
+                      "VehicleLicensePlateNumber", "VehicleInfo", "Direction", "EstimatedDepartureDateTime",
+                      "ActualDepartureDateTime", "RestockDateTime", "TotalPackages", "TotalPrice", "TotalPriceSold",
+                      "AcceptedDateTime", "Destinations", "CompletedDateTime", "RetailerDeliveryState",
+                      "AllowFullEdit", "Leg", "VoidedDate", "RecordedDateTime", "RecordedByUserName", "LastModified",
+                      "Packages")
+    _LINE_EXTRAS = ("Price", "DiscountAmount", "SubTotal", "SalesTax", "ExciseTax", "CityTax", "CountyTax",
+                    "MunicipalTax", "InvoiceNumber", "UnitThcPercent", "UnitThcContent", "UnitThcContentUnitOfMeasure",
+                    "UnitWeight", "UnitWeightUnitOfMeasure")
+    _ACTIVE_TRIP = ("Created", "InTransit")
+
+    # ---- inspection and Metrc-side actions (no request recorded)
+
+    @staticmethod
+    def _internal_view(value: Any) -> Any:
+        """An internal record for a test to read: a deep copy, leading underscores dropped from every key."""
+        if isinstance(value, dict):
+            return {k.lstrip("_"): IndependentMetrc._internal_view(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [IndependentMetrc._internal_view(v) for v in value]
+        return copy.deepcopy(value)
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Every sales delivery Metrc holds, oldest first (internal record: the SaleDelivery fields, also
+        PhoneNumberForQuestions and the recipient's address, Transactions as posted (PackageLabel, Quantity,
+        UnitOfMeasure, TotalAmount, PackageQuantity in the package's unit), AcceptedPackages, ReturnedPackages
+        (Label, ReturnQuantityVerified, ReturnUnitOfMeasure, ReturnReason, ReturnReasonNote, PackageQuantity),
+        Steps ([{Step, At, By}]), License)."""
+        with self._lock:
+            return [self._internal_view(d) for d in sorted(self._deliveries.values(), key=lambda d: d["Id"])]
+
+    def delivery(self, delivery_id: int) -> dict[str, Any]:
+        with self._lock:
+            return self._internal_view(self._deliveries[delivery_id])
+
+    def trips(self) -> list[dict[str, Any]]:
+        """Every retailer delivery Metrc holds, oldest first (internal record: the Retailer fields; Vehicle
+        {label: {PackageLabel, Quantity, UnitOfMeasure, TotalPrice, DateTime, PackageQuantity}} is what the vehicle
+        carries now, PackageQuantity in the package's own unit; Destinations are its sales; EndPackages the counts
+        it ended with; Steps [{Step, At, By}]; License)."""
+        with self._lock:
+            return [self._internal_view(t) for t in sorted(self._trips.values(), key=lambda t: t["Id"])]
+
+    def trip(self, trip_id: int) -> dict[str, Any]:
+        with self._lock:
+            return self._internal_view(self._trips[trip_id])
+
+    def carried_quantity(self, label: str, trip_id: Optional[int] = None) -> Decimal:
+        """What active trips' vehicles (or that one trip's) carry of a package, in the package's unit."""
+        with self._lock:
+            if trip_id is not None:
+                entry = self._trips[trip_id]["_Vehicle"].get(label)
+                return entry["_PackageQuantity"] if entry else Decimal(0)
+            return self._carried(label)
+
+    def shop_quantity(self, label: str) -> Decimal:
+        """The package's Quantity less what active trips carry of it (docs/deliveries.md)."""
+        with self._lock:
+            return self._shop_quantity(label)
+
+    def delivery_requests(self, method: Optional[str] = None) -> list[Request]:
+        """Every request to a /sales/v2/deliveries path (trips included), oldest first."""
+        return self.requests(method, "/sales/v2/deliveries*")
+
+    def return_reasons(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return copy.deepcopy(self._return_reasons)
+
+    def set_return_reasons(self, reasons: list[tuple[str, bool]]) -> None:
+        """The delivery return reasons as Metrc lists them: (Name, RequiresNote) pairs."""
+        with self._lock:
+            self._return_reasons = [self._reason(name, note) for name, note in reasons]
+
+    def _website(self, what: str, action: Callable[[list[str], dt.datetime], Any]) -> Any:
+        """Run one row of a write as Metrc's website would: validated and applied exactly as the API would, no
+        request recorded; a refusal raises ValueError with Metrc's words and changes nothing."""
+        with self._lock:
+            snapshot = self._snapshot()
+            errs: list[str] = []
+            result = action(errs, dt.datetime.now(dt.timezone.utc))
+            if errs:
+                self._restore(snapshot)
+                raise ValueError(f"Metrc would refuse this {what}: {'; '.join(errs)}")
+            return result
+
+    def plant_delivery(self, item: dict[str, Any], *, license: Optional[str] = None,
+                       recorded_by: str = "Metrc Website User") -> int:
+        """A sales delivery recorded without this server's HTTP front (Metrc's website, another client): ``item``
+        as a POST /sales/v2/deliveries item (PascalCase). Returns its Id."""
+        lic = license or self.license
+        return self._website("delivery", lambda errs, now: self._sales_delivery_row(
+            lic, item, errs, now, editing=False, by=recorded_by))
+
+    def website_edit_delivery(self, delivery_id: int, *, recorded_by: str = "Metrc Website User",
+                              **changes: Any) -> None:
+        """A sales delivery edited on Metrc's website: ``changes`` replace fields of its content as a
+        PUT /sales/v2/deliveries item gives them (e.g. ``Transactions=[...]``); applied as that PUT."""
+        with self._lock:
+            old = self._deliveries[delivery_id]
+            item = self._delivery_item_of(old)
+            item.update(changes)
+            item["Id"] = delivery_id
+            lic = old["_License"]
+        self._website("edit", lambda errs, now: self._sales_delivery_row(lic, item, errs, now, editing=True,
+                                                                         by=recorded_by))
+
+    def website_complete_delivery(self, delivery_id: int, *, accepted: Optional[list[str]] = None,
+                                  returned: Optional[list[dict[str, Any]]] = None,
+                                  actual_arrival: Optional[str] = None) -> None:
+        """A sales delivery completed on Metrc's website, as PUT /sales/v2/deliveries/complete would: ``returned``
+        as ReturnedPackages items; ``accepted`` defaults to every label not returned; ``actual_arrival`` (local,
+        no zone) to the facility's time now."""
+        with self._lock:
+            d = self._deliveries[delivery_id]
+            returned = returned or []
+            back = {field_ci(r, "Label") for r in returned}
+            item = {"Id": delivery_id, "ActualArrivalDateTime": actual_arrival or self._local_now(),
+                    "AcceptedPackages": accepted if accepted is not None else
+                    [l["PackageLabel"] for l in d["Transactions"] if l["PackageLabel"] not in back],
+                    "ReturnedPackages": returned}
+            lic = d["_License"]
+        self._website("completion", lambda errs, now: self._complete_row(lic, item, errs, now,
+                                                                         by="Metrc Website User"))
+
+    def website_void_delivery(self, delivery_id: int) -> None:
+        """A sales delivery voided on Metrc's website, as DELETE /sales/v2/deliveries/{id} would."""
+        self._website("void", lambda errs, now: self._void_delivery(self._deliveries[delivery_id], errs, now,
+                                                                    by="Metrc Website User"))
+
+    def plant_trip(self, item: dict[str, Any], *, license: Optional[str] = None,
+                   recorded_by: str = "Metrc Website User") -> int:
+        """A retailer delivery recorded without this server's HTTP front: ``item`` as a
+        POST /sales/v2/deliveries/retailer item. Returns its Id."""
+        lic = license or self.license
+        return self._website("retailer delivery", lambda errs, now: self._trip_create_row(
+            lic, item, errs, now, by=recorded_by))
+
+    def website_depart_trip(self, trip_id: int) -> None:
+        """A trip departed on Metrc's website, as POST /sales/v2/deliveries/retailer/depart would."""
+        with self._lock:
+            lic = self._trips[trip_id]["_License"]
+        self._website("departure", lambda errs, now: self._depart_row(lic, {"RetailerDeliveryId": trip_id}, errs, now,
+                                                                      by="Metrc Website User"))
+
+    def website_end_trip(self, trip_id: int, *, counts: Optional[list[dict[str, Any]]] = None,
+                         actual_arrival: Optional[str] = None) -> None:
+        """A trip ended on Metrc's website, as POST /sales/v2/deliveries/retailer/end would; ``counts`` as its
+        Packages items (default: every package on the vehicle, with what it holds)."""
+        with self._lock:
+            t = self._trips[trip_id]
+            if counts is None:
+                counts = [{"Label": e["PackageLabel"], "EndQuantity": e["Quantity"], "EndUnitOfMeasure": e["UnitOfMeasure"]}
+                          for e in t["_Vehicle"].values()]
+            item = {"RetailerDeliveryId": trip_id, "ActualArrivalDateTime": actual_arrival or self._local_now(),
+                    "Packages": counts}
+            lic = t["_License"]
+        self._website("end", lambda errs, now: self._end_row(lic, item, errs, now, by="Metrc Website User"))
+
+    def website_void_trip(self, trip_id: int) -> None:
+        """A trip voided on Metrc's website, as DELETE /sales/v2/deliveries/retailer/{id} would."""
+        self._website("void", lambda errs, now: self._void_trip(self._trips[trip_id], errs, now,
+                                                                by="Metrc Website User"))
+
+    # ---- state helpers (caller holds the lock)
+
+    def _snapshot(self) -> Any:
+        return copy.deepcopy((self._packages, self._deliveries, self._trips))
+
+    def _restore(self, snapshot: Any) -> None:
+        self._packages, self._deliveries, self._trips = snapshot
+
+    def _flags(self, lic: str) -> dict[str, Any]:
+        return self._facility_json(self._facilities[lic])["FacilityType"]
+
+    def _carried(self, label: str) -> Decimal:
+        return sum((t["_Vehicle"][label]["_PackageQuantity"] for t in self._trips.values()
+                    if t["RetailerDeliveryState"] in self._ACTIVE_TRIP and label in t["_Vehicle"]), Decimal(0))
+
+    def _shop_quantity(self, label: str) -> Decimal:
+        return self._packages[label]["Quantity"] - self._carried(label)
+
+    def _mark_vehicles(self, labels: Any, now: dt.datetime) -> None:
+        """IsOnRetailerDelivery of these packages: whether an active trip carries them."""
+        for label in set(labels):
+            package = self._packages[label]
+            on = any(t["RetailerDeliveryState"] in self._ACTIVE_TRIP and label in t["_Vehicle"]
+                     for t in self._trips.values())
+            if package["IsOnRetailerDelivery"] != on:
+                package["IsOnRetailerDelivery"] = on
+                package["LastModified"] = now
+
+    def _move(self, label: str, package_quantity: Decimal, now: dt.datetime) -> None:
+        """A package's Quantity changes by ``package_quantity`` (in its unit); taking to zero or below is
+        prevented by the caller's checks."""
+        package = self._packages[label]
+        package["Quantity"] = package["Quantity"] + package_quantity
+        if package_quantity > 0 and package["IsFinished"] and package["Quantity"] > 0:
+            package["IsFinished"] = False  # as for receipts: unfinished when something comes back
+            package["FinishedDate"] = None
+        package["LastModified"] = now
+
+    def _local_now(self) -> str:
+        return self._local_text(dt.datetime.now(self.tz).replace(tzinfo=None))
+
+    @staticmethod
+    def _local_text(moment: dt.datetime) -> str:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+    def _local_field(self, item: Any, name: str, errs: list[str], *, required: bool = True) -> Optional[str]:
+        """A facility-local date and time without zone (spec: "must be the actual date and time ... without the
+        time zone"), normalised to yyyy-mm-ddThh:mm:ss.fff; None when absent."""
+        value = field_ci(item, name)
+        if value is None or value == "":
+            if required:
+                errs.append(f"{name} is required.")
+            return None
+        if not isinstance(value, str) or _HAS_ZONE.search(value) or not _LOCAL_DT.match(value):
+            errs.append(f"{name} '{value}' must be the facility's local date and time without a time zone.")
+            return None
+        try:
+            return self._local_text(dt.datetime.fromisoformat(value))
+        except ValueError:
+            errs.append(f"{name} '{value}' is not a valid date and time.")
+            return None
+
+    @staticmethod
+    def _text(item: Any, name: str) -> Optional[str]:
+        value = field_ci(item, name)
+        if isinstance(value, str) and value.strip():
+            return value
+        return None
+
+    @staticmethod
+    def _int_id(value: Any) -> Optional[int]:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            return value
+        if isinstance(value, Decimal) and value == value.to_integral_value():
+            return int(value)
+        if isinstance(value, str) and value.strip().isdigit():
+            return int(value.strip())
+        return None
+
+    def _usable_package(self, lic: str, label: Any, errs: list[str]) -> Optional[dict[str, Any]]:
+        package = self._packages.get(label) if isinstance(label, str) else None
+        if package is None or package["License"] != lic:
+            errs.append(f"Package {label} was not found.")
+            return None
+        if package["IsFinished"] or package["ArchivedDate"] is not None:
+            errs.append(f"Package {label} is not active.")
+            return None
+        if package["IsOnHold"]:
+            errs.append(f"Package {label} is on hold.")
+            return None
+        if package["LabTestingState"] not in ("TestPassed", "NotRequired"):
+            errs.append(f"Package {label} has not passed lab testing.")
+            return None
+        return package
+
+    def _customer_checks(self, item: Any, flags: dict[str, Any], errs: list[str]) -> dict[str, Any]:
+        """The customer and recipient of a sales delivery or of a trip's sale, by the facility's delivery flags."""
+        customer = field_ci(item, "SalesCustomerType")
+        delivers = {"Consumer": flags["CanDeliverSalesToConsumers"] and flags["CanSellToConsumers"],
+                    "Patient": flags["CanDeliverSalesToPatients"] and flags["CanSellToPatients"],
+                    "Caregiver": flags["CanDeliverSalesToPatients"] and flags["CanSellToCaregivers"],
+                    "ExternalPatient": flags["CanDeliverSalesToPatients"] and flags["CanSellToExternalPatients"]}
+        if customer not in CUSTOMER_TYPES:
+            errs.append(f"SalesCustomerType '{customer}' is not a valid customer type.")
+        elif not delivers[customer]:
+            errs.append(f"This facility cannot deliver sales to {customer}.")
+        patient = self._text(item, "PatientLicenseNumber")
+        if customer in ("Patient", "Caregiver", "ExternalPatient") and flags["SalesDeliveryRequirePatientNumber"] \
+                and patient is None:
+            errs.append(f"PatientLicenseNumber is required for {customer} deliveries.")
+        consumer = self._text(item, "ConsumerId")
+        if flags["SalesDeliveryRequireConsumerId"] and consumer is None:
+            errs.append("ConsumerId is required.")
+        recipient = self._text(item, "RecipientName")
+        if flags["SalesDeliveryRequireRecipientName"] and recipient is None:
+            errs.append("RecipientName is required.")
+        for name, flag in self._ALLOW_FLAGS:
+            if self._text(item, name) is not None and not flags[flag]:
+                errs.append(f"{name} is not allowed for this facility's deliveries.")
+        values = {"SalesCustomerType": customer, "PatientLicenseNumber": patient, "ConsumerId": consumer,
+                  "RecipientName": recipient, "PhoneNumberForQuestions": self._text(item, "PhoneNumberForQuestions"),
+                  "PlannedRoute": self._text(item, "PlannedRoute")}
+        for name in self._RECIPIENT_FIELDS:
+            values[name] = self._text(item, name)
+        return values
+
+    def _driver_checks(self, item: Any, errs: list[str]) -> dict[str, Any]:
+        values = {}
+        for name in self._DRIVER_FIELDS:
+            values[name] = self._text(item, name)
+            if values[name] is None:
+                errs.append(f"{name} is required.")
+        values["PhoneNumberForQuestions"] = self._text(item, "PhoneNumberForQuestions")
+        return values
+
+    def _sale_lines(self, lic: str, item: Any, errs: list[str], *, spec_first: bool,
+                    vehicle: Optional[dict[str, dict[str, Any]]] = None) -> list[dict[str, Any]]:
+        """Transactions[] of a sales delivery (SaleTransaction or receipt spelling) or of a trip's sale (from
+        ``vehicle``): parsed lines with _PackageQuantity, in the package's unit. Each label once."""
+        transactions = field_ci(item, "Transactions")
+        if not isinstance(transactions, list) or not transactions:
+            errs.append("At least one transaction is required.")
+            return []
+        lines, seen = [], set()
+        for t in transactions:
+            if not isinstance(t, dict):
+                errs.append("Each transaction must be an object.")
+                continue
+            label = field_ci(t, "PackageLabel")
+            spec = (field_ci(t, "QuantitySold"), field_ci(t, "UnitOfMeasureName"), field_ci(t, "TotalPrice"))
+            receipt = (field_ci(t, "Quantity"), field_ci(t, "UnitOfMeasure"), field_ci(t, "TotalAmount"))
+            first, second = (spec, receipt) if spec_first else (receipt, spec)
+            raw_quantity, raw_unit, raw_amount = (a if a is not None else b for a, b in zip(first, second))
+            if label in seen:
+                errs.append(f"Package {label} is listed more than once.")
+                continue
+            seen.add(label)
+            if vehicle is not None:
+                if label not in vehicle:
+                    errs.append(f"Package {label} is not on the vehicle.")
+                    continue
+                package = self._packages[label]
+            else:
+                package = self._usable_package(lic, label, errs)
+                if package is None:
+                    continue
+            quantity, unit, amount = _decimal(raw_quantity), _unit(raw_unit), _decimal(raw_amount)
+            if raw_quantity is None:
+                errs.append(f"Quantity for package {label} is required.")
+                continue
+            if quantity is None or quantity <= 0:
+                errs.append(f"Quantity for package {label} must be greater than zero.")
+                continue
+            if unit is None:
+                errs.append(f"Unit of measure '{raw_unit}' is not valid.")
+                continue
+            in_package_unit = convert(quantity, unit, package["UnitOfMeasureName"])
+            if in_package_unit is None:
+                errs.append(f"Unit of measure {unit} cannot be used for package {label} ({package['UnitOfMeasureName']}).")
+                continue
+            if amount is None or amount < 0:
+                errs.append(f"The total amount for package {label} must be zero or more.")
+                continue
+            line = {"PackageLabel": label, "Quantity": quantity, "UnitOfMeasure": unit, "TotalAmount": amount}
+            for extra in self._LINE_EXTRAS:
+                value = field_ci(t, extra)
+                if value is not None:
+                    line[extra] = value
+            line["_PackageQuantity"] = in_package_unit
+            lines.append(line)
+        return lines
+
+    # ---- sales deliveries
+
+    def _sales_delivery_row(self, lic: str, item: Any, errs: list[str], now: dt.datetime, *, editing: bool,
+                            by: str = "Independent Integrator") -> Optional[int]:
+        old = None
+        if editing:
+            raw_id = field_ci(item, "Id")
+            old = self._deliveries.get(self._int_id(raw_id))
+            if old is None or old["_License"] != lic:
+                errs.append(f"Sales Delivery Id {raw_id} was not found.")
+                return None
+            if old["SalesDeliveryState"] != "InTransit":
+                errs.append(f"Sales Delivery {old['Id']} is {old['SalesDeliveryState'].lower()} and cannot be edited.")
+                return None
+        flags = self._flags(lic)
+        when = self._local_field(item, "SalesDateTime", errs)
+        customer = self._customer_checks(item, flags, errs)
+        driver = self._driver_checks(item, errs)
+        departure = self._local_field(item, "EstimatedDepartureDateTime", errs)
+        arrival = self._local_field(item, "EstimatedArrivalDateTime", errs)
+        lines = self._sale_lines(lic, item, errs, spec_first=self.delivery_lines_read == "spec")
+        for line in lines:  # from the shop; an edit first gives back what the delivery holds of it
+            label = line["PackageLabel"]
+            have = self._shop_quantity(label)
+            if old is not None:
+                have += sum((l["_PackageQuantity"] for l in old["Transactions"] if l["PackageLabel"] == label), Decimal(0))
+            if line["_PackageQuantity"] > have:
+                errs.append(f"Package {label} does not have enough quantity "
+                            f"({dumps(have)} {self._packages[label]['UnitOfMeasureName']} available).")
+        if errs:
+            return None
+        if old is not None:
+            for l in old["Transactions"]:
+                self._move(l["PackageLabel"], l["_PackageQuantity"], now)
+        for l in lines:
+            self._move(l["PackageLabel"], -l["_PackageQuantity"], now)
+        did = old["Id"] if old is not None else next(self._delivery_ids)
+        record = {
+            "Id": did, "DeliveryNumber": old["DeliveryNumber"] if old else f"{did:010d}",
+            "FacilityLicenseNumber": lic, "FacilityName": self._facilities[lic].name,
+            "TransporterFacilityId": None, "TransporterFacilityLicenseNumber": None, "TransporterFacilityName": None,
+            "SalesDateTime": when, **customer, **driver, "Direction": None,
+            "EstimatedDepartureDateTime": departure, "ActualDepartureDateTime": None,
+            "EstimatedArrivalDateTime": arrival, "ActualArrivalDateTime": None,
+            "EstimatedReturnDepartureDateTime": None, "ActualReturnDepartureDateTime": None,
+            "EstimatedReturnArrivalDateTime": None, "ActualReturnArrivalDateTime": None,
+            "TotalPackages": len(lines), "TotalPrice": sum((l["TotalAmount"] for l in lines), Decimal(0)),
+            "AcceptedDateTime": None, "Transactions": lines, "CompletedDateTime": None,
+            "SalesDeliveryState": "InTransit", "VoidedDate": None,
+            "RecordedDateTime": old["RecordedDateTime"] if old else now, "RecordedByUserName": by,
+            "LastModified": now, "_License": lic, "_AcceptedPackages": [], "_ReturnedPackages": [],
+            "_Steps": (old["_Steps"] if old else []) + [{"Step": "update" if old else "create", "At": now, "By": by}],
+        }
+        self._deliveries[did] = record
+        return did
+
+    @staticmethod
+    def _delivery_item_of(d: dict[str, Any]) -> dict[str, Any]:
+        """A held sales delivery as a POST /sales/v2/deliveries item would give it (receipt-spelt lines)."""
+        keys = ("SalesDateTime", "SalesCustomerType", "PatientLicenseNumber", "ConsumerId", *IndependentMetrc._DRIVER_FIELDS,
+                "PhoneNumberForQuestions", "RecipientName", *IndependentMetrc._RECIPIENT_FIELDS, "PlannedRoute",
+                "EstimatedDepartureDateTime", "EstimatedArrivalDateTime")
+        item = {k: d[k] for k in keys if d.get(k) is not None}
+        item["Transactions"] = [{k: v for k, v in l.items() if not k.startswith("_")} for l in d["Transactions"]]
+        return item
+
+    def _complete_row(self, lic: str, item: Any, errs: list[str], now: dt.datetime, *,
+                      by: str = "Independent Integrator") -> Optional[int]:
+        raw_id = field_ci(item, "Id")
+        d = self._deliveries.get(self._int_id(raw_id))
+        if d is None or d["_License"] != lic:
+            errs.append(f"Sales Delivery Id {raw_id} was not found.")
+            return None
+        if d["SalesDeliveryState"] != "InTransit":
+            errs.append(f"Sales Delivery {d['Id']} is {d['SalesDeliveryState'].lower()} and cannot be completed.")
+            return None
+        arrival = self._local_field(item, "ActualArrivalDateTime", errs)
+        lines = {l["PackageLabel"]: l for l in d["Transactions"]}
+        accepted = field_ci(item, "AcceptedPackages")
+        returned = field_ci(item, "ReturnedPackages")
+        accepted = [] if accepted is None else accepted
+        returned = [] if returned is None else returned
+        if not isinstance(accepted, list) or not all(isinstance(a, str) for a in accepted):
+            errs.append("AcceptedPackages must be a list of package labels.")
+            accepted = []
+        if not isinstance(returned, list) or not all(isinstance(r, dict) for r in returned):
+            errs.append("ReturnedPackages must be a list of objects.")
+            returned = []
+        reasons = {r["Name"].lower(): r for r in self._return_reasons}
+        counted: dict[str, int] = {}
+        back = []
+        for label in accepted:
+            counted[label] = counted.get(label, 0) + 1
+            if label not in lines:
+                errs.append(f"Package {label} is not part of Sales Delivery {d['Id']}.")
+        for r in returned:
+            label = field_ci(r, "Label")
+            counted[label] = counted.get(label, 0) + 1
+            line = lines.get(label)
+            if line is None:
+                errs.append(f"Package {label} is not part of Sales Delivery {d['Id']}.")
+                continue
+            quantity = _decimal(field_ci(r, "ReturnQuantityVerified"))
+            unit = _unit(field_ci(r, "ReturnUnitOfMeasure"))
+            reason_name = field_ci(r, "ReturnReason")
+            reason = reasons.get(reason_name.strip().lower()) if isinstance(reason_name, str) else None
+            note = field_ci(r, "ReturnReasonNote")
+            ok = True
+            if quantity is None or quantity <= 0:
+                errs.append(f"ReturnQuantityVerified for package {label} must be greater than zero.")
+                ok = False
+            if unit != line["UnitOfMeasure"]:
+                errs.append(f"ReturnUnitOfMeasure for package {label} must be {line['UnitOfMeasure']}, the unit it was "
+                            f"delivered in.")
+                ok = False
+            elif quantity is not None and quantity > line["Quantity"]:
+                errs.append(f"ReturnQuantityVerified for package {label} ({dumps(quantity)}) is more than was delivered "
+                            f"({dumps(line['Quantity'])} {line['UnitOfMeasure']}).")
+                ok = False
+            if reason is None:
+                errs.append(f"Return reason '{reason_name}' is not valid.")
+                ok = False
+            elif reason["RequiresNote"] and not (isinstance(note, str) and note.strip()):
+                errs.append(f"A return reason note is required for the return reason {reason['Name']} (package {label}).")
+                ok = False
+            if ok:
+                back.append({"Label": label, "ReturnQuantityVerified": quantity, "ReturnUnitOfMeasure": unit,
+                             "ReturnReason": reason["Name"], "ReturnReasonNote": note,
+                             "_PackageQuantity": convert(quantity, unit, self._packages[label]["UnitOfMeasureName"])})
+        for label, n in counted.items():
+            if n > 1 and label in lines:
+                errs.append(f"Package {label} is listed more than once.")
+        for label in lines:
+            if label not in counted:
+                errs.append(f"Package {label} of Sales Delivery {d['Id']} is neither accepted nor returned.")
+        if errs:
+            return None
+        for r in back:
+            self._move(r["Label"], r["_PackageQuantity"], now)
+        d.update({"SalesDeliveryState": "Delivered", "CompletedDateTime": now, "ActualArrivalDateTime": arrival,
+                  "LastModified": now, "_AcceptedPackages": list(accepted), "_ReturnedPackages": back})
+        d["_Steps"].append({"Step": "complete", "At": now, "By": by})
+        return d["Id"]
+
+    def _void_delivery(self, d: dict[str, Any], errs: list[str], now: dt.datetime, *,
+                       by: str = "Independent Integrator") -> Optional[int]:
+        if d["SalesDeliveryState"] != "InTransit":
+            errs.append(f"Sales Delivery {d['Id']} is {d['SalesDeliveryState'].lower()} and cannot be voided.")
+            return None
+        for l in d["Transactions"]:  # every quantity goes back
+            self._move(l["PackageLabel"], l["_PackageQuantity"], now)
+        d.update({"SalesDeliveryState": "Voided", "VoidedDate": now, "LastModified": now})
+        d["_Steps"].append({"Step": "void", "At": now, "By": by})
+        return d["Id"]
+
+    def _hub_row(self, lic: str, item: Any, errs: list[str], now: dt.datetime, *, step: str) -> Optional[int]:
+        """PUT /sales/v2/deliveries/hub, hub/accept, hub/depart, hub/verifyID: only for a sales delivery hub
+        (FacilityType.IsSalesDeliveryHub), on a delivery in transit."""
+        if not self._flags(lic)["IsSalesDeliveryHub"]:
+            errs.append("This facility is not a sales delivery hub.")
+            return None
+        raw_id = field_ci(item, "Id")
+        d = self._deliveries.get(self._int_id(raw_id))
+        if d is None or d["_License"] != lic:
+            errs.append(f"Sales Delivery Id {raw_id} was not found.")
+            return None
+        if d["SalesDeliveryState"] != "InTransit":
+            errs.append(f"Sales Delivery {d['Id']} is {d['SalesDeliveryState'].lower()}.")
+            return None
+        if step == "hub":
+            driver = self._driver_checks(item, errs)
+            departure = self._local_field(item, "EstimatedDepartureDateTime", errs)
+            arrival = self._local_field(item, "EstimatedArrivalDateTime", errs)
+            if errs:
+                return None
+            d.update(driver)
+            d.update({"TransporterFacilityId": self._text(item, "TransporterFacilityId"),
+                      "PlannedRoute": self._text(item, "PlannedRoute") or d["PlannedRoute"],
+                      "EstimatedDepartureDateTime": departure, "EstimatedArrivalDateTime": arrival})
+        elif step == "accept":
+            d["AcceptedDateTime"] = now
+        elif step == "depart":
+            d["ActualDepartureDateTime"] = self._local_now()
+        else:  # verifyID
+            d["_PaymentType"] = self._text(item, "PaymentType")
+            d["_IdVerified"] = True
+        d["LastModified"] = now
+        d["_Steps"].append({"Step": "hub" if step == "hub" else f"hub {step}", "At": now, "By": "Independent Integrator"})
+        return d["Id"]
+
+    def _delivery_public(self, d: dict[str, Any]) -> dict[str, Any]:
+        view = {k: d[k] for k in self._SALE_DELIVERY_KEYS}
+        view["Transactions"] = [self._sale_transaction(
+            {"ArchivedDate": None, "RecordedDateTime": d["RecordedDateTime"],
+             "RecordedByUserName": d["RecordedByUserName"], "LastModified": d["LastModified"]},
+            line, state=d["SalesDeliveryState"]) for line in d["Transactions"]]
+        return self._out(view)
+
+    # ---- retailer deliveries (trips)
+
+    def _trip(self, lic: str, item: Any, errs: list[str]) -> Optional[dict[str, Any]]:
+        raw_id = field_ci(item, "RetailerDeliveryId")
+        trip = self._trips.get(self._int_id(raw_id))
+        if trip is None or trip["_License"] != lic:
+            errs.append(f"Retailer Delivery Id {raw_id} was not found.")
+            return None
+        return trip
+
+    @staticmethod
+    def _state_words(trip: dict[str, Any]) -> str:
+        return {"Created": "has not departed", "InTransit": "has departed", "Completed": "has ended",
+                "Voided": "is voided"}[trip["RetailerDeliveryState"]]
+
+    def _loads(self, lic: str, packages: Any, errs: list[str], trip: Optional[dict[str, Any]], *,
+               restock: bool) -> list[dict[str, Any]]:
+        """Packages[] of a trip's creation, edit or restock: parsed, checked against the shop (price and
+        whole-package rules by the facility's flags; RemoveCurrentPackage only at a restock)."""
+        flags = self._flags(lic)
+        if not isinstance(packages, list) or not packages or not all(isinstance(p, dict) for p in packages):
+            errs.append("At least one package is required.")
+            return []
+        ops, seen = [], set()
+        for p in packages:
+            label = field_ci(p, "PackageLabel")
+            if label in seen:
+                errs.append(f"Package {label} is listed more than once.")
+                continue
+            seen.add(label)
+            removing = field_ci(p, "RemoveCurrentPackage") is True
+            if removing:
+                if not restock:
+                    errs.append(f"Package {label}: RemoveCurrentPackage is only for a restock.")
+                elif trip is None or label not in trip["_Vehicle"]:
+                    errs.append(f"Package {label} is not on Retailer Delivery {trip['Id'] if trip else ''}; it cannot be removed.")
+                else:
+                    ops.append({"remove": True, "PackageLabel": label})
+                continue
+            package = self._usable_package(lic, label, errs)
+            if package is None:
+                continue
+            raw_quantity, raw_unit, raw_price = field_ci(p, "Quantity"), field_ci(p, "UnitOfMeasure"), field_ci(p, "TotalPrice")
+            quantity, unit, price = _decimal(raw_quantity), _unit(raw_unit), _decimal(raw_price)
+            when = self._local_field(p, "DateTime", errs, required=False)
+            if quantity is None or quantity <= 0:
+                errs.append(f"Quantity for package {label} must be greater than zero.")
+                continue
+            if unit is None:
+                errs.append(f"Unit of measure '{raw_unit}' is not valid.")
+                continue
+            in_package_unit = convert(quantity, unit, package["UnitOfMeasureName"])
+            if in_package_unit is None:
+                errs.append(f"Unit of measure {unit} cannot be used for package {label} ({package['UnitOfMeasureName']}).")
+                continue
+            if raw_price is None and flags["RetailerDeliveryRequirePrice"]:
+                errs.append(f"TotalPrice is required for package {label}.")
+                continue
+            if raw_price is not None and (price is None or price < 0):
+                errs.append(f"TotalPrice for package {label} must be zero or more.")
+                continue
+            shop = self._shop_quantity(label)
+            if in_package_unit > shop:
+                errs.append(f"Package {label} does not have enough quantity "
+                            f"({dumps(shop)} {package['UnitOfMeasureName']} in the shop).")
+                continue
+            if not flags["RetailerDeliveryAllowPartialPackages"] and in_package_unit != shop:
+                errs.append(f"Package {label} must be taken whole: {dumps(shop)} {package['UnitOfMeasureName']} "
+                            f"(this facility does not allow partial packages on retailer deliveries).")
+                continue
+            ops.append({"remove": False, "PackageLabel": label, "Quantity": quantity, "UnitOfMeasure": unit,
+                        "TotalPrice": price, "DateTime": when, "_PackageQuantity": in_package_unit})
+        return ops
+
+    def _apply_loads(self, trip: dict[str, Any], ops: list[dict[str, Any]], now: dt.datetime) -> None:
+        vehicle = trip["_Vehicle"]
+        for op in ops:  # removals first: what is left of them goes back to the shop
+            if op["remove"]:
+                del vehicle[op["PackageLabel"]]
+        for op in ops:
+            if op["remove"]:
+                continue
+            entry = vehicle.get(op["PackageLabel"])
+            if entry is None:
+                vehicle[op["PackageLabel"]] = {k: op[k] for k in ("DateTime", "PackageLabel", "Quantity", "UnitOfMeasure",
+                                                                  "TotalPrice", "_PackageQuantity")}
+                continue
+            entry["Quantity"] = entry["Quantity"] + convert(op["Quantity"], op["UnitOfMeasure"], entry["UnitOfMeasure"])
+            entry["_PackageQuantity"] = entry["_PackageQuantity"] + op["_PackageQuantity"]
+            if op["TotalPrice"] is not None:
+                entry["TotalPrice"] = (entry["TotalPrice"] or Decimal(0)) + op["TotalPrice"]
+            entry["DateTime"] = op["DateTime"] or entry["DateTime"]
+        self._mark_vehicles([op["PackageLabel"] for op in ops], now)
+
+    def _trip_create_row(self, lic: str, item: Any, errs: list[str], now: dt.datetime, *,
+                         by: str = "Independent Integrator", editing: bool = False) -> Optional[int]:
+        old = None
+        if editing:  # PUT /sales/v2/deliveries/retailer: the full new content, while it has not departed
+            raw_id = field_ci(item, "Id")
+            old = self._trips.get(self._int_id(raw_id))
+            if old is None or old["_License"] != lic:
+                errs.append(f"Retailer Delivery Id {raw_id} was not found.")
+                return None
+            if old["RetailerDeliveryState"] != "Created":
+                errs.append(f"Retailer Delivery {old['Id']} {self._state_words(old)} and cannot be edited.")
+                return None
+        if not self._flags(lic)["RetailerDelivery"]:
+            errs.append("This facility is not permitted to make retailer deliveries.")
+            return None
+        when = self._local_field(item, "DateTime", errs)
+        driver = self._driver_checks(item, errs)
+        departure = self._local_field(item, "EstimatedDepartureDateTime", errs)
+        vehicle_before = None
+        if old is not None:  # its own load is the shop's again while the new one is checked
+            vehicle_before, old["_Vehicle"] = old["_Vehicle"], {}
+        ops = self._loads(lic, field_ci(item, "Packages"), errs, None, restock=False)
+        if errs:
+            if old is not None:
+                old["_Vehicle"] = vehicle_before
+            return None
+        tid = old["Id"] if old is not None else next(self._trip_ids)
+        trip = {
+            "Id": tid, "RetailerDeliveryNumber": old["RetailerDeliveryNumber"] if old else f"{tid:010d}",
+            "FacilityLicenseNumber": lic, "FacilityName": self._facilities[lic].name, "DateTime": when, **driver,
+            "VehicleInfo": f"{driver['VehicleMake']} {driver['VehicleModel']} ({driver['VehicleLicensePlateNumber']})",
+            "Direction": None, "EstimatedDepartureDateTime": departure, "ActualDepartureDateTime": None,
+            "RestockDateTime": old["RestockDateTime"] if old else None, "AcceptedDateTime": None,
+            "CompletedDateTime": None, "RetailerDeliveryState": "Created", "AllowFullEdit": True,
+            "Leg": old["Leg"] if old else 1, "VoidedDate": None,
+            "RecordedDateTime": old["RecordedDateTime"] if old else now, "RecordedByUserName": by, "LastModified": now,
+            "_License": lic, "_Vehicle": {}, "_Destinations": [], "_EndPackages": [],
+            "_Steps": (old["_Steps"] if old else []) + [{"Step": "update" if old else "create", "At": now, "By": by}],
+        }
+        self._trips[tid] = trip
+        self._apply_loads(trip, ops, now)
+        if vehicle_before:
+            self._mark_vehicles(vehicle_before, now)
+        return tid
+
+    def _depart_row(self, lic: str, item: Any, errs: list[str], now: dt.datetime, *,
+                    by: str = "Independent Integrator") -> Optional[int]:
+        trip = self._trip(lic, item, errs)
+        if trip is None:
+            return None
+        if trip["RetailerDeliveryState"] != "Created":
+            errs.append(f"Retailer Delivery {trip['Id']} {self._state_words(trip)}; it cannot depart.")
+            return None
+        trip.update({"ActualDepartureDateTime": self._local_now(), "RetailerDeliveryState": "InTransit",
+                     "AllowFullEdit": False, "LastModified": now})
+        trip["_Steps"].append({"Step": "depart", "At": now, "By": by})
+        return trip["Id"]
+
+    def _trip_sale_row(self, lic: str, item: Any, errs: list[str], now: dt.datetime, *,
+                       by: str = "Independent Integrator") -> Optional[int]:
+        trip = self._trip(lic, item, errs)
+        if trip is None:
+            return None
+        if trip["RetailerDeliveryState"] != "InTransit":
+            errs.append(f"Retailer Delivery {trip['Id']} {self._state_words(trip)}; it cannot sell.")
+            return None
+        when = self._local_field(item, "SalesDateTime", errs)
+        customer = self._customer_checks(item, self._flags(lic), errs)
+        departure = self._local_field(item, "EstimatedDepartureDateTime", errs, required=False)
+        arrival = self._local_field(item, "EstimatedArrivalDateTime", errs, required=False)
+        lines = self._sale_lines(lic, item, errs, spec_first=False, vehicle=trip["_Vehicle"])
+        for line in lines:
+            entry = trip["_Vehicle"][line["PackageLabel"]]
+            if line["_PackageQuantity"] > entry["_PackageQuantity"]:
+                errs.append(f"Package {line['PackageLabel']} does not have enough quantity on the vehicle "
+                            f"({dumps(entry['Quantity'])} {entry['UnitOfMeasure']} left).")
+        if errs:
+            return None
+        for line in lines:
+            entry = trip["_Vehicle"][line["PackageLabel"]]
+            entry["_PackageQuantity"] -= line["_PackageQuantity"]
+            entry["Quantity"] -= convert(line["Quantity"], line["UnitOfMeasure"], entry["UnitOfMeasure"])
+            self._move(line["PackageLabel"], -line["_PackageQuantity"], now)
+        sale_id = next(self._destination_ids)
+        trip["_Destinations"].append({
+            "Id": sale_id, "SalesDateTime": when, **customer, "EstimatedDepartureDateTime": departure,
+            "EstimatedArrivalDateTime": arrival, "Transactions": lines, "RecordedDateTime": now,
+        })
+        trip["LastModified"] = now
+        trip["_Steps"].append({"Step": "sale", "At": now, "By": by, "SaleId": sale_id})
+        return sale_id
+
+    def _restock_row(self, lic: str, item: Any, errs: list[str], now: dt.datetime, *,
+                     by: str = "Independent Integrator") -> Optional[int]:
+        trip = self._trip(lic, item, errs)
+        if trip is None:
+            return None
+        if trip["RetailerDeliveryState"] not in self._ACTIVE_TRIP:
+            errs.append(f"Retailer Delivery {trip['Id']} {self._state_words(trip)}; it cannot be restocked.")
+            return None
+        when = self._local_field(item, "DateTime", errs)
+        departure = self._local_field(item, "EstimatedDepartureDateTime", errs, required=False)
+        ops = self._loads(lic, field_ci(item, "Packages"), errs, trip, restock=True)
+        if errs:
+            return None
+        self._apply_loads(trip, ops, now)
+        trip.update({"RestockDateTime": when, "Leg": trip["Leg"] + 1, "LastModified": now})
+        if departure is not None:
+            trip["EstimatedDepartureDateTime"] = departure
+        trip["_Steps"].append({"Step": "restock", "At": now, "By": by})
+        return trip["Id"]
+
+    def _end_row(self, lic: str, item: Any, errs: list[str], now: dt.datetime, *,
+                 by: str = "Independent Integrator") -> Optional[int]:
+        trip = self._trip(lic, item, errs)
+        if trip is None:
+            return None
+        if trip["RetailerDeliveryState"] != "InTransit":
+            errs.append(f"Retailer Delivery {trip['Id']} {self._state_words(trip)}; it cannot end.")
+            return None
+        arrival = self._local_field(item, "ActualArrivalDateTime", errs)
+        counts = field_ci(item, "Packages")
+        counts = [] if counts is None else counts
+        if not isinstance(counts, list) or not all(isinstance(c, dict) for c in counts):
+            errs.append("Packages must be a list of {Label, EndQuantity, EndUnitOfMeasure}.")
+            counts = []
+        vehicle = trip["_Vehicle"]
+        seen, ended = set(), []
+        for c in counts:
+            label = field_ci(c, "Label")
+            if label in seen:
+                errs.append(f"Package {label} is listed more than once.")
+                continue
+            seen.add(label)
+            entry = vehicle.get(label)
+            if entry is None:
+                errs.append(f"Package {label} is not on Retailer Delivery {trip['Id']}.")
+                continue
+            raw_quantity, raw_unit = field_ci(c, "EndQuantity"), field_ci(c, "EndUnitOfMeasure")
+            quantity, unit = _decimal(raw_quantity), _unit(raw_unit)
+            package_unit = self._packages[label]["UnitOfMeasureName"]
+            in_package_unit = convert(quantity, unit, package_unit) if quantity is not None and unit else None
+            if quantity is None or quantity < 0 or unit is None or in_package_unit is None:
+                errs.append(f"Package {label}: EndQuantity and EndUnitOfMeasure must give a quantity in {package_unit} "
+                            f"(got {raw_quantity!r} {raw_unit!r}).")
+                continue
+            if in_package_unit != entry["_PackageQuantity"]:
+                errs.append(f"Package {label}: EndQuantity {dumps(quantity)} {unit} is not what the vehicle holds "
+                            f"({dumps(entry['Quantity'])} {entry['UnitOfMeasure']}).")
+                continue
+            ended.append({"Label": label, "EndQuantity": quantity, "EndUnitOfMeasure": unit})
+        for label, entry in vehicle.items():  # one sold out may be left out
+            if label not in seen and entry["_PackageQuantity"] > 0:
+                errs.append(f"Package {label} on Retailer Delivery {trip['Id']} is not counted "
+                            f"({dumps(entry['Quantity'])} {entry['UnitOfMeasure']} on the vehicle).")
+        if errs:
+            return None
+        labels = list(vehicle)
+        trip["_Vehicle"] = {}  # its goods are the shop's again
+        trip.update({"RetailerDeliveryState": "Completed", "CompletedDateTime": now, "ActualArrivalDateTime": arrival,
+                     "LastModified": now, "_EndPackages": ended})
+        trip["_Steps"].append({"Step": "end", "At": now, "By": by})
+        self._mark_vehicles(labels, now)
+        return trip["Id"]
+
+    def _void_trip(self, trip: dict[str, Any], errs: list[str], now: dt.datetime, *,
+                   by: str = "Independent Integrator") -> Optional[int]:
+        if trip["RetailerDeliveryState"] != "Created":
+            errs.append(f"Retailer Delivery {trip['Id']} {self._state_words(trip)} and cannot be voided.")
+            return None
+        labels = list(trip["_Vehicle"])
+        trip["_Vehicle"] = {}
+        trip.update({"RetailerDeliveryState": "Voided", "VoidedDate": now, "AllowFullEdit": False, "LastModified": now})
+        trip["_Steps"].append({"Step": "void", "At": now, "By": by})
+        self._mark_vehicles(labels, now)
+        return trip["Id"]
+
+    def _trip_public(self, t: dict[str, Any]) -> dict[str, Any]:
+        vehicle = list(t["_Vehicle"].values())
+        prices = [e["TotalPrice"] for e in vehicle if e["TotalPrice"] is not None]
+        view = {k: t.get(k) for k in self._RETAILER_KEYS}
+        view.update({
+            "TotalPackages": len(vehicle), "TotalPrice": sum(prices, Decimal(0)) if prices else None,
+            "TotalPriceSold": sum((l["TotalAmount"] for s in t["_Destinations"] for l in s["Transactions"]), Decimal(0)),
+            "Packages": [{k: e[k] for k in ("DateTime", "PackageLabel", "Quantity", "UnitOfMeasure", "TotalPrice")}
+                         for e in vehicle],
+            "Destinations": [{k: v for k, v in s.items() if k != "RecordedDateTime"} for s in t["_Destinations"]],
+        })
+        return self._out(view)
+
+    # ---- the HTTP side
+
+    def _rows(self, lic: str, body: Any, body_error: Optional[str], what: str,
+              row: Callable[[str, Any, list[str], dt.datetime], Optional[int]]) \
+            -> tuple[Optional[tuple[int, Any, dict[str, str], bool]], list[int]]:
+        """A write's rows, applied in order; any refused row puts everything back (400 with every refusal)."""
+        if body_error is not None or not isinstance(body, list):
+            return (400, [{"row": 0, "message": f"The request body must be a JSON array of {what}."}], {}, False), []
+        if len(body) > self.object_limit:
+            return (413, {"Message": f"Request contains {len(body)} objects; the limit is {self.object_limit}."}, {}, False), []
+        if not body:
+            return (400, [{"row": 0, "message": f"No {what} were submitted."}], {}, False), []
+        snapshot = self._snapshot()
+        now = dt.datetime.now(dt.timezone.utc)
+        errors, results = [], []
+        for n, item in enumerate(body):
+            errs: list[str] = []
+            if not isinstance(item, dict):
+                errs.append(f"Each of the {what} must be an object.")
+            else:
+                results.append(row(lic, item, errs, now))
+            errors += [{"row": n, "message": m} for m in errs]
+        if errors:
+            self._restore(snapshot)
+            return (400, errors, {}, False), []
+        return None, results
+
+    def _route_deliveries(self, method: str, rest: list[str], rest_l: list[str], q: dict[str, str], body: Any,
+                          body_error: Optional[str], lic: Optional[str], accessible: set[str],
+                          need_license: Callable, optional_license: Callable, paging: Callable, window: Callable):
+        def created(what: str, row: Callable) -> tuple[int, Any, dict[str, str], bool]:
+            refusal, ids = self._rows(lic, body, body_error, what, row)
+            return refusal or (200, {"Ids": ids, "Warnings": None}, {}, True)
+
+        def written(what: str, row: Callable) -> tuple[int, Any, dict[str, str], bool]:
+            refusal, ids = self._rows(lic, body, body_error, what, row)
+            return refusal or (200, self._write_answer(ids), {}, True)
+
+        def listing(records: list[dict[str, Any]], public: Callable, *, sales_dates: bool, required: bool):
+            number, size, bad = paging()
+            if bad:
+                return bad
+            has_sales = sales_dates and any(k in q for k in ("salesdatestart", "salesdateend"))
+            has_modified = any(k in q for k in ("lastmodifiedstart", "lastmodifiedend"))
+            if has_sales and has_modified:
+                return 400, {"Message": "Sales date and last modified filters cannot be combined."}, {}, False
+            if required and not has_modified:
+                return 400, {"Message": "lastModifiedStart and lastModifiedEnd are required."}, {}, False
+            s_start = s_end = None
+            if sales_dates:
+                s_start, s_end, bad = window("salesdatestart", "salesdateend")
+                if bad:
+                    return bad
+            m_start, m_end, bad = window("lastmodifiedstart", "lastmodifiedend")
+            if bad:
+                return bad
+            found = []
+            for r in sorted(records, key=lambda r: r["Id"]):
+                if r["_License"] != lic:
+                    continue
+                if s_start is not None:
+                    sold = dt.datetime.fromisoformat(r["SalesDateTime"]).replace(tzinfo=self.tz)
+                    if not (s_start <= sold <= s_end):
+                        continue
+                if m_start is not None and not (m_start <= r["LastModified"] <= m_end):
+                    continue
+                found.append(public(r))
+            return 200, self._envelope(found, number, size), {}, False
+
+        def by_id(records: dict[int, dict[str, Any]], key: str, what: str):
+            if not key.isdigit():
+                return None, (404, {"Message": "Not found."}, {}, False)
+            record = records.get(int(key))
+            if method == "GET":
+                if (bad := optional_license()):
+                    return None, bad
+                if record is None:
+                    return None, (404, {"Message": f"{what} not found."}, {}, False)
+                if record["_License"] not in ({lic} if lic else accessible):
+                    return None, (401, None, {}, False)
+                return record, None
+            if method == "DELETE":
+                if (bad := need_license()):
+                    return None, bad
+                if record is None:
+                    return None, (404, {"Message": f"{what} not found."}, {}, False)
+                if record["_License"] != lic:
+                    return None, (401, None, {}, False)
+                return record, None
+            return None, (405, None, {"Allow": "GET, DELETE"}, False)
+
+        def deleted(record: dict[str, Any], void: Callable) -> tuple[int, Any, dict[str, str], bool]:
+            snapshot = self._snapshot()
+            errs: list[str] = []
+            void(record, errs, dt.datetime.now(dt.timezone.utc))
+            if errs:
+                self._restore(snapshot)
+                return 400, [{"row": 0, "message": m} for m in errs], {}, False
+            return 200, self._write_answer([record["Id"]]), {}, True
+
+        # ---- retailer deliveries
+        if rest_l[:1] == ["retailer"]:
+            sub = rest_l[1:]
+            if not sub:
+                if method not in ("POST", "PUT"):
+                    return 405, None, {"Allow": "POST, PUT"}, False
+                if (bad := need_license()):
+                    return bad
+                if method == "POST":
+                    return created("retailer deliveries", self._trip_create_row)
+                return written("retailer deliveries", lambda l, i, e, n: self._trip_create_row(l, i, e, n, editing=True))
+            if sub in (["active"], ["inactive"]):
+                if method != "GET":
+                    return 405, None, {"Allow": "GET"}, False
+                if (bad := need_license()):
+                    return bad
+                active = sub[0] == "active"
+                records = [t for t in self._trips.values() if (t["RetailerDeliveryState"] in self._ACTIVE_TRIP) == active]
+                return listing(records, self._trip_public, sales_dates=False,
+                               required=self.retailer_list_window == "required")
+            steps = {"depart": ("departures", self._depart_row, False), "sale": ("sales", self._trip_sale_row, True),
+                     "restock": ("restocks", self._restock_row, False), "end": ("ends", self._end_row, False)}
+            if len(sub) == 1 and sub[0] in steps:
+                if method != "POST":
+                    return 405, None, {"Allow": "POST"}, False
+                if (bad := need_license()):
+                    return bad
+                what, row, creates = steps[sub[0]]
+                return created(what, row) if creates else written(what, row)
+            if len(sub) == 1:
+                trip, bad = by_id(self._trips, sub[0], "Retailer Delivery")
+                if bad:
+                    return bad
+                if method == "GET":
+                    return 200, self._trip_public(trip), {}, False
+                return deleted(trip, self._void_trip)
+            return 404, {"Message": "No HTTP resource was found that matches the request URI."}, {}, False
+
+        # ---- sales deliveries
+        if not rest_l:
+            if method not in ("POST", "PUT"):
+                return 405, None, {"Allow": "POST, PUT"}, False
+            if (bad := need_license()):
+                return bad
+            if method == "POST":
+                return created("sales deliveries", lambda l, i, e, n: self._sales_delivery_row(l, i, e, n, editing=False))
+            return written("sales deliveries", lambda l, i, e, n: self._sales_delivery_row(l, i, e, n, editing=True))
+        if rest_l == ["complete"]:
+            if method != "PUT":
+                return 405, None, {"Allow": "PUT"}, False
+            if (bad := need_license()):
+                return bad
+            return written("sales delivery completions", self._complete_row)
+        if rest_l[:1] == ["hub"] and len(rest_l) <= 2:
+            step = rest_l[1] if len(rest_l) == 2 else "hub"
+            if step not in ("hub", "accept", "depart", "verifyid"):
+                return 404, {"Message": "No HTTP resource was found that matches the request URI."}, {}, False
+            if method != "PUT":
+                return 405, None, {"Allow": "PUT"}, False
+            if (bad := need_license()):
+                return bad
+            return written("hub deliveries", lambda l, i, e, n: self._hub_row(l, i, e, n, step=step))
+        if rest_l in (["active"], ["inactive"]):
+            if method != "GET":
+                return 405, None, {"Allow": "GET"}, False
+            if (bad := need_license()):
+                return bad
+            active = rest_l[0] == "active"
+            records = [d for d in self._deliveries.values() if (d["SalesDeliveryState"] == "InTransit") == active]
+            return listing(records, self._delivery_public, sales_dates=True, required=False)
+        if rest_l == ["returnreasons"]:
+            if method != "GET":
+                return 405, None, {"Allow": "GET"}, False
+            if (bad := need_license()):
+                return bad
+            number, size, bad = paging()
+            if bad:
+                return bad
+            return 200, self._envelope(copy.deepcopy(self._return_reasons), number, size), {}, False
+        if len(rest_l) == 1:
+            delivery, bad = by_id(self._deliveries, rest[0], "Sales Delivery")
+            if bad:
+                return bad
+            if method == "GET":
+                return 200, self._delivery_public(delivery), {}, False
+            return deleted(delivery, self._void_delivery)
+        return 404, {"Message": "No HTTP resource was found that matches the request URI."}, {}, False
 
     # ---- GET rate limits (doc: 50/s per facility, 150/s per integrator, 10 concurrent per facility)
 
