@@ -51,8 +51,8 @@ public final class DeliverySweep: Service, Sendable {
                 let held = try await metrc.salesDelivery(id: delivery.metrcId)
                 let reason = switch held {
                 case .none: "Metrc no longer has delivery \(delivery.metrcId)"
-                case .some(let held) where held.isVoided: "voided in Metrc, not through Till"
-                case .some(let held) where held.isCompleted: "completed in Metrc, not through Till"
+                case .some(let held) where held.isVoided: "Metrc's delivery \(delivery.metrcId) was voided there, not through Till"
+                case .some(let held) where held.isCompleted: "Metrc's delivery \(delivery.metrcId) was completed there, not through Till"
                 default: nil as String?
                 }
                 if let reason, try freeze(.delivery(delivery.id), reason, whileStatus: ["open"]) { frozen += 1 }
@@ -67,9 +67,10 @@ public final class DeliverySweep: Service, Sendable {
                 }
                 let reason: String? = switch held {
                 case .none: "Metrc no longer has trip \(trip.metrcId)"
-                case .some(let held) where held.isVoided: "voided in Metrc, not through Till"
-                case .some(let held) where held.hasEnded: "ended in Metrc, not through Till"
-                case .some(let held) where held.hasDeparted && trip.status == .created: "departed in Metrc, not through Till"
+                case .some(let held) where held.isVoided: "Metrc's trip \(trip.metrcId) was voided there, not through Till"
+                case .some(let held) where held.hasEnded: "Metrc's trip \(trip.metrcId) was ended there, not through Till"
+                case .some(let held) where held.hasDeparted && trip.status == .created:
+                    "Metrc's trip \(trip.metrcId) departed there, not through Till"
                 default: nil
                 }
                 if let reason, try freeze(.trip(trip.id), reason, whileStatus: [trip.status.rawValue]) { frozen += 1 }

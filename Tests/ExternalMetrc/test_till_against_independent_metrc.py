@@ -2335,25 +2335,15 @@ class DayTests(ExternalMetrcTestCase):
                          [("receipt.update", edited["receiptNumber"])])
 
 
-#: Till's delivery API (docs/deliveries.md "Till's side") is being written and is not in every binary yet: while this
-#: is True, DeliveryTests skip when `POST /v1/trips` answers 404. Once the API has landed, delete this constant and
-#: the check that reads it in DeliveryTests.start_delivery_till.
-SKIP_DELIVERIES_UNTIL_TILL_HAS_THEM = True
-
-
 class DeliveryTests(ExternalMetrcTestCase):
     """Sales deliveries and vehicle trips driven through Till's API (docs/deliveries.md "Till's side": deliveries
     from a register, trips from a `driver` terminal), every scenario checked against what the independent Metrc
     holds (README "Deliveries"; the spec's /sales/v2/deliveries* paths; docs/deliveries.md "Metrc's side")."""
 
-    _no_delivery_api: Optional[str] = None  # why the binary was found without it (skips the rest at once)
-
     DRIVER = {"employeeId": "EMP-7", "name": "Dana Driver", "licenseNumber": "DL-7001"}
     VEHICLE = {"make": "Ford", "model": "Transit", "plate": "CO-123"}
 
     def setUp(self) -> None:
-        if SKIP_DELIVERIES_UNTIL_TILL_HAS_THEM and DeliveryTests._no_delivery_api:
-            self.skipTest(DeliveryTests._no_delivery_api)
         super().setUp()
         self._counter = 0
 
@@ -2364,12 +2354,6 @@ class DeliveryTests(ExternalMetrcTestCase):
         manager = self.till.command("terminals", "add", "mgr1", "--role", "manager", check=False)
         self.manager_token = manager.stdout.strip().splitlines()[-1] if manager.returncode == 0 else None
         self.start_till()
-        if SKIP_DELIVERIES_UNTIL_TILL_HAS_THEM:
-            status, body = self.till.call("POST", "/v1/trips", {})
-            if status == 404:
-                DeliveryTests._no_delivery_api = ("Till's delivery API (docs/deliveries.md) is not in this binary yet: "
-                                                  f"POST /v1/trips answers 404 {body}")
-                self.skipTest(DeliveryTests._no_delivery_api)
         self.assertIsNotNone(self.driver_token, f"till terminals add drv1 --role driver: {added.stdout}{added.stderr}")
         self.assertIsNotNone(self.manager_token, f"till terminals add mgr1 --role manager: {manager.stderr}")
 
@@ -2599,7 +2583,7 @@ class DeliveryTests(ExternalMetrcTestCase):
         # Damaged requires a note (GET /sales/v2/deliveries/returnreasons: RequiresNote)
         status, body = self.complete_delivery(created["id"], [flower], [
             {"label": edible, "quantity": 1, "unit": "Each", "reason": "Damaged"}])
-        self.assertEqual((status, body["error"]["code"]), (422, "note_required"), body)
+        self.assertEqual((status, body["error"]["code"]), (400, "note_required"), body)
         self.assertEqual(self.metrc.requests("PUT", "/sales/v2/deliveries/complete"), [], "Metrc heard nothing")
         self.assertEqual(self.metrc.delivery(metrc_id)["SalesDeliveryState"], "InTransit")
         self.assertEqual(self.till_delivery(created["id"])["status"], "open")
