@@ -472,16 +472,20 @@ extension SimulatorOverHTTP {
                 let packages = read["Packages"]?.array ?? []
                 #expect(packages.compactMap { $0["Quantity"]?.number } == [Decimal(string: "96.5")!, 7])
 
+                // Rows apply in order (the second sees the first's 90 g gone) and a refusal undoes the whole request.
                 let errors = try await sim.refused("POST", "\(trips)/sale", [
+                    tripSale(id, [(101, "90", "Grams")]),
+                    tripSale(id, [(101, "7", "Grams")]),
                     tripSale(id, [(102, "1", "Grams")]),
-                    tripSale(id, [(101, "97", "Grams")]),
                     tripSale(id, [(106, "1", "Each"), (106, "1", "Each")]),
                 ])
-                #expect(errors.map(\.row) == [0, 1, 2])
-                #expect(errors[0].message.contains("is not on retailer delivery"))
-                #expect(errors[1].message.contains("96.5"))
+                #expect(errors.map(\.row) == [1, 2, 3])
+                #expect(errors[0].message.contains("6.5 Grams available"))
+                #expect(errors[1].message.contains("is not on retailer delivery"))
                 #expect(errors[2].message.contains("more than once"))
                 #expect(await sim.simulation.trip(id: id)?.quantity(of: SimFacility.demoLabel(101)) == Decimal(string: "96.5"))
+                #expect(await sim.simulation.trip(id: id)?.sales.count == 2)
+                #expect(await sim.quantity(101) == Decimal(string: "444.5"))
             }
         }
 
