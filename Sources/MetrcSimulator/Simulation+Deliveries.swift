@@ -218,18 +218,13 @@ extension MetrcSimulation {
         let state = facilities[license]!
         let salesDateTime = Self.localDateTime("SalesDateTime", of: item, reader: &reader, fail: problem)
         let customer = readCustomer(item, reader: &reader, facility: state.facility, fail: problem)
+        let plannedRoute = Self.text("PlannedRoute", reader: &reader)
         let crew = Self.readCrew(&reader, fail: problem)
         let departure = Self.localDateTime("EstimatedDepartureDateTime", of: item, reader: &reader, fail: problem)
         let arrival = Self.localDateTime("EstimatedArrivalDateTime", of: item, reader: &reader, fail: problem)
 
         var ledger = shopLedger(license: license)
-        var formerLabels: Set<String> = []
-        for line in old?.transactions ?? [] {
-            guard let package = state.package(label: line.packageLabel), let amount = deduction(of: line, from: package)
-            else { continue }
-            ledger.add(amount, to: package)
-            formerLabels.insert(package.label.uppercased())
-        }
+        let formerLabels = giveBack(old?.transactions ?? [], state: state, to: &ledger)
         let lines = readLines(&reader, preferring: .saleTransaction, state: state, ledger: &ledger,
                               allowFinished: formerLabels, fail: problem)
         guard !failed, reader.errors.isEmpty, let salesDateTime, let customer, let crew, let departure, let arrival
@@ -247,7 +242,7 @@ extension MetrcSimulation {
         delivery.customer = customer
         delivery.driver = crew.driver
         delivery.vehicle = crew.vehicle
-        delivery.plannedRoute = Self.text("PlannedRoute", reader: &reader)
+        delivery.plannedRoute = plannedRoute
         delivery.estimatedDepartureDateTime = departure
         delivery.estimatedArrivalDateTime = arrival
         delivery.transactions = lines
@@ -397,13 +392,8 @@ extension MetrcSimulation {
         guard delivery.isActive else {
             return .rowErrors([RowError(row: 0, message: "Sales delivery \(id) is \(Self.words(delivery.state)) and cannot be voided.")])
         }
-        let state = facilities[delivery.license]!
         var ledger = Ledger()
-        for line in delivery.transactions {
-            guard let package = state.package(label: line.packageLabel), let amount = deduction(of: line, from: package)
-            else { continue }
-            ledger.add(amount, to: package)
-        }
+        giveBack(delivery.transactions, state: facilities[delivery.license]!, to: &ledger)
         let stamp = now()
         commit(ledger, license: delivery.license, at: stamp)
         delivery.state = .voided

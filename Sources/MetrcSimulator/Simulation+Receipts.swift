@@ -138,12 +138,7 @@ extension MetrcSimulation {
         ledger.replacedReceipts = Set(targets.values.map { receiptList[$0].id })
         var formerLabels: Set<String> = []
         for index in targets.values {
-            for line in receiptList[index].transactions {
-                guard let package = state.package(label: line.packageLabel),
-                      let amount = deduction(of: line, from: package) else { continue }
-                ledger.add(amount, to: package)
-                formerLabels.insert(package.label.uppercased())
-            }
+            formerLabels.formUnion(giveBack(receiptList[index].transactions, state: state, to: &ledger))
         }
         var drafts: [Int: ReceiptDraft] = [:]
         for (row, item) in items.enumerated() {
@@ -219,11 +214,7 @@ extension MetrcSimulation {
         }
         let state = facilities[license]!
         var ledger = Ledger()
-        for line in receipt.transactions {
-            guard let package = state.package(label: line.packageLabel),
-                  let amount = deduction(of: line, from: package) else { continue }
-            ledger.add(amount, to: package)
-        }
+        giveBack(receipt.transactions, state: state, to: &ledger)
         let stamp = now()
         commit(ledger, license: license, at: stamp)
         receiptList[index].archived = true
@@ -452,6 +443,20 @@ extension MetrcSimulation {
         return amount
     }
 
+    /// Puts what `lines` took back on their packages in `ledger` (`times: -1` takes it again); answers the packages'
+    /// upper-cased labels.
+    @discardableResult
+    func giveBack(_ lines: [SimTransaction], state: FacilityState, to ledger: inout Ledger, times sign: Decimal = 1) -> Set<String> {
+        var labels: Set<String> = []
+        for line in lines {
+            guard let package = state.package(label: line.packageLabel), let amount = deduction(of: line, from: package)
+            else { continue }
+            ledger.add(sign * amount, to: package)
+            labels.insert(package.label.uppercased())
+        }
+        return labels
+    }
+
     /// How much of `package`, in its own unit, a line took. Exact because it was checked when the line was taken.
     func deduction(of line: SimTransaction, from package: SimPackage) -> Decimal? {
         guard let from = SimUnits.unit(named: line.unitOfMeasure), let to = SimUnits.unit(named: package.unitOfMeasure),
@@ -468,10 +473,7 @@ extension MetrcSimulation {
         let receipt = receiptList[index]
         if !receipt.archived {
             var ledger = Ledger()
-            for line in receipt.transactions {
-                guard let package = state.package(label: line.packageLabel), let amount = deduction(of: line, from: package) else { continue }
-                ledger.add(amount, to: package)
-            }
+            giveBack(receipt.transactions, state: state, to: &ledger)
             commit(ledger, license: receipt.license, at: now())
         }
         receiptList.remove(at: index)
@@ -483,10 +485,7 @@ extension MetrcSimulation {
     public func duplicateReceipt(id: Int64) -> SimReceipt? {
         guard let original = receipt(id: id), let state = facilities[original.license] else { return nil }
         var ledger = Ledger()
-        for line in original.transactions {
-            guard let package = state.package(label: line.packageLabel), let amount = deduction(of: line, from: package) else { continue }
-            ledger.add(-amount, to: package)
-        }
+        giveBack(original.transactions, state: state, to: &ledger, times: -1)
         let stamp = now()
         commit(ledger, license: original.license, at: stamp)
         var copy = original

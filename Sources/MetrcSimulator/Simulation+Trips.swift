@@ -103,6 +103,7 @@ extension MetrcSimulation {
         }
         let dateTime = Self.localDateTime("DateTime", of: item, reader: &reader, fail: problem)
         let crew = Self.readCrew(&reader, fail: problem)
+        let phone = Self.text("PhoneNumberForQuestions", reader: &reader)
         let departure = Self.localDateTime("EstimatedDepartureDateTime", of: item, reader: &reader, fail: problem)
         _ = reader.array("Destinations")  // planned stops: read (a wrong type is refused), not kept
         var ledger = shopLedger(license: license, excludingTrip: old?.id)
@@ -119,7 +120,7 @@ extension MetrcSimulation {
         trip.dateTime = dateTime
         trip.driver = crew.driver
         trip.vehicle = crew.vehicle
-        trip.phoneNumberForQuestions = Self.text("PhoneNumberForQuestions", reader: &reader)
+        trip.phoneNumberForQuestions = phone
         trip.estimatedDepartureDateTime = departure
         trip.packages = []
         Self.apply(steps, to: &trip)
