@@ -87,14 +87,18 @@ final class MetrcRateLimiter: Sendable {
         }
     }
 
-    /// Records a start now if the last second saw fewer than `limit`; else how long until one did.
+    /// Records a start now if the last window saw fewer than `limit`; else how long until one did.
     private func admit(_ limit: Int, into recent: inout [ContinuousClock.Instant]) -> Duration? {
         let instant = now()
-        recent.removeAll { $0 <= instant - .seconds(1) }
+        recent.removeAll { $0 <= instant - Self.window }
         guard recent.count >= limit else {
             recent.append(instant)
             return nil
         }
-        return recent[0] + .seconds(1) - instant
+        return recent[0] + Self.window - instant
     }
+
+    /// Metrc counts requests by when they arrive, Till by when they start: a little more than a second, so that
+    /// requests started at the limit's pace and delayed unevenly on the way never make 51 in Metrc's second.
+    static let window: Duration = .milliseconds(1050)
 }

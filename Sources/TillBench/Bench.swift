@@ -123,7 +123,7 @@ struct Bench: Sendable {
                              timeToAnswer: server.answeredAt - server.launchedAt, drainTime: drainTime,
                              postsDuringDrain: postsDuring, shutdown: shutdown)
 
-        let day = try await measureDay(till: till, simulation: simulation, socketPath: socketPath, managerToken: managerToken,
+        var day = try await measureDay(till: till, simulation: simulation, socketPath: socketPath, managerToken: managerToken,
                                        server: &server, failures: &failures)
 
         if let peak = server.peakResidentBytes() { peaks.append(peak) }
@@ -131,6 +131,11 @@ struct Bench: Sendable {
         if !lastShutdown.hasPrefix("exited with status 0") {
             progress("note: the last till serve \(lastShutdown)")
         }
+        // With Till stopped, so that nothing else spends the facility's GET budget meanwhile.
+        progress("the day \(day.date): its pages read straight from Metrc")
+        try await Task.sleep(for: .seconds(1))  // the rate window empties
+        day.bareListing = try await Self.readPagesBare(baseURL: baseURL, keys: simulation.configuration, date: day.date,
+                                                         zone: TimeZone(identifier: Self.timeZone)!)
 
         let audit = await auditReceipts(simulation, runs: [paired.sales, single, several, outage])
         if !audit.exactlyOnce {

@@ -1,5 +1,6 @@
 import CurlHTTP
 import Foundation
+import MetrcKit
 import MetrcSimulator
 import TillLoad
 
@@ -13,9 +14,12 @@ struct DayRun: Sendable {
     let finalized: Int
     let closeTime: Duration?
     let closeStatus: String
+    /// The same pages read straight from Metrc, one after the other at most 50 a second, without Till: how fast
+    /// this Metrc serves them within its limit.
+    var bareListing: Duration = .zero
 
-    /// What Metrc's limits allow at best: the day's pages of 20 at 50 GET/s.
-    var listingFloor: Duration { .milliseconds(Int64(pages) * 20) }
+    /// The day's pages of 20 at Metrc's 50 GET/s, or as fast as this Metrc serves them if that is slower.
+    var listingFloor: Duration { max(.milliseconds(Int64(pages) * 20), bareListing) }
     /// The listing (a close reads the day to find what blocks it), then its finalizes in chunks of 10, 10 at a
     /// time (Metrc's per-facility concurrency), each as long as a bare Metrc POST.
     func closeFloor(bareWrite: Duration) -> Duration {
@@ -45,10 +49,14 @@ extension Bench {
         let headers = [(name: "Authorization", value: "Bearer \(managerToken)")]
 
         progress("the day \(date): its view (\(receipts.count) receipts in Metrc, \(pages) pages)")
+        let getsBefore = await simulation.requestCount(method: "GET")
+        let lookupsBefore = await simulation.requestCount(method: "GET", pathPrefix: "/sales/v2/receipts/external")
         let viewStarted = ContinuousClock.now
         let view = try await manager.send(HTTPRequest(method: "GET", url: "http://till/v1/days/\(date)", headers: headers,
                                                       timeout: .seconds(300)))
         let viewTime: Duration? = view.status == 200 ? .now - viewStarted : nil
+        progress("the day \(date): its view asked \(await simulation.requestCount(method: "GET") - getsBefore) GETs of Metrc, "
+                 + "\(await simulation.requestCount(method: "GET", pathPrefix: "/sales/v2/receipts/external") - lookupsBefore) of them lookups by number")
         if view.status != 200 {
             failures.append("day view: HTTP \(view.status): \(String(decoding: view.body.prefix(300), as: UTF8.self))")
         }
@@ -85,5 +93,39 @@ extension Bench {
         }
         return DayRun(date: date, listed: receipts.count, pages: pages, viewTime: viewTime, finalized: finalized,
                       closeTime: closeTime, closeStatus: status)
+    }
+
+    /// Every page of the day's active and inactive receipts, GET after GET with libcurl, as Till asks for them
+    /// (the facility-local day as a sales-date window, pages of 20).
+    static func readPagesBare(baseURL: String, keys: SimulatorConfiguration, date: String, zone: TimeZone) async throws -> Duration {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        let parts = date.split(separator: "-").compactMap { Int($0) }
+        let start = calendar.date(from: DateComponents(year: parts[0], month: parts[1], day: parts[2]))!
+        let end = calendar.date(byAdding: .day, value: 1, to: start)!
+        let client = CurlHTTPClient()
+        let headers = [(name: "Authorization", value: "Basic " + Data("\(keys.vendorKey):\(keys.userKey)".utf8).base64EncodedString()),
+                       (name: "Accept", value: "application/json")]
+        let started = ContinuousClock.now
+        var next = started
+        for list in ["active", "inactive"] {
+            var page = 1
+            while true {
+                // Within Metrc's 50 GET/s, as Till must be.
+                try await Task.sleep(until: next, clock: .continuous)
+                next = max(next + .milliseconds(21), .now)
+                let url = baseURL + "/sales/v2/receipts/\(list)?licenseNumber=\(Self.license)&salesDateStart=\(MetrcLocalTime.filter(start))"
+                    + "&salesDateEnd=\(MetrcLocalTime.filter(end))&pageNumber=\(page)&pageSize=20"
+                let response = try await client.send(HTTPRequest(method: "GET", url: url.replacingOccurrences(of: "+", with: "%2B"),
+                                                                 headers: headers, timeout: .seconds(30)))
+                let json = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] ?? [:]
+                guard response.status == 200 else {
+                    throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "GET \(url): HTTP \(response.status)"])
+                }
+                if page >= (json["TotalPages"] as? NSNumber)?.intValue ?? 1 { break }
+                page += 1
+            }
+        }
+        return .now - started
     }
 }

@@ -86,7 +86,7 @@ public final class DayDesk: Sendable {
         self.license = license
         self.logger = logger
         self.now = now
-        cache = MetrcDayCache(metrc: metrc, now: now)
+        cache = sweep.days
     }
 
     // MARK: - The view

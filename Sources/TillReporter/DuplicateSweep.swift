@@ -24,11 +24,14 @@ public final class DuplicateSweep: Service, Sendable {
     private let interval: Duration
     private let logger: Logger
     private let now: @Sendable () -> Date
+    /// Shared with the manager's day: a day listed once serves both, and later sweeps ask only for what changed.
+    let days: MetrcDayCache
 
     public init(store: TillStore, metrc: any MetrcAPI, reporter: MetrcReporter, timeZone: TimeZone,
                 interval: Duration = .seconds(300), logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
         self.store = store
         self.metrc = metrc
+        days = MetrcDayCache(metrc: metrc, now: now)
         self.reporter = reporter
         self.timeZone = timeZone
         self.interval = interval
@@ -36,9 +39,16 @@ public final class DuplicateSweep: Service, Sendable {
         self.now = now
     }
 
-    /// Sweeps at start, then every `interval`.
+    /// Sweeps at start (once the writes owed then have gone, or after a minute), then every `interval`.
     public func run() async throws {
         await cancelWhenGracefulShutdown {
+            // Writes draining after a restart are settled by their own probes; a listing taken meanwhile would
+            // miss the receipts still arriving, and spend the facility's GETs twice.
+            let clock = ContinuousClock()
+            let patience = clock.now + .seconds(60)
+            while !Task.isCancelled, clock.now < patience, (try? self.store.nextJournalDue()) != nil {
+                try? await Task.sleep(for: .milliseconds(200))
+            }
             while !Task.isCancelled {
                 do {
                     try await self.sweepOnce()
@@ -62,7 +72,7 @@ public final class DuplicateSweep: Service, Sendable {
         var journaled = 0
         for day in days.sorted() {
             guard let window = FacilityDate.window(of: day, in: timeZone) else { continue }
-            let receipts = try await metrc.receipts(active: true, salesDateStart: window.start, salesDateEnd: window.end)
+            let receipts = try await self.days.receipts(on: day, from: window.start, to: window.end)
             seen += receipts.count
             journaled += try archiveDuplicates(among: receipts)
         }

@@ -1,10 +1,11 @@
 import Foundation
 import MetrcKit
 
-/// Metrc's receipts of the days a manager looks at. The first look lists the day (active and inactive, by
-/// salesDate); later looks ask Metrc only for receipts modified since the last, with an overlap against clock
-/// drift, and keep those whose SalesDateTime is (still) on the day.
-actor MetrcDayCache {
+/// Metrc's receipts of the days Till looks at (the duplicate sweep, a manager's day view and close). The first
+/// look lists the day (active and inactive, by salesDate); later looks ask Metrc only for receipts modified
+/// since the last, with an overlap against clock drift, and keep those whose SalesDateTime is (still) on the
+/// day. Looks at the same day at the same time share one listing: Metrc's GET budget is the facility's.
+public actor MetrcDayCache {
     private struct Day {
         var receipts: [Int64: MetrcReceipt]
         /// When the last listing began (Till's clock): the next asks from here, less the overlap.
@@ -15,14 +16,33 @@ actor MetrcDayCache {
     private let now: @Sendable () -> Date
     private let overlap: TimeInterval
     private var days: [String: Day] = [:]
+    private var listing: [String: Task<[MetrcReceipt], any Error>] = [:]
 
-    init(metrc: any MetrcAPI, overlap: TimeInterval = 300, now: @escaping @Sendable () -> Date) {
+    public init(metrc: any MetrcAPI, overlap: TimeInterval = 300, now: @escaping @Sendable () -> Date = Date.init) {
         self.metrc = metrc
         self.overlap = overlap
         self.now = now
     }
 
+    /// The day's receipts as Metrc holds them. A listing of the day already under way is joined rather than
+    /// repeated: what it began too early to see, the day view looks up by receipt number.
     func receipts(on date: String, from start: Date, to end: Date) async throws(MetrcError) -> [MetrcReceipt] {
+        let task: Task<[MetrcReceipt], any Error>
+        if let running = listing[date] {
+            task = running
+        } else {
+            task = Task { try await self.list(date, from: start, to: end) }
+            listing[date] = task
+        }
+        defer { if listing[date] == task { listing[date] = nil } }
+        do {
+            return try await task.value
+        } catch {
+            throw error as? MetrcError ?? .transient("\(error)", mayHaveBeenApplied: false)
+        }
+    }
+
+    private func list(_ date: String, from start: Date, to end: Date) async throws(MetrcError) -> [MetrcReceipt] {
         let began = now()
         var day: Day
         if let known = days[date] {

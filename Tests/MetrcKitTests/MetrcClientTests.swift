@@ -318,8 +318,8 @@ import Testing
         let transport = ScriptedTransport(handler: { _ in json(200, "[]") })
         let client = makeClient(transport, clock: clock) { $0.getRequestsPerSecond = 2 }
         for _ in 1...5 { _ = try await client.customerTypes() }
-        // Two per second: the third and the fifth request each wait for the window to move on.
-        #expect(clock.sleeps == [.seconds(1), .seconds(1)])
+        // Two per second: the third and the fifth request each wait for the window (a second and a margin) to move on.
+        #expect(clock.sleeps == [.milliseconds(1050), .milliseconds(1050)])
         #expect(transport.requests.count == 5)
     }
 
@@ -332,7 +332,7 @@ import Testing
 
         let limited = makeClient(transport, clock: clock) { $0.writeRequestsPerSecond = 1 }
         for id in 1...3 { try await limited.archiveReceipt(id: Int64(id)) }
-        #expect(clock.sleeps == [.seconds(1), .seconds(1)])
+        #expect(clock.sleeps == [.milliseconds(1050), .milliseconds(1050)])
     }
 
     @Test func requestsInFlightNeverExceedTheCap() async throws {
