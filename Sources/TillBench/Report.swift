@@ -57,10 +57,10 @@ struct Report {
         lines.append("The manager's day \(day.date): \(grouped(day.listed)) receipts in Metrc's listing, \(day.pages) pages of 20")
         lines += aligned([
             ["day's pages read bare", format(day.bareListing), "straight from Metrc, one after the other, ≤ 50 a second", ""],
-            ["day view, from cold", day.viewTime.map(format) ?? "failed",
+            ["day view, whole day asked", day.viewTime.map(format) ?? "failed",
              "floor " + format(day.listingFloor) + " (the pages at 50 GET/s, or read bare if slower)",
              day.viewRatio().map { String(format: "%.2f ×", $0) } ?? "-"],
-            ["day close, from cold", day.closeTime.map(format) ?? day.closeStatus,
+            ["day close, whole day asked", day.closeTime.map(format) ?? day.closeStatus,
              "floor " + format(day.closeFloor(bareWrite: bareWrite)) + " (the listing, then \(grouped(day.finalized)) finalizes in chunks of 10, 10 at a time)",
              day.closeRatio(bareWrite: bareWrite).map { String(format: "%.2f ×", $0) } ?? "-"],
         ], rightFrom: 99, indent: "  ")

@@ -16,7 +16,7 @@ public actor MetrcDayCache {
     private let now: @Sendable () -> Date
     private let overlap: TimeInterval
     private var days: [String: Day] = [:]
-    private var listing: [String: Task<[MetrcReceipt], any Error>] = [:]
+    private var listing: [String: (task: Task<[MetrcReceipt], any Error>, began: Date)] = [:]
 
     public init(metrc: any MetrcAPI, overlap: TimeInterval = 300, now: @escaping @Sendable () -> Date = Date.init) {
         self.metrc = metrc
@@ -24,21 +24,27 @@ public actor MetrcDayCache {
         self.now = now
     }
 
-    /// The day's receipts as Metrc holds them. A listing of the day already under way is joined rather than
-    /// repeated: what it began too early to see, the day view looks up by receipt number.
+    /// The day's receipts as Metrc holds them now. A listing of the day already under way is joined rather than
+    /// repeated; when it began before this call, what changed since it began is asked for after it.
     func receipts(on date: String, from start: Date, to end: Date) async throws(MetrcError) -> [MetrcReceipt] {
-        let task: Task<[MetrcReceipt], any Error>
-        if let running = listing[date] {
-            task = running
-        } else {
-            task = Task { try await self.list(date, from: start, to: end) }
-            listing[date] = task
-        }
-        defer { if listing[date] == task { listing[date] = nil } }
-        do {
-            return try await task.value
-        } catch {
-            throw error as? MetrcError ?? .transient("\(error)", mayHaveBeenApplied: false)
+        let asked = now()
+        while true {
+            let current: (task: Task<[MetrcReceipt], any Error>, began: Date)
+            if let running = listing[date] {
+                current = running
+            } else {
+                current = (Task { try await self.list(date, from: start, to: end) }, now())
+                listing[date] = current
+            }
+            let receipts: [MetrcReceipt]
+            do {
+                receipts = try await current.task.value
+            } catch {
+                if listing[date]?.task == current.task { listing[date] = nil }
+                throw error as? MetrcError ?? .transient("\(error)", mayHaveBeenApplied: false)
+            }
+            if listing[date]?.task == current.task { listing[date] = nil }
+            if current.began >= asked { return receipts }
         }
     }
 
