@@ -34,6 +34,7 @@ let package = Package(
         .target(name: "MetrcKit", dependencies: [
             "CurlHTTP", "JSONWriting",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .target(name: "MetrcSimulator", dependencies: [
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -86,7 +87,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "MetrcKitTests", dependencies: ["MetrcKit", "MetrcSimulator", "CurlHTTP"]),
+        .testTarget(name: "MetrcKitTests", dependencies: [
+            "MetrcKit", "MetrcSimulator", "CurlHTTP", .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ]),
         .testTarget(name: "MetrcSimulatorTests", dependencies: ["MetrcSimulator", "CurlHTTP"]),
         .testTarget(name: "TillDomainTests", dependencies: ["TillDomain"]),
         .testTarget(name: "TillStoreTests", dependencies: ["TillStore", "TillDomain", "TillMigrations"]),
