@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -52,6 +53,11 @@ let package = Package(
         .target(name: "TillPatients", dependencies: [
             "TillDomain", "TillStore", "MetrcKit",
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Prometheus exposition of what swift-metrics counts, with timers that take no lock.
+        .target(name: "TillMetrics", dependencies: [
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "TillReporter", dependencies: [
             "TillDomain", "TillStore", "MetrcKit", "TillPatients",
