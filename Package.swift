@@ -53,6 +53,7 @@ let package = Package(
         .target(name: "TillPatients", dependencies: [
             "TillDomain", "TillStore", "MetrcKit",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         // Prometheus exposition of what swift-metrics counts, with timers that take no lock.
         .target(name: "TillMetrics", dependencies: [
