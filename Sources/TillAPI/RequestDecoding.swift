@@ -123,6 +123,9 @@ enum RequestDecoding {
             throw error
         } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
             throw .invalid("invalid_request", "The request body must be a JSON object (the \(noun)).")
+        } catch DecodingError.valueNotFound(_, let context) where context.codingPath.isEmpty {
+            // `null` itself: no field is missing, the body is not an object.
+            throw .invalid("invalid_request", "The request body must be a JSON object (the \(noun)), not null.")
         } catch let error as DecodingError {
             throw describe(error)
         } catch {

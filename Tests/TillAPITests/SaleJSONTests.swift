@@ -88,6 +88,7 @@ import TillDomain
         #expect(refusal(#"{"clientSaleId": "#)?.code == "malformed_json")
         #expect(refusal("[1,2]")?.code == "invalid_request")
         #expect(refusal("3")?.code == "invalid_request")
+        #expect(refusal("null")?.code == "invalid_request")
         let notAnObject = refusal(#"{"clientSaleId":"s-1","customerType":"Consumer","lines":[1]}"#)
         #expect(notAnObject?.code == "invalid_field")
         #expect(notAnObject?.details["field"] == "lines[0]")
