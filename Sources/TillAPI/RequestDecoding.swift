@@ -69,6 +69,7 @@ enum RequestDecoding {
     static func decodeReturn(_ body: Data) throws(TillError) -> ReturnRequest {
         let decoded = try decode(ReturnBody.self, from: body, noun: "return") { object in
             try refuseUnknownFields(object, allowed: returnFields, at: "")
+            try refuseNulls(object, ["lines", "all", "disposition", "note"])
             guard var lines = try? object.nestedUnkeyedContainer(forKey: AnyKey("lines")) else { return }
             while !lines.isAtEnd {
                 let index = lines.currentIndex
@@ -100,6 +101,8 @@ enum RequestDecoding {
         guard !body.isEmpty else { return RepairBody(dryRun: nil) }
         return try decode(RepairBody.self, from: body, noun: "repair") { object in
             try refuseUnknownFields(object, allowed: ["dryRun"], at: "")
+            // Read as absent, a null dryRun would be a real repair: writes to Metrc nobody asked for.
+            try refuseNulls(object, ["dryRun"])
         }
     }
 
@@ -130,6 +133,14 @@ enum RequestDecoding {
             throw describe(error)
         } catch {
             throw .invalid("malformed_json", "The request body is not valid JSON.")
+        }
+    }
+
+    /// Optional fields the document gives a type without null: a null there is refused, as the document says,
+    /// rather than read as absent (the decoder's way).
+    private static func refuseNulls(_ object: KeyedDecodingContainer<AnyKey>, _ fields: [String]) throws(TillError) {
+        for field in fields where object.contains(AnyKey(field)) && ((try? object.decodeNil(forKey: AnyKey(field))) ?? false) {
+            throw .invalid("invalid_field", "\(field) must not be null; leave it out instead.", details: ["field": field])
         }
     }
 
