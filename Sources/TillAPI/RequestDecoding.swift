@@ -130,7 +130,13 @@ enum RequestDecoding {
             // `null` itself: no field is missing, the body is not an object.
             throw .invalid("invalid_request", "The request body must be a JSON object (the \(noun)), not null.")
         } catch let error as DecodingError {
-            throw describe(error)
+            let refusal = describe(error)
+            // The decoder calls a number it cannot hold (5e-324, an id past Int64) invalid JSON, and names no field.
+            if refusal.code == "malformed_json", (try? JSONSerialization.jsonObject(with: body, options: .fragmentsAllowed)) != nil {
+                throw .invalid("invalid_request", "A number in the \(noun) is out of the range Till reads: amounts and quantities "
+                               + "have at most 38 digits (exponents -128 to 127), ids are 64-bit integers.")
+            }
+            throw refusal
         } catch {
             throw .invalid("malformed_json", "The request body is not valid JSON.")
         }
