@@ -12,13 +12,14 @@ import TillStore
 /// counted, and the gauges read afresh at each scrape.
 enum MetricsPage {
     static func response(_ services: TillServices) async throws -> Response {
+        let text: [UInt8]
         do {
-            try await services.scrapeGauges.update(services)
+            text = try await services.scrapeGauges.exposition(services)
         } catch {
             throw TillError.fromStore(error)
         }
         return Response(status: .ok, headers: [.contentType: TillMetrics.contentType, .cacheControl: "no-store"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: services.metrics.exposition())))
+                        body: .init(byteBuffer: ByteBuffer(bytes: text)))
     }
 }
 
@@ -33,7 +34,8 @@ final class ScrapeGauges: Sendable {
     private let patientHitRatio: Prometheus.Gauge
     private let connections: Prometheus.Gauge
     private let terminals: [TerminalRole: Prometheus.Gauge]
-    /// Two scrapes at once would interleave their sets; the second waits (scrapes are seconds apart).
+    /// Held from the first gauge set to the text made: two scrapes at once would otherwise mix their readings.
+    /// Scrapes are seconds apart, and no sale takes it.
     private let scraping = Mutex(())
 
     init(registry: PrometheusCollectorRegistry) {
@@ -61,13 +63,14 @@ final class ScrapeGauges: Sendable {
         })
     }
 
-    func update(_ services: TillServices) async throws {
+    /// The Prometheus text, with these gauges read afresh.
+    func exposition(_ services: TillServices) async throws -> [UInt8] {
         let gauges = try services.store.gauges()
         let lookups = await services.patients.patientLookups()
         let (open, connected) = services.connections.current()
         let now = Date()
         func age(_ date: Date?) -> Double { date.map { max(0, now.timeIntervalSince($0)) } ?? 0 }
-        scraping.withLock { _ in
+        return scraping.withLock { _ in
             for kind in JournalKind.allCases {
                 depth[kind]?.set(to: Double(gauges.pendingByKind[kind] ?? 0))
                 refused[kind]?.set(to: Double(gauges.refusedByKind[kind] ?? 0))
@@ -79,6 +82,7 @@ final class ScrapeGauges: Sendable {
             patientHitRatio.set(to: lookups.hitRatio ?? .nan)
             connections.set(to: Double(open))
             for role in TerminalRole.allCases { terminals[role]?.set(to: Double(connected[role] ?? 0)) }
+            return services.metrics.exposition()
         }
     }
 }
