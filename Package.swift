@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "TillStoreTests", dependencies: ["TillStore", "TillDomain", "TillMigrations"]),
         .testTarget(name: "TillPatientsTests", dependencies: ["TillPatients", "TillStore", "TillDomain", "MetrcKit"]),
         .testTarget(name: "TillAPITests", dependencies: [
-            "TillAPI", "TillDomain", "TillReporter", "JSONWriting",
+            "TillAPI", "TillDomain", "TillReporter", "JSONWriting", "TillMetrics",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),

@@ -112,7 +112,7 @@ final class HistogramFamilies: Sendable {
 /// A Prometheus histogram of durations whose every update is an atomic add: a value lands in one bucket, and
 /// the cumulative counts are summed when the text is made. A scrape during an update may see the value in its
 /// bucket before the sum, never a bucket count above `_count`.
-public final class LockFreeHistogram: TimerHandler, Sendable {
+final class LockFreeHistogram: TimerHandler, Sendable {
     /// Upper bounds in seconds, from a fast local call (a sale Till answers alone) to Metrc's time-out.
     static let bounds: [Double] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
     private static let boundsNanoseconds: [Int64] = bounds.map { Int64(($0 * 1e9).rounded()) }
@@ -133,7 +133,7 @@ public final class LockFreeHistogram: TimerHandler, Sendable {
         cells = (0...Self.bounds.count).map { _ in Cell() }
     }
 
-    public func recordNanoseconds(_ duration: Int64) {
+    func recordNanoseconds(_ duration: Int64) {
         let value = max(0, duration)
         let bounds = Self.boundsNanoseconds
         var index = 0
