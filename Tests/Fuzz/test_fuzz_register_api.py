@@ -106,9 +106,12 @@ class RegisterAPIFuzzTests(unittest.TestCase):
         self.root = tempfile.mkdtemp(prefix="till-fuzz-")
         self.addCleanup(shutil.rmtree, self.root, ignore_errors=True)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("TILL_") or k == "TILL_BIN"}
+        # A long deadline (the patient lookups' patience too): on a loaded machine, with the fuzzer's day views
+        # using Metrc's GET budget, a lookup that waits its turn must not turn into a 503 metrc_unavailable,
+        # which is Till's documented answer to a Metrc that does not answer, tested with faults elsewhere.
         self.env.update({"TILL_DATA_DIR": os.path.join(self.root, "data"), "TILL_CONSOLE_ADDR": "off",
-                         "TILL_LOG_LEVEL": "warning", "TILL_METRC_TIMEOUT_S": "2", "TILL_METRC_IN_DOUBT_S": "5",
-                         "TILL_REGISTER_RETURNS": "true"})
+                         "TILL_LOG_LEVEL": "warning", "TILL_REPORT_DEADLINE_MS": "10000", "TILL_METRC_TIMEOUT_S": "10",
+                         "TILL_METRC_IN_DOUBT_S": "30", "TILL_REGISTER_RETURNS": "true"})
         self.socket = os.path.join(self.root, "data", "till.sock")
         self.tokens = {role: self.command("terminals", "add", f"fuzz-{role}", "--role", role)
                        for role in ("register", "manager")}
@@ -175,7 +178,7 @@ class RegisterAPIFuzzTests(unittest.TestCase):
             str(REPO / "Sources/TillAPI/openapi.json"), "--url", f"http://127.0.0.1:{self.port}",
             "-H", f"Authorization: Bearer {self.tokens[role]}", "-H", "Connection: close",
             "--checks", CHECKS, "--max-examples", str(examples), "--seed", str(seed), "--workers", "1",
-            "--continue-on-failure", "--request-timeout", "15",
+            "--continue-on-failure", "--request-timeout", "30",
             "--report", "har,ndjson", "--report-har-path", str(har),
             "--report-ndjson-path", str(reports / f"{role}.ndjson"),
         ]
