@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -34,6 +35,7 @@ let package = Package(
         .target(name: "MetrcKit", dependencies: [
             "CurlHTTP", "JSONWriting",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .target(name: "MetrcSimulator", dependencies: [
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -51,6 +53,12 @@ let package = Package(
         .target(name: "TillPatients", dependencies: [
             "TillDomain", "TillStore", "MetrcKit",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
+        // Prometheus exposition of what swift-metrics counts, with timers that take no lock.
+        .target(name: "TillMetrics", dependencies: [
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .target(name: "TillReporter", dependencies: [
             "TillDomain", "TillStore", "MetrcKit", "TillPatients",
@@ -59,15 +67,18 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .target(name: "TillAPI", dependencies: [
-            "TillDomain", "TillStore", "TillReporter", "TillPatients", "MetrcKit", "JSONWriting",
+            "TillDomain", "TillStore", "TillReporter", "TillPatients", "MetrcKit", "JSONWriting", "TillMetrics",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], resources: [.copy("openapi.json"), .copy("Console")]),
         .executableTarget(name: "till", dependencies: [
             "CMalloc", "TillAPI", "TillReporter", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator", "JSONWriting",
+            "TillMetrics",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -86,19 +97,23 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "MetrcKitTests", dependencies: ["MetrcKit", "MetrcSimulator", "CurlHTTP"]),
+        .testTarget(name: "MetrcKitTests", dependencies: [
+            "MetrcKit", "MetrcSimulator", "CurlHTTP", .product(name: "MetricsTestKit", package: "swift-metrics"),
+        ]),
         .testTarget(name: "MetrcSimulatorTests", dependencies: ["MetrcSimulator", "CurlHTTP"]),
         .testTarget(name: "TillDomainTests", dependencies: ["TillDomain"]),
         .testTarget(name: "TillStoreTests", dependencies: ["TillStore", "TillDomain", "TillMigrations"]),
         .testTarget(name: "TillPatientsTests", dependencies: ["TillPatients", "TillStore", "TillDomain", "MetrcKit"]),
         .testTarget(name: "TillAPITests", dependencies: [
-            "TillAPI", "TillDomain", "TillReporter", "JSONWriting",
+            "TillAPI", "TillDomain", "TillReporter", "JSONWriting", "TillMetrics",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .testTarget(name: "TillEndToEndTests", dependencies: [
             "TillAPI", "TillReporter", "TillPatients", "TillStore", "TillDomain", "MetrcKit", "MetrcSimulator", "CurlHTTP",
+            "TillMetrics",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "NIOPosix", package: "swift-nio"),

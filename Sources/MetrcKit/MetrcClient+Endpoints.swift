@@ -50,7 +50,7 @@ extension MetrcClient {
     }
 
     public func package(label: String) async throws(MetrcError) -> MetrcPackage? {
-        let call = Call("GET", "/packages/v2/" + Self.percentEncoded(label))
+        let call = Call("GET", "/packages/v2/" + Self.percentEncoded(label), endpoint: "/packages/v2/{label}")
         guard let response = try await lookup(call) else { return nil }
         let items = try decode(MetrcOneOrMany<MetrcPackage>.self, from: response, call).items
         return items.first { $0.label == label } ?? items.first
@@ -81,14 +81,15 @@ extension MetrcClient {
     }
 
     public func receipt(id: Int64) async throws(MetrcError) -> MetrcReceipt? {
-        let call = Call("GET", "/sales/v2/receipts/\(id)")
+        let call = Call("GET", "/sales/v2/receipts/\(id)", endpoint: "/sales/v2/receipts/{id}")
         guard let response = try await lookup(call) else { return nil }
         let items = try decode(MetrcOneOrMany<MetrcReceipt>.self, from: response, call).items
         return items.first { $0.id == id } ?? items.first
     }
 
     public func receipt(externalNumber: String) async throws(MetrcError) -> MetrcReceipt? {
-        let call = Call("GET", "/sales/v2/receipts/external/" + Self.percentEncoded(externalNumber))
+        let call = Call("GET", "/sales/v2/receipts/external/" + Self.percentEncoded(externalNumber),
+                        endpoint: "/sales/v2/receipts/external/{number}")
         guard let response = try await lookup(call) else { return nil }
         let items = try decode(MetrcOneOrMany<MetrcReceipt>.self, from: response, call).items
         let matching = items.filter { $0.externalReceiptNumber.map { Self.sameIdentifier($0, externalNumber) } ?? true }
@@ -174,13 +175,14 @@ extension MetrcClient {
     }
 
     public func archiveReceipt(id: Int64) async throws(MetrcError) {
-        _ = try await perform(Call("DELETE", "/sales/v2/receipts/\(id)"))
+        _ = try await perform(Call("DELETE", "/sales/v2/receipts/\(id)", endpoint: "/sales/v2/receipts/{id}"))
     }
 
     // MARK: - Patients and caregivers
 
     public func patientStatuses(patientLicenseNumber: String) async throws(MetrcError) -> [MetrcPatientStatus] {
         let call = Call("GET", "/patients/v2/statuses/" + Self.percentEncoded(patientLicenseNumber),
+                        endpoint: "/patients/v2/statuses/{number}",
                         logPath: "/patients/v2/statuses/" + MetrcRedaction.mask(patientLicenseNumber),
                         sensitive: [patientLicenseNumber])
         let response: HTTPResponse
@@ -195,6 +197,7 @@ extension MetrcClient {
 
     public func caregiverStatus(caregiverLicenseNumber: String) async throws(MetrcError) -> MetrcCaregiverStatus? {
         let call = Call("GET", "/caregivers/v2/status/" + Self.percentEncoded(caregiverLicenseNumber),
+                        endpoint: "/caregivers/v2/status/{number}",
                         logPath: "/caregivers/v2/status/" + MetrcRedaction.mask(caregiverLicenseNumber),
                         sensitive: [caregiverLicenseNumber])
         let response: HTTPResponse

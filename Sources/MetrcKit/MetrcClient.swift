@@ -1,6 +1,7 @@
 import CurlHTTP
 import Foundation
 import Logging
+import Metrics
 
 /// Metrc's v2 API for one facility over HTTP, inside Metrc's limits, with every failure classified.
 ///
@@ -16,11 +17,13 @@ public final class MetrcClient: MetrcAPI {
     let limiter: MetrcRateLimiter
     private let authorization: String
     private let baseURL: String
+    private let metrics: MetrcRequestMetrics
 
     public init(configuration: MetrcConfiguration, transport: any HTTPTransport,
                 logger: Logger = Logger(label: "MetrcKit"),
                 sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
-                now: @escaping @Sendable () -> ContinuousClock.Instant = { .now }) {
+                now: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
+                metricsFactory: any MetricsFactory = MetricsSystem.factory) {
         self.configuration = configuration
         self.licenseNumber = configuration.licenseNumber
         self.timeZone = configuration.timeZone
@@ -38,6 +41,7 @@ public final class MetrcClient: MetrcAPI {
         var base = configuration.baseURL.trimmingCharacters(in: .whitespaces)
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
+        metrics = MetrcRequestMetrics(factory: metricsFactory)
     }
 
     var pageSize: Int { min(20, max(1, configuration.pageSize)) }
@@ -52,6 +56,8 @@ public final class MetrcClient: MetrcAPI {
         var path: String
         /// `path` with personal numbers masked: what the logs show.
         var logPath: String
+        /// `path` as a template (`/sales/v2/receipts/{id}`): what the metrics show.
+        var endpoint: String
         var query: [(name: String, value: String)] = []
         var body: Data? = nil
         var facilityScoped = true
@@ -62,10 +68,13 @@ public final class MetrcClient: MetrcAPI {
 
         var isWrite: Bool { method != "GET" }
 
-        init(_ method: String, _ path: String, logPath: String? = nil, query: [(name: String, value: String)] = [],
-             body: Data? = nil, facilityScoped: Bool = true, sensitive: [String] = []) {
+        /// - Parameter endpoint: the path's template, where the path names something (an Id, a number).
+        init(_ method: String, _ path: String, endpoint: String? = nil, logPath: String? = nil,
+             query: [(name: String, value: String)] = [], body: Data? = nil, facilityScoped: Bool = true,
+             sensitive: [String] = []) {
             self.method = method
             self.path = path
+            self.endpoint = endpoint ?? path
             self.logPath = logPath ?? path
             self.query = query
             self.body = body
@@ -109,11 +118,13 @@ public final class MetrcClient: MetrcAPI {
             }
             limiter.release()
             let elapsed = now() - started
+            let endpoint = MetrcRequestMetrics.Endpoint(method: call.method, template: call.endpoint)
 
             let response: HTTPResponse
             switch outcome {
             case .failure(let failure):
                 let error = MetrcClassifier.classify(failure, isWrite: call.isWrite)
+                metrics.record(endpoint, .init(error), elapsed: elapsed)
                 log(.warning, "Metrc request failed without an answer", call, status: nil, elapsed: elapsed, error: error)
                 throw error
             case .success(let answer):
@@ -122,9 +133,11 @@ public final class MetrcClient: MetrcAPI {
 
             switch response.status {
             case 200..<300:
+                metrics.record(endpoint, .ok, elapsed: elapsed)
                 log(.debug, "Metrc request done", call, status: response.status, elapsed: elapsed)
                 return response
             case 429:
+                metrics.record(endpoint, .rateLimited, elapsed: elapsed)
                 // HTTPResponse promises lower-cased names, but a transport written elsewhere may not keep it.
                 let header = response.headers.first { $0.key.lowercased() == "retry-after" }?.value
                 let retryAfter = Self.retryAfter(header, now: Date())
@@ -148,6 +161,7 @@ public final class MetrcClient: MetrcAPI {
                 }
             default:
                 let error = MetrcClassifier.classify(status: response.status, body: response.body, isWrite: call.isWrite)
+                metrics.record(endpoint, .init(error), elapsed: elapsed)
                 // 404 is an ordinary answer to a lookup; the caller decides whether it is news.
                 log(error == .notFound ? .debug : .warning, "Metrc refused the request", call, status: response.status,
                     elapsed: elapsed, error: error)

@@ -15,6 +15,14 @@ public struct MetrcWrite: Sendable, Equatable {
         self.objects = objects
     }
 
+    /// `path` with an Id at its end as `{id}` (`/sales/v2/receipts/{id}`): the metrics' endpoint.
+    public var endpoint: String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        let last = path[path.index(after: slash)...]
+        guard !last.isEmpty, last.allSatisfy({ $0.isASCII && $0.isNumber }) else { return path }
+        return String(path[...slash]) + "{id}"
+    }
+
     /// The request body: nil for a write without objects (a DELETE).
     public var body: Data? {
         guard !objects.isEmpty else { return nil }
@@ -33,7 +41,7 @@ public struct MetrcWrite: Sendable, Equatable {
 extension MetrcClient {
     public func send(_ write: MetrcWrite) async throws(MetrcError) -> [Int64?] {
         let body = write.body
-        var call = Call(write.method, write.path, body: body)
+        var call = Call(write.method, write.path, endpoint: write.endpoint, body: body)
         call.personalNumbersInBody = true
         let response = try await perform(call)
         return ids(in: response, expected: write.objects.count, call)

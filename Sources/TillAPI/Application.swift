@@ -3,10 +3,12 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 import MetrcKit
+import Metrics
 import TillDomain
 import TillPatients
 import TillReporter
 import TillStore
+import TillMetrics
 
 /// Every long-lived part of a running Till, built once and shared by the routes and the background services.
 public struct TillServices: Sendable {
@@ -24,10 +26,32 @@ public struct TillServices: Sendable {
     public let deliveries: DeliveryDesk
     public let deliverySweep: DeliverySweep
     public let logger: Logger
+    /// What this Till's parts count into, served at `/metrics` and `/v1/metrics`.
+    public let metrics: TillMetrics
+    let scrapeGauges: ScrapeGauges
+    let connections: ConnectionTracker
+    let refusals: SaleRefusals
 
+    /// The parts count into `metrics` (made with its factory bound), whatever swift-metrics was bootstrapped with.
+    /// A `MetrcClient` is made by the caller: give it the same factory.
     public init(configuration: TillConfiguration, store: TillStore, metrc: any MetrcAPI, logger: Logger,
                 reporterSettings: ReporterSettings? = nil, patientSettings: PatientSettings? = nil,
-                syncInterval: Duration = .seconds(300), now: @escaping @Sendable () -> Date = Date.init) {
+                syncInterval: Duration = .seconds(300), metrics: TillMetrics = TillMetrics(),
+                now: @escaping @Sendable () -> Date = Date.init) {
+        self = withMetricsFactory(metrics.factory) {
+            TillServices(building: configuration, store: store, metrc: metrc, logger: logger,
+                         reporterSettings: reporterSettings, patientSettings: patientSettings,
+                         syncInterval: syncInterval, metrics: metrics, now: now)
+        }
+    }
+
+    private init(building configuration: TillConfiguration, store: TillStore, metrc: any MetrcAPI, logger: Logger,
+                 reporterSettings: ReporterSettings?, patientSettings: PatientSettings?, syncInterval: Duration,
+                 metrics: TillMetrics, now: @escaping @Sendable () -> Date) {
+        self.metrics = metrics
+        scrapeGauges = ScrapeGauges(registry: metrics.registry)
+        refusals = SaleRefusals()
+        connections = ConnectionTracker()
         self.configuration = configuration
         self.store = store
         self.metrc = metrc
@@ -71,7 +95,7 @@ public func buildApplication(services: TillServices, runReporter: Bool = true,
     let router = Router(context: TillRequestContext.self)
     let routes = RouteTable()
     router.add(middleware: JSONErrorMiddleware(routes: routes))
-    router.add(middleware: TerminalAuthMiddleware(store: services.store,
+    router.add(middleware: TerminalAuthMiddleware(store: services.store, connections: services.connections,
                                                   publicPaths: ["/v1/health", "/v1/openapi.json"]))
     Routes(services: services).add(to: router)
     DeliveryRoutes(services: services).add(to: router)
@@ -96,7 +120,7 @@ public func buildApplication(services: TillServices, runReporter: Bool = true,
     let logger = services.logger
     return Application(
         router: router,
-        server: .pinnedToEventLoops(),
+        server: .pinnedToEventLoops(connections: services.connections),
         configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: "Till"),
         services: (runReporter ? [services.reporter] : []) + [services.sync] + (runReporter && runSweep ? [services.sweep, services.deliverySweep] : [])
             + console,

@@ -57,6 +57,8 @@ enum Console {
         router.get("/") { _, _ in try page("index.html", type: "text/html; charset=utf-8") }
         router.get("/console.js") { _, _ in try page("console.js", type: "text/javascript; charset=utf-8") }
         router.get("/console.css") { _, _ in try page("console.css", type: "text/css; charset=utf-8") }
+        // For Prometheus: no session, as nothing but this machine reaches the listener.
+        router.get("/metrics") { _, _ in try await MetricsPage.response(services) }
         router.post("/login") { request, context in try await login(request, context: context, services: services, sessions: sessions) }
         router.post("/logout") { request, _ in
             if let id = sessionId(request) { sessions.close(id) }

@@ -29,6 +29,8 @@ final class EventLoopTaskExecutor: TaskExecutor {
 struct EventLoopPinnedHTTP1Channel: ServerChildChannel {
     typealias Value = HTTP1Channel.Value
     let http1: HTTP1Channel
+    /// Counts the connection while it is open, and has its requests note their terminal.
+    var connections: ConnectionTracker?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         http1.setup(channel: channel, logger: logger)
@@ -38,14 +40,19 @@ struct EventLoopPinnedHTTP1Channel: ServerChildChannel {
         let executor = EventLoopTaskExecutor(value.channel.eventLoop)
         await CallerExecutor.$current.withValue(executor) {
             await withTaskExecutorPreference(executor) {
-                await http1.handle(value: value, logger: logger)
+                guard let connections else { return await http1.handle(value: value, logger: logger) }
+                await connections.serving { await http1.handle(value: value, logger: logger) }
             }
         }
     }
 }
 
 extension HTTPServerBuilder {
-    static func pinnedToEventLoops(configuration: HTTP1Channel.Configuration = .init()) -> HTTPServerBuilder {
-        .init { responder in EventLoopPinnedHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: configuration)) }
+    static func pinnedToEventLoops(configuration: HTTP1Channel.Configuration = .init(),
+                                   connections: ConnectionTracker? = nil) -> HTTPServerBuilder {
+        .init { responder in
+            EventLoopPinnedHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: configuration),
+                                        connections: connections)
+        }
     }
 }

@@ -72,6 +72,7 @@ final class RouteTable: Sendable {
 /// Resolves `Authorization: Bearer <token>` to a terminal; the token itself is never logged.
 struct TerminalAuthMiddleware: RouterMiddleware {
     let store: TillStore
+    let connections: ConnectionTracker
     /// Paths anyone on the socket may read (the socket itself is mode 0660).
     let publicPaths: Set<String>
     /// Terminals that made sales, by token hash. Only `POST /v1/sales` trusts it, because the journal
@@ -110,6 +111,7 @@ struct TerminalAuthMiddleware: RouterMiddleware {
             failedAttempts.recordFailure(on: context.connection, logger: context.logger)
             throw TillError.invalidToken
         }
+        connections.noted(terminal)
         var context = context
         context.terminal = terminal
         context.logger[metadataKey: "terminal"] = "\(terminal.name)"

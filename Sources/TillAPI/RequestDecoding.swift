@@ -69,6 +69,7 @@ enum RequestDecoding {
     static func decodeReturn(_ body: Data) throws(TillError) -> ReturnRequest {
         let decoded = try decode(ReturnBody.self, from: body, noun: "return") { object in
             try refuseUnknownFields(object, allowed: returnFields, at: "")
+            try refuseNulls(object, ["lines", "all", "disposition", "note"])
             guard var lines = try? object.nestedUnkeyedContainer(forKey: AnyKey("lines")) else { return }
             while !lines.isAtEnd {
                 let index = lines.currentIndex
@@ -100,6 +101,8 @@ enum RequestDecoding {
         guard !body.isEmpty else { return RepairBody(dryRun: nil) }
         return try decode(RepairBody.self, from: body, noun: "repair") { object in
             try refuseUnknownFields(object, allowed: ["dryRun"], at: "")
+            // Read as absent, a null dryRun would be a real repair: writes to Metrc nobody asked for.
+            try refuseNulls(object, ["dryRun"])
         }
     }
 
@@ -124,8 +127,17 @@ enum RequestDecoding {
             throw error
         } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
             throw .invalid("invalid_request", "The request body must be a JSON object (the \(noun)).")
+        } catch DecodingError.valueNotFound(_, let context) where context.codingPath.isEmpty {
+            // `null` itself: no field is missing, the body is not an object.
+            throw .invalid("invalid_request", "The request body must be a JSON object (the \(noun)), not null.")
         } catch let error as DecodingError {
-            throw describe(error)
+            let refusal = describe(error)
+            // The decoder calls a number it cannot hold (5e-324, an id past Int64) invalid JSON, and names no field.
+            if refusal.code == "malformed_json", (try? JSONSerialization.jsonObject(with: body, options: .fragmentsAllowed)) != nil {
+                throw .invalid("invalid_request", "A number in the \(noun) is out of the range Till reads: amounts and quantities "
+                               + "have at most 38 digits (exponents -128 to 127), ids are 64-bit integers.")
+            }
+            throw refusal
         } catch {
             throw .invalid("malformed_json", "The request body is not valid JSON.")
         }
@@ -179,6 +191,14 @@ enum RequestDecoding {
                     try check(item, against: element, at: "\(field)[\(index)]")
                 }
             }
+        }
+    }
+
+    /// Optional fields the document gives a type without null: a null there is refused, as the document says,
+    /// rather than read as absent (the decoder's way).
+    private static func refuseNulls(_ object: KeyedDecodingContainer<AnyKey>, _ fields: [String]) throws(TillError) {
+        for field in fields where object.contains(AnyKey(field)) && ((try? object.decodeNil(forKey: AnyKey(field))) ?? false) {
+            throw .invalid("invalid_field", "\(field) must not be null; leave it out instead.", details: ["field": field])
         }
     }
 

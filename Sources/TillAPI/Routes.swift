@@ -27,6 +27,7 @@ struct Routes: Sendable {
         v1.get("caregivers/:license/status", use: caregiverStatus)
         v1.post("patients/:license/checkins", use: postCheckIn)
         v1.get("checkins/:id", use: getCheckIn)
+        v1.get("metrics", use: metricsPage)
         v1.get("health", use: health)
         v1.get("openapi.json", use: openAPI)
     }
@@ -35,10 +36,16 @@ struct Routes: Sendable {
 
     @Sendable func postSale(_ request: Request, context: TillRequestContext) async throws -> Response {
         let terminal = try context.requireTerminal([.register, .manager])
-        let body = try await Self.readBody(request, context: context)
-        let sale = try RequestDecoding.decodeSale(body)
-        let digest = sha256Hex(RequestDecoding.canonical(sale))
-        let outcome = try await services.desk.sell(sale, requestDigest: digest, terminal: terminal)
+        let outcome: SaleOutcome
+        do {
+            let body = try await Self.readBody(request, context: context)
+            let sale = try RequestDecoding.decodeSale(body)
+            let digest = sha256Hex(RequestDecoding.canonical(sale))
+            outcome = try await services.desk.sell(sale, requestDigest: digest, terminal: terminal)
+        } catch let error as TillError {
+            services.refusals.count(error.code)
+            throw error
+        }
         switch outcome {
         case .reported(let sale):
             return JSONResponse.make(SaleView(sale), status: .created)
@@ -293,6 +300,11 @@ struct Routes: Sendable {
                     + (rule == .realTime ? "this state expects sales reported at once (TILL_REPORTING_DEADLINE=now)"
                        : overdue ? "the deadline (\(rule)) has passed" : "the deadline (\(rule)) is near"))
         }
+    }
+
+    @Sendable func metricsPage(_ request: Request, context: TillRequestContext) async throws -> Response {
+        _ = try context.requireTerminal([.manager])
+        return try await MetricsPage.response(services)
     }
 
     @Sendable func health(_ request: Request, context: TillRequestContext) async throws -> Response {

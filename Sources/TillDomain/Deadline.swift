@@ -10,13 +10,14 @@ extension Task where Failure == Never {
         return await withCheckedContinuation { continuation in
             race.arm(continuation)
             let timer = Task<Void, Never> {
-                try? await Task<Never, Never>.sleep(for: limit)
+                // Cancelled, the sleep ends at once: only a limit that really passed answers nil.
+                guard (try? await Task<Never, Never>.sleep(for: limit)) != nil else { return }
                 race.answer(nil)
             }
             Task<Void, Never> {
                 let value = await self.value
+                race.answer(value)  // before the cancel, which wakes the timer
                 timer.cancel()
-                race.answer(value)
             }
         }
     }

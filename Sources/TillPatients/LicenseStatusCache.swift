@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MetrcKit
+import Metrics
 import TillDomain
 import TillStore
 
@@ -32,6 +33,10 @@ actor LicenseStatusCache<Value: Codable & Sendable> {
     private let patience: Duration
     private var entries: [String: Entry] = [:]
     private var inFlight: [String: (id: UUID, task: Task<Result<Fetched, MetrcError>, Never>)] = [:]
+    /// Lookups since start by where their answer came from, `failed` for none: for the hit ratio at a scrape.
+    private var tally = LookupTally()
+    /// The same, as `till_license_status_lookups_total{kind, source}`.
+    private let counters: [LookupTally.Source: Counter]
 
     init(kind: String, ttl: Duration, patience: Duration, store: TillStore, logger: Logger,
          now: @escaping @Sendable () -> Date, fetch: @escaping Fetch) {
@@ -42,10 +47,32 @@ actor LicenseStatusCache<Value: Codable & Sendable> {
         self.ttl = TimeInterval(ttl.components.seconds) + TimeInterval(ttl.components.attoseconds) / 1e18
         self.now = now
         self.logger = logger
+        counters = Dictionary(uniqueKeysWithValues: LookupTally.Source.allCases.map { source in
+            (source, Counter(label: "till_license_status_lookups_total", dimensions: [("kind", kind), ("source", source.rawValue)]))
+        })
+    }
+
+    /// Lookups since start, by source.
+    func lookups() -> LookupTally { tally }
+
+    private func count(_ source: LookupTally.Source) {
+        tally.add(source)
+        counters[source]?.increment()
     }
 
     /// The status of `license`; nil when Metrc does not know it.
     func lookup(_ license: String) async throws(TillError) -> LookedUp<Value?> {
+        do {
+            let found = try await find(license)
+            count(LookupTally.Source(rawValue: found.source.rawValue) ?? .failed)
+            return found
+        } catch {
+            count(.failed)
+            throw error
+        }
+    }
+
+    private func find(_ license: String) async throws(TillError) -> LookedUp<Value?> {
         let key = LicenseNumber.key(license)
         if let entry = entries[key], now().timeIntervalSince(entry.fetchedAt) < ttl {
             return LookedUp(value: entry.value, source: .cache, fetchedAt: entry.fetchedAt)
@@ -115,5 +142,32 @@ actor LicenseStatusCache<Value: Codable & Sendable> {
                       metadata: ["license": "\(MetrcRedaction.mask(license))",
                                  "ageSeconds": "\(Int(now().timeIntervalSince(known.fetchedAt)))"])
         return LookedUp(value: known.value, source: .stale, fetchedAt: known.fetchedAt)
+    }
+}
+
+/// License status lookups counted by where their answer came from.
+public struct LookupTally: Sendable, Equatable {
+    public enum Source: String, CaseIterable, Sendable {
+        /// Till's own cache, within Metrc's minute.
+        case cache
+        /// Metrc, asked for this lookup.
+        case metrc
+        /// The last known status, Metrc not answering.
+        case stale
+        /// No answer at all (Metrc not answering and no status known, or Metrc refusing Till's keys).
+        case failed
+    }
+
+    public private(set) var counts: [Source: Int] = [:]
+
+    public init() {}
+
+    mutating func add(_ source: Source) { counts[source, default: 0] += 1 }
+
+    public var total: Int { counts.values.reduce(0, +) }
+
+    /// Cache answers among all lookups; nil before the first lookup.
+    public var hitRatio: Double? {
+        total == 0 ? nil : Double(counts[.cache] ?? 0) / Double(total)
     }
 }

@@ -68,6 +68,9 @@ public final class PatientDirectory: Sendable {
         facility = FacilityProfile(metrc: metrc, now: now)
     }
 
+    /// Patient status lookups since start, by where their answer came from.
+    public func patientLookups() async -> LookupTally { await patients.lookups() }
+
     /// Fetches what the facility may sell to (call at start; it is also refreshed hourly by itself).
     public func refreshFacility() async { await facility.refresh() }
 

@@ -64,7 +64,10 @@ public final class MetrcReporter: Service, Sendable {
 
     private let reported = Counter(label: "till_receipts_reported_total")
     private let retries = Counter(label: "till_receipt_report_failures_total")
-    private let refusedCount = Counter(label: "till_metrc_writes_refused_total")
+    /// Writes Metrc refused, by kind: each one waits for a person (`/v1/reporting`).
+    private let refusedCount = Dictionary(uniqueKeysWithValues: JournalKind.allCases.map {
+        ($0, Counter(label: "till_metrc_writes_refused_total", dimensions: [("kind", $0.rawValue)]))
+    })
     private let postTimer = Timer(label: "till_metrc_receipt_post_seconds")
 
     public init(store: TillStore, metrc: any MetrcAPI, health: MetrcHealth, settings: ReporterSettings,
@@ -400,7 +403,7 @@ public final class MetrcReporter: Service, Sendable {
     private func refuse(_ row: JournalRow, messages: [String], handler: JournalKindHandler, _ hooks: SendHooks) async {
         let at = now()
         metrcAnswered(at: at)  // it just said no
-        refusedCount.increment()
+        refusedCount[row.kind]?.increment()
         let restoreStock = hooks.restoreStock(row)
         logger.warning("Metrc refused a write", metadata: ["kind": "\(row.kind.rawValue)", "subject": "\(row.subject)",
                                                           "reason": "\(messages.joined(separator: "; "))",

@@ -31,7 +31,7 @@ public final class SaleDesk: Sendable {
     private let timeZone: TimeZone
     private let logger: Logger
     private let now: @Sendable () -> Date
-    private let salesCounter = Counter(label: "till_sales_total")
+    private let metrics = SaleMetrics()
 
     public init(store: TillStore, reporter: MetrcReporter, patients: PatientDirectory, license: String,
                 timeZone: TimeZone, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) {
@@ -49,6 +49,7 @@ public final class SaleDesk: Sendable {
     /// - Parameter requestDigest: digest of the register's request body; a reused clientSaleId with a
     ///   different body is a conflict, not a replay.
     public func sell(_ request: SaleRequest, requestDigest: String, terminal: Terminal?) async throws(TillError) -> SaleOutcome {
+        let started = ContinuousClock.now
         try SaleRules.checkShape(request)
         // Asked now, held against the sale only after the journal's replay check: a register's retry of a
         // recorded sale hears that sale, whatever changed since.
@@ -65,6 +66,7 @@ public final class SaleDesk: Sendable {
             // A retry is answered before Metrc is asked about the patient again.
             await store.caughtUp()  // a retry hears what its register heard, Metrc's answer included
             if let existing = try load({ try store.replayed(clientSaleId: request.clientSaleId, digest: requestDigest) }) {
+                metrics.replayed.increment()
                 return Self.outcome(existing)
             }
             if let refusal { throw refusal }
@@ -84,11 +86,13 @@ public final class SaleDesk: Sendable {
         }
         switch result {
         case .replay(let existing):
+            metrics.replayed.increment()
             return Self.outcome(existing)
         case .recorded(let sale, let row):
-            salesCounter.increment()
             logger.debug("sale journaled", metadata: ["sale": "\(sale.id)", "receipt": "\(sale.receiptNumber)"])
-            return await reportWithinDeadline(sale, row: row)
+            let outcome = await reportWithinDeadline(sale, row: row)
+            metrics.count(outcome, since: started)
+            return outcome
         }
     }
 
@@ -137,6 +141,26 @@ public final class SaleDesk: Sendable {
             return try body()
         } catch {
             throw storeFailure(error)
+        }
+    }
+
+    /// `till_sales_total` by outcome, and `till_sale_duration_seconds`: from the desk's first look at a new sale to
+    /// its answer. Made once; a sale only adds to atomics.
+    private struct SaleMetrics {
+        let reported = Counter(label: "till_sales_total", dimensions: [("outcome", "reported")])
+        let pendingReport = Counter(label: "till_sales_total", dimensions: [("outcome", "pending_report")])
+        let rejected = Counter(label: "till_sales_total", dimensions: [("outcome", "rejected")])
+        /// A register's retry of a recorded sale, answered as it was first: no new sale.
+        let replayed = Counter(label: "till_sales_total", dimensions: [("outcome", "replayed")])
+        let duration = Timer(label: "till_sale_duration_seconds")
+
+        func count(_ outcome: SaleOutcome, since started: ContinuousClock.Instant) {
+            duration.record(duration: started.duration(to: .now))
+            switch outcome {
+            case .reported: reported.increment()
+            case .pendingReport: pendingReport.increment()
+            case .rejected: rejected.increment()
+            }
         }
     }
 

@@ -6,9 +6,11 @@ import Hummingbird
 import Logging
 import MetrcKit
 import MetrcSimulator
+import Metrics
 import ServiceLifecycle
 import TillAPI
 import TillDomain
+import TillMetrics
 import TillReporter
 import TillStore
 
@@ -150,6 +152,9 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let store = try Startup.openStore(configuration, logger: logger)
+        // Before anything that counts is made: a metric made earlier would count into nothing.
+        let metrics = TillMetrics()
+        MetricsSystem.bootstrap(metrics.factory)
 
         var simulator: RunningSimulator? = nil
         let baseURL: String
@@ -164,7 +169,7 @@ struct Serve: AsyncParsableCommand {
                               atomically: true, encoding: .utf8)
         }
         let metrc = Startup.metrcClient(configuration, baseURL: baseURL, logger: logger)
-        let services = TillServices(configuration: configuration, store: store, metrc: metrc, logger: logger)
+        let services = TillServices(configuration: configuration, store: store, metrc: metrc, logger: logger, metrics: metrics)
         do {
             try await services.sync.syncOnce(full: true)  // also catches packages finished or archived in Metrc
         } catch {

@@ -88,6 +88,12 @@ import TillDomain
         #expect(refusal(#"{"clientSaleId": "#)?.code == "malformed_json")
         #expect(refusal("[1,2]")?.code == "invalid_request")
         #expect(refusal("3")?.code == "invalid_request")
+        #expect(refusal("null")?.code == "invalid_request")
+        // Valid JSON with a number no decimal or id holds: not called malformed.
+        let tiny = refusal(#"{"clientSaleId":"s-1","customerType":"Consumer","lines":[{"packageLabel":"P","quantity":5e-324,"unit":"Each","totalAmount":1}]}"#)
+        #expect(tiny?.code == "invalid_request")
+        let hugeId = refusal(#"{"clientSaleId":"s-1","customerType":"Patient","patientRegistrationLocationId":9223372036854775808,"lines":[\#(line)]}"#)
+        #expect(hugeId?.code == "invalid_request")
         let notAnObject = refusal(#"{"clientSaleId":"s-1","customerType":"Consumer","lines":[1]}"#)
         #expect(notAnObject?.code == "invalid_field")
         #expect(notAnObject?.details["field"] == "lines[0]")

@@ -7,6 +7,7 @@ import ServiceLifecycle
 import Testing
 import TillAPI
 import TillDomain
+import TillMetrics
 import TillPatients
 import TillReporter
 import TillStore
@@ -105,7 +106,10 @@ final class TillHarness: Sendable {
                                                     userKey: configuration.userKey, licenseNumber: license,
                                                     timeZone: configuration.timeZone)
         metrcConfiguration.requestTimeout = metrcTimeout
-        let metrc = MetrcClient(configuration: metrcConfiguration, transport: metrcTransport, logger: logger)
+        // Each harness counts into its own metrics: tests run side by side in one process.
+        let metrics = TillMetrics()
+        let metrc = MetrcClient(configuration: metrcConfiguration, transport: metrcTransport, logger: logger,
+                                metricsFactory: metrics.factory)
         let services = TillServices(configuration: configuration, store: store, metrc: metrc, logger: logger,
                                     reporterSettings: ReporterSettings(deadline: deadline, retry: retry,
                                                                        idlePoll: .milliseconds(50), inDoubtWindow: inDoubt),
@@ -113,7 +117,7 @@ final class TillHarness: Sendable {
                                     // tested with faults, which answer at once).
                                     patientSettings: PatientSettings(cacheFor: patientCache, patience: .seconds(10),
                                                                      stalePolicy: stalePolicy),
-                                    syncInterval: .seconds(3600))
+                                    syncInterval: .seconds(3600), metrics: metrics)
         await services.patients.refreshFacility()
         try await services.sync.syncOnce()
         let register = try store.addTerminal(name: "register-1", role: .register).token

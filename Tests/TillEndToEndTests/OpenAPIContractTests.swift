@@ -39,6 +39,7 @@ import TillDomain
                     #expect(operation["x-till-roles"]?.stringArray?.sorted() == roles,
                             "\(route.key): x-till-roles must be \(roles)")
                     #expect(responses["401"] != nil, "\(route.key) must document 401")
+                    #expect(responses["429"] != nil, "\(route.key) must document 429: a connection past 5 failed tokens gets it")
                     #expect((responses["403"] != nil) == (roles != allRoles), "\(route.key): 403 iff some role may not call it")
                 } else {
                     #expect(operation["security"] == .array([]), "\(route.key) is public: security must be []")
